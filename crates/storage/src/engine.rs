@@ -1,0 +1,242 @@
+use crate::{ProtectedTimestamp, ProtectionId, Span, StorageResult};
+use hlc::Timestamp;
+use std::fmt::Debug;
+
+/// How durable a write must be when the call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk (the journal is fsynced): survives a machine crash.
+    Sync,
+    /// Handed to the operating system: survives a process crash, not a machine crash.
+    NoSync,
+}
+
+/// One version of a key: a value, or a tombstone (`value: None`) that deletes the key as of
+/// its timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MvccVersion {
+    /// The user key.
+    pub key: Vec<u8>,
+    /// When the version was written.
+    pub ts: Timestamp,
+    /// The value, or `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+impl MvccVersion {
+    /// A value version.
+    pub fn put(key: impl Into<Vec<u8>>, ts: Timestamp, value: impl Into<Vec<u8>>) -> Self {
+        MvccVersion {
+            key: key.into(),
+            ts,
+            value: Some(value.into()),
+        }
+    }
+
+    /// A tombstone version.
+    pub fn tombstone(key: impl Into<Vec<u8>>, ts: Timestamp) -> Self {
+        MvccVersion {
+            key: key.into(),
+            ts,
+            value: None,
+        }
+    }
+
+    /// Bytes of key and value, the unit of throughput figures.
+    pub fn size_bytes(&self) -> usize {
+        self.key.len() + self.value.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// A live key and its value as read at some timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    /// The user key.
+    pub key: Vec<u8>,
+    /// The timestamp of the version read.
+    pub ts: Timestamp,
+    /// The value.
+    pub value: Vec<u8>,
+}
+
+/// A page of a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanResult {
+    /// Live keys in ascending order.
+    pub rows: Vec<KeyValue>,
+    /// Where to continue when the limit stopped the scan; `None` when the span is exhausted.
+    pub resume_key: Option<Vec<u8>>,
+}
+
+/// What an export yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportMode {
+    /// For each key, its newest version at or below `end_ts`, if that version is newer than
+    /// `start_ts`. Tombstones are included only when `start_ts` is above zero (an incremental
+    /// export must carry deletions; a full one has no use for them).
+    Latest,
+    /// Every version in `(start_ts, end_ts]`, tombstones included.
+    AllRevisions,
+}
+
+/// An iterator of versions from an export, in key order and, within a key, newest first.
+pub type ExportIter = Box<dyn Iterator<Item = StorageResult<MvccVersion>> + Send>;
+
+/// What [`Engine::ingest`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestStats {
+    /// Versions written.
+    pub written: u64,
+    /// Versions already stored identically, left as they were.
+    pub unchanged: u64,
+}
+
+/// What one call of [`Engine::revert_span`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RevertProgress {
+    /// Versions removed by this call.
+    pub versions_removed: u64,
+    /// When the batch limit stopped the call, the key to resume from (pass a span starting
+    /// there); `None` when the whole span now reads as of the target time.
+    pub resume_key: Option<Vec<u8>>,
+}
+
+/// What [`Engine::gc`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GcStats {
+    /// The threshold actually applied: the requested one, lowered to the oldest protected
+    /// timestamp on an overlapping span.
+    pub threshold: Timestamp,
+    /// Versions removed.
+    pub versions_removed: u64,
+}
+
+/// An atomic group of writes at given timestamps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub(crate) versions: Vec<MvccVersion>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        WriteBatch::default()
+    }
+
+    /// An empty batch with room for `n` writes.
+    pub fn with_capacity(n: usize) -> Self {
+        WriteBatch {
+            versions: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds a value version.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, ts: Timestamp, value: impl Into<Vec<u8>>) {
+        self.versions.push(MvccVersion::put(key, ts, value));
+    }
+
+    /// Adds a tombstone version.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>, ts: Timestamp) {
+        self.versions.push(MvccVersion::tombstone(key, ts));
+    }
+
+    /// Adds a version.
+    pub fn push(&mut self, version: MvccVersion) {
+        self.versions.push(version);
+    }
+
+    /// The number of writes.
+    pub fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// Whether there are no writes.
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+}
+
+/// The MVCC storage API, implemented by both engines ([`crate::FjallEngine`] and
+/// [`crate::MemEngine`]).
+pub trait Engine: Send + Sync + Debug {
+    /// Applies every write of `batch` or none. A later write at the same key and timestamp
+    /// replaces the earlier one.
+    fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()>;
+
+    /// Writes `key = value` at `ts`, durably.
+    fn put(&self, key: &[u8], ts: Timestamp, value: &[u8]) -> StorageResult<()> {
+        let mut batch = WriteBatch::with_capacity(1);
+        batch.put(key, ts, value);
+        self.write(batch, Durability::Sync)
+    }
+
+    /// Writes a tombstone for `key` at `ts`, durably.
+    fn delete(&self, key: &[u8], ts: Timestamp) -> StorageResult<()> {
+        let mut batch = WriteBatch::with_capacity(1);
+        batch.delete(key, ts);
+        self.write(batch, Durability::Sync)
+    }
+
+    /// The value of the newest version of `key` at or below `read_ts`; `None` when there is
+    /// none or it is a tombstone.
+    fn get(&self, key: &[u8], read_ts: Timestamp) -> StorageResult<Option<Vec<u8>>>;
+
+    /// The live keys of `span` as of `read_ts`, at most `limit` of them.
+    fn scan(&self, span: &Span, read_ts: Timestamp, limit: usize) -> StorageResult<ScanResult>;
+
+    /// The versions of `span` selected by `mode` in the interval `(start_ts, end_ts]`, read
+    /// lazily from a consistent snapshot.
+    fn export(
+        &self,
+        span: &Span,
+        start_ts: Timestamp,
+        end_ts: Timestamp,
+        mode: ExportMode,
+    ) -> StorageResult<ExportIter>;
+
+    /// Writes replicated versions with their own timestamps, atomically. A version already
+    /// stored identically is left alone; one stored with a different value fails the whole
+    /// call with [`crate::StorageError::IngestConflict`].
+    fn ingest(
+        &self,
+        versions: &[MvccVersion],
+        durability: Durability,
+    ) -> StorageResult<IngestStats>;
+
+    /// Removes versions of `span` newer than `to_ts`, at most `batch_versions_max` of them in
+    /// one durable batch, so that once it reports no resume key the span reads exactly as it
+    /// did at `to_ts`.
+    fn revert_span(
+        &self,
+        span: &Span,
+        to_ts: Timestamp,
+        batch_versions_max: usize,
+    ) -> StorageResult<RevertProgress>;
+
+    /// Removes the versions of `span` that no read at or above the threshold can see: those
+    /// shadowed by a newer version at or below it, and a tombstone that is the newest version
+    /// at or below it. The threshold is lowered to the oldest protected timestamp registered
+    /// on an overlapping span.
+    fn gc(&self, span: &Span, threshold: Timestamp) -> StorageResult<GcStats>;
+
+    /// Registers a protected timestamp on `span`, durably.
+    fn protect(&self, span: &Span, ts: Timestamp) -> StorageResult<ProtectionId>;
+
+    /// Every registered protected timestamp, by id.
+    fn protections(&self) -> StorageResult<Vec<ProtectedTimestamp>>;
+
+    /// Moves a protected timestamp to `ts`, durably.
+    fn update_protection(&self, id: ProtectionId, ts: Timestamp) -> StorageResult<()>;
+
+    /// Removes a protected timestamp, durably.
+    fn release_protection(&self, id: ProtectionId) -> StorageResult<()>;
+
+    /// A hash of every version of `span` in `(start_ts, end_ts]` (`start_ts` zero meaning all
+    /// history up to `end_ts`), independent of write order, engine, restarts and compactions.
+    fn fingerprint(
+        &self,
+        span: &Span,
+        start_ts: Timestamp,
+        end_ts: Timestamp,
+    ) -> StorageResult<u64>;
+}
