@@ -4,6 +4,9 @@
 use crate::{Durability, StorageResult};
 use std::fmt::Debug;
 
+/// Immutable bytes as the store keeps them (fjall's slice type, built with one copy).
+pub type Bytes = fjall::Slice;
+
 /// The two partitions of a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Partition {
@@ -17,9 +20,9 @@ pub enum Partition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawOp {
     /// Set a key to a value.
-    Put(Partition, Vec<u8>, Vec<u8>),
+    Put(Partition, Bytes, Bytes),
     /// Remove a key.
-    Delete(Partition, Vec<u8>),
+    Delete(Partition, Bytes),
 }
 
 /// Writes applied atomically by [`Backend::commit`].
@@ -38,13 +41,14 @@ impl RawBatch {
     }
 
     /// Adds a put.
-    pub fn put(&mut self, partition: Partition, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push(RawOp::Put(partition, key, value));
+    pub fn put(&mut self, partition: Partition, key: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.ops
+            .push(RawOp::Put(partition, key.into(), value.into()));
     }
 
     /// Adds a delete.
-    pub fn delete(&mut self, partition: Partition, key: Vec<u8>) {
-        self.ops.push(RawOp::Delete(partition, key));
+    pub fn delete(&mut self, partition: Partition, key: impl Into<Bytes>) {
+        self.ops.push(RawOp::Delete(partition, key.into()));
     }
 
     /// The number of writes.

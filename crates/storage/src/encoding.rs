@@ -9,6 +9,7 @@
 //!
 //! A value is a tag byte, `0` for a tombstone (nothing follows) or `1` followed by the bytes.
 
+use crate::backend::Bytes;
 use crate::{StorageError, StorageResult};
 use hlc::Timestamp;
 use std::fmt;
@@ -134,16 +135,11 @@ pub fn decode_versioned_key(raw: &[u8]) -> StorageResult<(Vec<u8>, Timestamp)> {
     Ok((decode_key_prefix(prefix)?, ts))
 }
 
-/// Encodes a value, `None` being a tombstone.
-pub fn encode_value(value: Option<&[u8]>) -> Vec<u8> {
+/// Encodes a value, `None` being a tombstone, copying the value once.
+pub fn encode_value(value: Option<&[u8]>) -> Bytes {
     match value {
-        None => vec![TAG_TOMBSTONE],
-        Some(v) => {
-            let mut out = Vec::with_capacity(v.len() + 1);
-            out.push(TAG_VALUE);
-            out.extend_from_slice(v);
-            out
-        }
+        None => Bytes::from(&[TAG_TOMBSTONE][..]),
+        Some(v) => Bytes::from(byteview::ByteView::fused(&[TAG_VALUE], v)),
     }
 }
 
@@ -175,8 +171,8 @@ mod tests {
         expected.extend_from_slice(&(!1u64).to_be_bytes());
         expected.extend_from_slice(&(!2u32).to_be_bytes());
         assert_eq!(raw, expected);
-        assert_eq!(encode_value(None), vec![0]);
-        assert_eq!(encode_value(Some(b"x")), vec![1, b'x']);
+        assert_eq!(&encode_value(None)[..], &[0]);
+        assert_eq!(&encode_value(Some(b"x"))[..], &[1, b'x']);
     }
 
     // Goal: malformed bytes are reported as corruption, not misread.

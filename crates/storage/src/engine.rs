@@ -1,3 +1,5 @@
+use crate::backend::Bytes;
+use crate::encoding::{encode_value, encode_versioned_key};
 use crate::{ProtectedTimestamp, ProtectionId, Span, StorageResult};
 use hlc::Timestamp;
 use std::fmt::Debug;
@@ -111,10 +113,14 @@ pub struct GcStats {
     pub versions_removed: u64,
 }
 
-/// An atomic group of writes at given timestamps.
+/// An atomic group of writes at given timestamps, encoded as they are added (each value is
+/// copied once, straight into the form the store keeps).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
-    pub(crate) versions: Vec<MvccVersion>,
+    /// Encoded versioned keys and values.
+    pub(crate) encoded: Vec<(Bytes, Bytes)>,
+    /// The key of the first write at the zero timestamp, which fails the whole batch.
+    pub(crate) zero_ts_key: Option<Vec<u8>>,
 }
 
 impl WriteBatch {
@@ -126,33 +132,42 @@ impl WriteBatch {
     /// An empty batch with room for `n` writes.
     pub fn with_capacity(n: usize) -> Self {
         WriteBatch {
-            versions: Vec::with_capacity(n),
+            encoded: Vec::with_capacity(n),
+            zero_ts_key: None,
         }
     }
 
+    fn add(&mut self, key: &[u8], ts: Timestamp, value: Option<&[u8]>) {
+        if ts.is_zero() && self.zero_ts_key.is_none() {
+            self.zero_ts_key = Some(key.to_vec());
+        }
+        self.encoded
+            .push((encode_versioned_key(key, ts).into(), encode_value(value)));
+    }
+
     /// Adds a value version.
-    pub fn put(&mut self, key: impl Into<Vec<u8>>, ts: Timestamp, value: impl Into<Vec<u8>>) {
-        self.versions.push(MvccVersion::put(key, ts, value));
+    pub fn put(&mut self, key: impl AsRef<[u8]>, ts: Timestamp, value: impl AsRef<[u8]>) {
+        self.add(key.as_ref(), ts, Some(value.as_ref()));
     }
 
     /// Adds a tombstone version.
-    pub fn delete(&mut self, key: impl Into<Vec<u8>>, ts: Timestamp) {
-        self.versions.push(MvccVersion::tombstone(key, ts));
+    pub fn delete(&mut self, key: impl AsRef<[u8]>, ts: Timestamp) {
+        self.add(key.as_ref(), ts, None);
     }
 
     /// Adds a version.
     pub fn push(&mut self, version: MvccVersion) {
-        self.versions.push(version);
+        self.add(&version.key, version.ts, version.value.as_deref());
     }
 
     /// The number of writes.
     pub fn len(&self) -> usize {
-        self.versions.len()
+        self.encoded.len()
     }
 
     /// Whether there are no writes.
     pub fn is_empty(&self) -> bool {
-        self.versions.is_empty()
+        self.encoded.is_empty()
     }
 }
 

@@ -86,10 +86,10 @@ impl Backend for MemBackend {
         for op in batch.ops {
             match op {
                 RawOp::Put(p, k, v) => {
-                    maps.get_mut(p).insert(k, v);
+                    maps.get_mut(p).insert(k.to_vec(), v.to_vec());
                 }
                 RawOp::Delete(p, k) => {
-                    maps.get_mut(p).remove(&k);
+                    maps.get_mut(p).remove(&k[..]);
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! The MVCC engine over any [`Backend`].
 
-use crate::backend::{Backend, Partition, RawBatch};
+use crate::backend::{Backend, Bytes, Partition, RawBatch};
 use crate::encoding::{PrettyKey, encode_value, encode_versioned_key, key_prefix_end};
 use crate::export::{export, raw_versions};
 use crate::{
@@ -53,14 +53,14 @@ fn check_ts(version: &MvccVersion) -> StorageResult<()> {
 
 impl<B: Backend> Engine for MvccEngine<B> {
     fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()> {
+        if let Some(key) = batch.zero_ts_key {
+            return Err(StorageError::ZeroTimestamp {
+                key: PrettyKey(key),
+            });
+        }
         let mut raw = RawBatch::with_capacity(batch.len());
-        for v in &batch.versions {
-            check_ts(v)?;
-            raw.put(
-                Partition::Data,
-                encode_versioned_key(&v.key, v.ts),
-                encode_value(v.value.as_deref()),
-            );
+        for (key, value) in batch.encoded {
+            raw.put(Partition::Data, key, value);
         }
         let _guard = self.lock();
         self.backend.commit(raw, durability)
@@ -124,18 +124,18 @@ impl<B: Backend> Engine for MvccEngine<B> {
     ) -> StorageResult<IngestStats> {
         let _guard = self.lock();
         let mut stats = IngestStats::default();
-        let mut pending: HashMap<Vec<u8>, Vec<u8>> = HashMap::with_capacity(versions.len());
+        let mut pending: HashMap<Vec<u8>, Bytes> = HashMap::with_capacity(versions.len());
         let mut raw = RawBatch::with_capacity(versions.len());
         for v in versions {
             check_ts(v)?;
             let raw_key = encode_versioned_key(&v.key, v.ts);
             let raw_value = encode_value(v.value.as_deref());
             let existing = match pending.get(&raw_key) {
-                Some(value) => Some(value.clone()),
+                Some(value) => Some(value.to_vec()),
                 None => self.backend.get(Partition::Data, &raw_key)?,
             };
             match existing {
-                Some(existing) if existing == raw_value => stats.unchanged += 1,
+                Some(existing) if existing[..] == raw_value[..] => stats.unchanged += 1,
                 Some(_) => {
                     return Err(StorageError::IngestConflict {
                         key: PrettyKey(v.key.clone()),
