@@ -121,6 +121,8 @@ pub struct WriteBatch {
     pub(crate) encoded: Vec<(Bytes, Bytes)>,
     /// The key of the first write at the zero timestamp, which fails the whole batch.
     pub(crate) zero_ts_key: Option<Vec<u8>>,
+    /// Unversioned local metadata to set (`Some`) or clear (`None`) with the same batch.
+    pub(crate) local: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl WriteBatch {
@@ -134,6 +136,7 @@ impl WriteBatch {
         WriteBatch {
             encoded: Vec::with_capacity(n),
             zero_ts_key: None,
+            local: Vec::new(),
         }
     }
 
@@ -160,14 +163,26 @@ impl WriteBatch {
         self.add(&version.key, version.ts, version.value.as_deref());
     }
 
-    /// The number of writes.
+    /// Sets unversioned local metadata `key` (not replicated, not exported, not in
+    /// fingerprints) atomically with the batch's versions; read it with [`Engine::get_local`].
+    /// Used, for example, to record the Raft log position a batch applies.
+    pub fn put_local(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.local.push((key.into(), Some(value.into())));
+    }
+
+    /// Clears unversioned local metadata `key` atomically with the batch.
+    pub fn delete_local(&mut self, key: impl Into<Vec<u8>>) {
+        self.local.push((key.into(), None));
+    }
+
+    /// The number of versioned writes.
     pub fn len(&self) -> usize {
         self.encoded.len()
     }
 
-    /// Whether there are no writes.
+    /// Whether there are no writes at all.
     pub fn is_empty(&self) -> bool {
-        self.encoded.is_empty()
+        self.encoded.is_empty() && self.local.is_empty()
     }
 }
 
@@ -191,6 +206,9 @@ pub trait Engine: Send + Sync + Debug {
         batch.delete(key, ts);
         self.write(batch, Durability::Sync)
     }
+
+    /// Unversioned local metadata written with [`WriteBatch::put_local`].
+    fn get_local(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
 
     /// The value of the newest version of `key` at or below `read_ts`; `None` when there is
     /// none or it is a tombstone.

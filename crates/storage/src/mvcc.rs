@@ -42,6 +42,14 @@ impl<B: Backend> MvccEngine<B> {
     }
 }
 
+/// Local metadata lives in the meta partition under its own prefix, apart from the storage
+/// engine's own records (protected timestamps).
+fn local_key(key: &[u8]) -> Vec<u8> {
+    let mut out = b"local/".to_vec();
+    out.extend_from_slice(key);
+    out
+}
+
 fn check_ts(version: &MvccVersion) -> StorageResult<()> {
     if version.ts.is_zero() {
         return Err(StorageError::ZeroTimestamp {
@@ -62,8 +70,18 @@ impl<B: Backend> Engine for MvccEngine<B> {
         for (key, value) in batch.encoded {
             raw.put(Partition::Data, key, value);
         }
+        for (key, value) in batch.local {
+            match value {
+                Some(v) => raw.put(Partition::Meta, local_key(&key), v),
+                None => raw.delete(Partition::Meta, local_key(&key)),
+            }
+        }
         let _guard = self.lock();
         self.backend.commit(raw, durability)
+    }
+
+    fn get_local(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.backend.get(Partition::Meta, &local_key(key))
     }
 
     fn get(&self, key: &[u8], read_ts: Timestamp) -> StorageResult<Option<Vec<u8>>> {

@@ -522,6 +522,42 @@ fn fingerprint_is_order_independent(kind: Kind) {
     );
 }
 
+// Goal: local metadata commits atomically with a batch's versions, reads back, can be
+// cleared, and never shows up in exports or fingerprints.
+fn local_metadata_is_atomic_and_invisible(kind: Kind) {
+    let e = kind.must_open();
+    let mut b = WriteBatch::new();
+    b.put("k", ts(1), "v");
+    b.put_local("applied", "7");
+    e.write(b, Durability::Sync).expect("write");
+    assert_eq!(
+        e.get_local(b"applied").expect("get").as_deref(),
+        Some(&b"7"[..])
+    );
+    let mut bad = WriteBatch::new();
+    bad.put("k2", Timestamp::ZERO, "v");
+    bad.put_local("applied", "8");
+    assert!(e.write(bad, Durability::Sync).is_err());
+    assert_eq!(
+        e.get_local(b"applied").expect("get").as_deref(),
+        Some(&b"7"[..]),
+        "failed batch leaves metadata"
+    );
+    assert_eq!(
+        must_export(&*e, &Span::all(), 0, u64::MAX, ExportMode::AllRevisions).len(),
+        1
+    );
+    // Local keys do not collide with protected timestamp records.
+    let id = e.protect(&Span::all(), ts(1)).expect("protect");
+    let mut clear = WriteBatch::new();
+    clear.delete_local("applied");
+    clear.put_local("pts/x", "not a record");
+    e.write(clear, Durability::Sync).expect("write");
+    assert_eq!(e.get_local(b"applied").expect("get"), None);
+    assert_eq!(e.protections().expect("list").len(), 1);
+    e.release_protection(id).expect("release");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod mem_engine {
@@ -545,4 +581,5 @@ conformance!(
     gc_respects_protected_timestamps,
     protected_timestamp_records,
     fingerprint_is_order_independent,
+    local_metadata_is_atomic_and_invisible,
 );
