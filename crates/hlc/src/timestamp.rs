@@ -8,6 +8,7 @@ use std::str::FromStr;
 ///
 /// Ordering is lexicographic on `(wall_time_ns, logical)` (field order matters for the derive).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Timestamp {
     /// Nanoseconds since 1970-01-01 00:00:00 UTC.
     pub wall_time_ns: u64,

@@ -1,0 +1,51 @@
+use std::time::Duration;
+
+/// Settings of the KV layer.
+#[derive(Debug, Clone)]
+pub struct KvConfig {
+    /// `kv.closed_timestamp.target_interval`: the leader proposes an empty entry when nothing
+    /// was proposed for this long, so closed timestamps keep up with real time.
+    pub closed_ts_target_interval: Duration,
+    /// `kv.rangefeed.checkpoint_interval`: the longest gap between rangefeed checkpoints.
+    pub rangefeed_checkpoint_interval: Duration,
+    /// Applied entries a rangefeed may fall behind before it fails and must resubscribe.
+    pub rangefeed_buffer_entries: usize,
+    /// How long a read waits for the local replica to close its timestamp.
+    pub read_wait_max: Duration,
+    /// How long a request retries while the cluster has no reachable leader.
+    pub leader_wait_max: Duration,
+    /// Raft heartbeat interval.
+    pub raft_heartbeat_interval: Duration,
+    /// Raft election timeout range: lower bound (the upper is twice it).
+    pub raft_election_timeout: Duration,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        KvConfig {
+            closed_ts_target_interval: Duration::from_millis(200),
+            rangefeed_checkpoint_interval: Duration::from_millis(200),
+            rangefeed_buffer_entries: 8192,
+            read_wait_max: Duration::from_secs(5),
+            leader_wait_max: Duration::from_secs(10),
+            raft_heartbeat_interval: Duration::from_millis(100),
+            raft_election_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+impl KvConfig {
+    /// The openraft configuration derived from these settings.
+    pub(crate) fn raft_config(&self) -> openraft::Config {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        openraft::Config {
+            cluster_name: "roach".to_string(),
+            heartbeat_interval: ms(self.raft_heartbeat_interval),
+            election_timeout_min: ms(self.raft_election_timeout),
+            election_timeout_max: ms(self.raft_election_timeout) * 2,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
+            max_in_snapshot_log_to_keep: 1_000,
+            ..Default::default()
+        }
+    }
+}

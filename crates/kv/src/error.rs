@@ -1,0 +1,63 @@
+use crate::NodeId;
+use hlc::Timestamp;
+use storage::encoding::PrettyKey;
+
+/// The result of a KV operation.
+pub type KvResult<T> = Result<T, KvError>;
+
+/// Errors of the KV layer.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    /// The storage engine failed.
+    #[error("storage: {0}")]
+    Storage(#[from] storage::StorageError),
+    /// A transaction conflicted with a concurrent write and was aborted; retry it.
+    #[error(
+        "restart transaction: {key} changed after the read timestamp {read_ts} (retry the transaction)"
+    )]
+    TxnRetry { key: PrettyKey, read_ts: Timestamp },
+    /// The outcome of a commit is unknown: the request failed after it may have been proposed.
+    #[error("result is ambiguous: {0}")]
+    Ambiguous(String),
+    /// No leader could be reached in time.
+    #[error("range has no reachable leader after {waited_ms} ms: {last_error}")]
+    NoLeader { waited_ms: u64, last_error: String },
+    /// This node is not the leader; the request must go to `leader`.
+    #[error("not the leader; the leader is {leader:?}")]
+    NotLeader { leader: Option<NodeId> },
+    /// The local replica did not close the read timestamp in time.
+    #[error(
+        "replica did not reach closed timestamp {wanted} within {waited_ms} ms (closed at {closed})"
+    )]
+    ReadTimeout {
+        wanted: Timestamp,
+        closed: Timestamp,
+        waited_ms: u64,
+    },
+    /// A rangefeed consumer fell too far behind; resubscribe from the last checkpoint.
+    #[error(
+        "rangefeed consumer fell behind by {missed} entries; resubscribe from the last checkpoint"
+    )]
+    RangefeedOverflow { missed: u64 },
+    /// A remote timestamp was too far in the future (clock offset).
+    #[error("clock: {0}")]
+    Clock(#[from] hlc::ClockError),
+    /// The Raft group failed.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// An RPC to another node failed.
+    #[error("rpc to {target}: {message}")]
+    Rpc { target: String, message: String },
+    /// A message could not be encoded or decoded.
+    #[error("codec: {0}")]
+    Codec(String),
+    /// The request named a range this node does not have.
+    #[error("unknown range {0}")]
+    UnknownRange(crate::RangeId),
+    /// `init` on a cluster that is already initialised.
+    #[error("cluster has already been initialized")]
+    AlreadyInitialized,
+    /// The node is shutting down.
+    #[error("node is shutting down")]
+    ShuttingDown,
+}

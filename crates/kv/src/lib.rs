@@ -1,0 +1,48 @@
+//! The cluster's replicated key-value service.
+//!
+//! Owns: one Raft group per range (openraft), its log and vote in the node's fjall store, the
+//! state machine that applies entries to the MVCC `storage` engine, the Raft and KV RPCs over
+//! tonic, timestamps and closed timestamps, optimistic serializable transactions, and
+//! rangefeeds.
+//!
+//! Does not own: tenants and their key prefixes (`tenant`), SQL (`sql`), process start-up,
+//! certificates and listeners (`server`).
+//!
+//! Invariants:
+//! - Every applied entry has a commit timestamp `max(proposed_ts, previous + 1 logical)`,
+//!   computed at apply, so every replica computes the same one and timestamps grow in log order.
+//! - A replica's `closed_ts` is the commit timestamp of its last applied entry: every write at
+//!   or below it is applied there, and no later write can be at or below it.
+//! - A transaction commits only if no key or span it read has a version newer than its read
+//!   timestamp when its entry is applied; the decision is deterministic on every replica.
+//! - A rangefeed yields each version above its start exactly once, in timestamp order, or
+//!   fails with an error telling the consumer to resubscribe; it never drops events silently.
+//! - Every API names a [`RangeId`]; there is one range, [`RangeId::FIRST`], for now.
+
+// openraft's storage traits fix `openraft::StorageError` (large) as the error type; helpers that
+// feed those traits return it too.
+#![allow(clippy::result_large_err)]
+
+mod command;
+mod config;
+mod convert;
+mod error;
+mod ids;
+mod log_store;
+mod metrics;
+mod network;
+mod node;
+mod rangefeed;
+mod service;
+mod state_machine;
+mod txn;
+
+pub use command::{Command, CommandResult, TypeConfig};
+pub use config::KvConfig;
+pub use error::{KvError, KvResult};
+pub use ids::{NodeId, RangeId};
+pub use metrics::KvMetrics;
+pub use node::{KvNode, NodeStatus};
+pub use rangefeed::RangefeedEvent;
+pub use service::{KvService, RaftService};
+pub use txn::Txn;

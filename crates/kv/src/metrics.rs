@@ -1,0 +1,67 @@
+//! Prometheus metrics of the KV layer (documented in docs/metrics.md).
+
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// The KV layer's metrics. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct KvMetrics {
+    pub raft_is_leader: IntGauge,
+    pub raft_term: IntGauge,
+    pub raft_applied_index: IntGauge,
+    pub closed_ts_lag_seconds: Gauge,
+    pub txn_commits: IntCounter,
+    pub txn_aborts: IntCounter,
+    pub rpc_requests: IntCounterVec,
+    pub rangefeed_active: IntGauge,
+}
+
+impl KvMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = KvMetrics {
+            raft_is_leader: IntGauge::new(
+                "raft_is_leader",
+                "1 if this node leads its range, else 0",
+            )?,
+            raft_term: IntGauge::new("raft_term", "The current Raft term")?,
+            raft_applied_index: IntGauge::new(
+                "raft_applied_index",
+                "The index of the last applied Raft entry",
+            )?,
+            closed_ts_lag_seconds: Gauge::new(
+                "kv_closed_timestamp_lag_seconds",
+                "How far this replica's closed timestamp trails its clock",
+            )?,
+            txn_commits: IntCounter::new(
+                "kv_txn_commits_total",
+                "Transactions committed (applied on this replica)",
+            )?,
+            txn_aborts: IntCounter::new(
+                "kv_txn_aborts_total",
+                "Transactions aborted by a conflict (applied on this replica)",
+            )?,
+            rpc_requests: IntCounterVec::new(
+                Opts::new("rpc_requests_total", "RPC requests served, by method"),
+                &["method"],
+            )?,
+            rangefeed_active: IntGauge::new(
+                "rangefeed_active",
+                "Rangefeeds being served by this node",
+            )?,
+        };
+        registry.register(Box::new(m.raft_is_leader.clone()))?;
+        registry.register(Box::new(m.raft_term.clone()))?;
+        registry.register(Box::new(m.raft_applied_index.clone()))?;
+        registry.register(Box::new(m.closed_ts_lag_seconds.clone()))?;
+        registry.register(Box::new(m.txn_commits.clone()))?;
+        registry.register(Box::new(m.txn_aborts.clone()))?;
+        registry.register(Box::new(m.rpc_requests.clone()))?;
+        registry.register(Box::new(m.rangefeed_active.clone()))?;
+        Ok(m)
+    }
+
+    /// Metrics registered nowhere (for tests and tools).
+    pub fn unregistered() -> Self {
+        Self::new(&Registry::new()).expect("fresh registry has no name clashes")
+    }
+}

@@ -1,0 +1,156 @@
+//! Outgoing RPCs: channels to other nodes, and the Raft network over them.
+
+use crate::command::TypeConfig;
+use crate::{KvError, KvResult, RangeId};
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use proto::kv as pb;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+type NodeIdRaw = u64;
+
+/// Lazily connected channels to other nodes, by address, with the node's TLS settings.
+#[derive(Debug)]
+pub(crate) struct Connections {
+    tls: Option<ClientTlsConfig>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Connections {
+    pub fn new(tls: Option<ClientTlsConfig>) -> Self {
+        Connections {
+            tls,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A channel to `addr` (`host:port`); connects on first use and reconnects after failures.
+    pub fn channel(&self, addr: &str) -> KvResult<Channel> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let rpc_err = |e: tonic::transport::Error| KvError::Rpc {
+            target: addr.to_string(),
+            message: e.to_string(),
+        };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(rpc_err)?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(rpc_err)?;
+        }
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
+/// Creates Raft clients for peers.
+#[derive(Debug, Clone)]
+pub(crate) struct NetworkFactory {
+    pub conns: Arc<Connections>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeIdRaw, node: &BasicNode) -> Self::Network {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            conns: self.conns.clone(),
+        }
+    }
+}
+
+/// Sends Raft messages to one peer.
+#[derive(Debug)]
+pub(crate) struct PeerClient {
+    target: NodeIdRaw,
+    addr: String,
+    conns: Arc<Connections>,
+}
+
+fn net_err<E: std::error::Error + 'static>(e: &E) -> NetworkError {
+    NetworkError::new(e)
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, Err>(
+        &self,
+        method: &'static str,
+        req: &Req,
+    ) -> Result<Resp, RPCError<NodeIdRaw, BasicNode, Err>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        Err: std::error::Error + DeserializeOwned,
+    {
+        let payload = postcard::to_allocvec(req).map_err(|e| RPCError::Network(net_err(&e)))?;
+        let channel = self
+            .conns
+            .channel(&self.addr)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let mut client = pb::raft_client::RaftClient::new(channel);
+        let request = pb::RaftRequest {
+            range_id: RangeId::FIRST.0,
+            payload,
+        };
+        let response = match method {
+            "append_entries" => client.append_entries(request).await,
+            "vote" => client.vote(request).await,
+            _ => client.install_snapshot(request).await,
+        }
+        .map_err(|status| RPCError::Unreachable(Unreachable::new(&status)))?;
+        let result: Result<Resp, Err> = postcard::from_bytes(&response.into_inner().payload)
+            .map_err(|e| RPCError::Network(net_err(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<
+        AppendEntriesResponse<NodeIdRaw>,
+        RPCError<NodeIdRaw, BasicNode, RaftError<NodeIdRaw>>,
+    > {
+        self.call("append_entries", &rpc).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeIdRaw>,
+        RPCError<NodeIdRaw, BasicNode, RaftError<NodeIdRaw, InstallSnapshotError>>,
+    > {
+        self.call("install_snapshot", &rpc).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeIdRaw>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeIdRaw>, RPCError<NodeIdRaw, BasicNode, RaftError<NodeIdRaw>>> {
+        self.call("vote", &rpc).await
+    }
+}

@@ -1,0 +1,540 @@
+//! A node's replica of the range and the KV API it serves: reads at a timestamp, commits
+//! (routed to the leader), closing timestamps, rangefeeds, membership changes.
+
+use crate::command::{Command, CommandResult, TypeConfig};
+use crate::convert::{span_to_pb, ts_from_pb, ts_to_pb};
+use crate::log_store::LogStore;
+use crate::network::{Connections, NetworkFactory};
+use crate::rangefeed::{self, RangefeedEvent};
+use crate::state_machine::{AppliedFeed, StateMachine};
+use crate::{KvConfig, KvError, KvMetrics, KvResult, NodeId, RangeId, Txn};
+use hlc::{Clock, Timestamp};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, Raft};
+use proto::kv as pb;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use storage::{Engine, FjallEngine, ScanResult, Span};
+use tokio::sync::mpsc;
+use tonic::transport::ClientTlsConfig;
+
+/// Voters a range keeps; further nodes join as learners.
+const VOTERS_MAX: usize = 5;
+/// Pause between attempts while a leader is being found.
+const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What a node reports about its replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub applied_index: u64,
+    pub closed_ts: Timestamp,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+}
+
+/// A node's replica of the range and its KV API.
+pub struct KvNode {
+    id: NodeId,
+    advertise_addr: String,
+    raft: Raft<TypeConfig>,
+    engine: Arc<FjallEngine>,
+    clock: Arc<Clock>,
+    feed: Arc<AppliedFeed>,
+    conns: Arc<Connections>,
+    config: KvConfig,
+    metrics: KvMetrics,
+    /// Milliseconds since `started` of the last proposal made by this node.
+    last_proposal_ms: AtomicU64,
+    started: Instant,
+}
+
+impl std::fmt::Debug for KvNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvNode")
+            .field("id", &self.id)
+            .field("advertise_addr", &self.advertise_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KvNode {
+    /// Starts the replica of node `id` over `engine` (the Raft log goes in the same fjall
+    /// database). `tls` secures outgoing RPCs; `None` means insecure.
+    pub async fn start(
+        id: NodeId,
+        advertise_addr: String,
+        engine: Arc<FjallEngine>,
+        clock: Arc<Clock>,
+        config: KvConfig,
+        tls: Option<ClientTlsConfig>,
+        metrics: KvMetrics,
+    ) -> KvResult<Arc<Self>> {
+        let log_store =
+            LogStore::open(engine.backend().database()).map_err(|e| KvError::Storage(e.into()))?;
+        let feed = Arc::new(AppliedFeed::new(config.rangefeed_buffer_entries));
+        let sm = StateMachine::open(engine.clone(), clock.clone(), feed.clone(), metrics.clone())?;
+        let conns = Arc::new(Connections::new(tls));
+        let raft_config = config
+            .raft_config()
+            .validate()
+            .map_err(|e| KvError::Raft(e.to_string()))?;
+        let raft = Raft::new(
+            id.0,
+            Arc::new(raft_config),
+            NetworkFactory {
+                conns: conns.clone(),
+            },
+            log_store,
+            sm,
+        )
+        .await
+        .map_err(|e| KvError::Raft(e.to_string()))?;
+        let node = Arc::new(KvNode {
+            id,
+            advertise_addr,
+            raft,
+            engine,
+            clock,
+            feed,
+            conns,
+            config,
+            metrics,
+            last_proposal_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The node's clock.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
+    }
+
+    /// The node's storage engine.
+    pub fn engine(&self) -> &Arc<FjallEngine> {
+        &self.engine
+    }
+
+    pub(crate) fn feed(&self) -> &AppliedFeed {
+        &self.feed
+    }
+
+    /// The node's KV settings.
+    pub fn config(&self) -> &KvConfig {
+        &self.config
+    }
+
+    /// The node's KV metrics.
+    pub fn metrics(&self) -> &KvMetrics {
+        &self.metrics
+    }
+
+    /// The Raft handle (for the RPC service).
+    pub(crate) fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// This replica's closed timestamp.
+    pub fn closed_ts(&self) -> Timestamp {
+        self.feed.closed_ts()
+    }
+
+    fn check_range(range: RangeId) -> KvResult<()> {
+        if range != RangeId::FIRST {
+            return Err(KvError::UnknownRange(range));
+        }
+        Ok(())
+    }
+
+    /// Initialises a new cluster with this node as its only voter. Fails with
+    /// [`KvError::AlreadyInitialized`] if this node already belongs to a cluster.
+    pub async fn bootstrap(&self) -> KvResult<()> {
+        let members = BTreeMap::from([(self.id.0, BasicNode::new(&self.advertise_addr))]);
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                Err(KvError::AlreadyInitialized)
+            }
+            Err(e) => Err(KvError::Raft(e.to_string())),
+        }
+    }
+
+    /// Whether this node has joined or initialised a cluster.
+    pub async fn is_initialized(&self) -> bool {
+        self.raft.is_initialized().await.unwrap_or(false)
+    }
+
+    /// The node status.
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let learners = membership.learner_ids().map(NodeId).collect();
+        NodeStatus {
+            node_id: self.id,
+            leader: m.current_leader.map(NodeId),
+            term: m.current_term,
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            closed_ts: self.closed_ts(),
+            voters: voters.into_iter().map(NodeId).collect(),
+            learners,
+        }
+    }
+
+    fn leader(&self) -> Option<(NodeId, String)> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        let addr = m
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .addr
+            .clone();
+        Some((NodeId(leader), addr))
+    }
+
+    fn note_proposal(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_proposal_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Proposes `command` on this node, which must be the leader.
+    async fn propose_local(&self, command: Command) -> KvResult<CommandResult> {
+        self.note_proposal();
+        match self.raft.client_write(command).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(KvError::NotLeader {
+                    leader: f.leader_id.map(NodeId),
+                })
+            }
+            Err(e) => Err(KvError::Raft(e.to_string())),
+        }
+    }
+
+    fn kv_client(
+        &self,
+        addr: &str,
+    ) -> KvResult<pb::kv_client::KvClient<tonic::transport::Channel>> {
+        Ok(pb::kv_client::KvClient::new(self.conns.channel(addr)?))
+    }
+
+    /// Runs `local` if this node leads, else `remote` against the leader, retrying while the
+    /// leader is unknown or moves, until `leader_wait_max`.
+    async fn on_leader<T, L, LF, R, RF>(&self, local: L, remote: R) -> KvResult<T>
+    where
+        L: Fn() -> LF,
+        LF: std::future::Future<Output = KvResult<T>>,
+        R: Fn(pb::kv_client::KvClient<tonic::transport::Channel>) -> RF,
+        RF: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
+        let deadline = Instant::now() + self.config.leader_wait_max;
+        let mut last_error = "no leader elected".to_string();
+        loop {
+            match self.leader() {
+                Some((leader, _)) if leader == self.id => match local().await {
+                    Err(KvError::NotLeader { .. }) => last_error = "leadership moved".into(),
+                    other => return other,
+                },
+                Some((leader, addr)) => match remote(self.kv_client(&addr)?).await {
+                    Ok(v) => return Ok(v),
+                    Err(s) if retryable(&s) => last_error = format!("{leader}: {}", s.message()),
+                    Err(s) => {
+                        return Err(KvError::Rpc {
+                            target: addr,
+                            message: s.message().to_string(),
+                        });
+                    }
+                },
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(KvError::NoLeader {
+                    waited_ms: u64::try_from(self.config.leader_wait_max.as_millis())
+                        .unwrap_or(u64::MAX),
+                    last_error,
+                });
+            }
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+
+    /// On the leader: proposes an entry above `ts`, so every replica closes `ts` once it
+    /// applies it. Returns the entry's timestamp.
+    pub(crate) async fn close_local(&self, ts: Timestamp) -> KvResult<Timestamp> {
+        self.clock.update(ts)?;
+        match self
+            .propose_local(Command::Close {
+                proposed_ts: self.clock.now(),
+            })
+            .await?
+        {
+            CommandResult::Applied { ts } => Ok(ts),
+            other => Err(KvError::Raft(format!("unexpected close result {other:?}"))),
+        }
+    }
+
+    /// Waits until this replica has closed `ts`, asking the leader to close it if needed.
+    pub async fn ensure_closed(&self, range: RangeId, ts: Timestamp) -> KvResult<()> {
+        Self::check_range(range)?;
+        if self.closed_ts() >= ts {
+            return Ok(());
+        }
+        self.on_leader(
+            || self.close_local(ts),
+            |mut c| async move {
+                let r = c
+                    .close(pb::CloseRequest {
+                        range_id: range.0,
+                        ts: Some(ts_to_pb(ts)),
+                    })
+                    .await?;
+                Ok(ts_from_pb(r.into_inner().closed_ts))
+            },
+        )
+        .await?;
+        let mut closed = self.feed.closed_ts.subscribe();
+        let wait = closed.wait_for(|c| *c >= ts);
+        match tokio::time::timeout(self.config.read_wait_max, wait).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(KvError::ShuttingDown),
+            Err(_) => Err(KvError::ReadTimeout {
+                wanted: ts,
+                closed: self.closed_ts(),
+                waited_ms: u64::try_from(self.config.read_wait_max.as_millis()).unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
+    /// The value of `key` as of `read_ts`, from this replica.
+    pub async fn get(
+        &self,
+        range: RangeId,
+        key: &[u8],
+        read_ts: Timestamp,
+    ) -> KvResult<Option<Vec<u8>>> {
+        self.ensure_closed(range, read_ts).await?;
+        Ok(self.engine.get(key, read_ts)?)
+    }
+
+    /// The live keys of `span` as of `read_ts`, from this replica.
+    pub async fn scan(
+        &self,
+        range: RangeId,
+        span: &Span,
+        read_ts: Timestamp,
+        limit: usize,
+    ) -> KvResult<ScanResult> {
+        self.ensure_closed(range, read_ts).await?;
+        Ok(self.engine.scan(span, read_ts, limit)?)
+    }
+
+    /// Begins a transaction reading at the current time.
+    pub fn begin(self: &Arc<Self>, range: RangeId) -> KvResult<Txn> {
+        Self::check_range(range)?;
+        Ok(Txn::new(self.clone(), range, self.clock.now()))
+    }
+
+    /// On the leader: proposes a transaction. `Ok(Err(key))` is an abort on `key`.
+    pub(crate) async fn commit_local(
+        &self,
+        read_ts: Timestamp,
+        read_keys: Vec<Vec<u8>>,
+        read_spans: Vec<Span>,
+        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> KvResult<Result<Timestamp, Vec<u8>>> {
+        self.clock.update(read_ts)?;
+        let command = Command::Txn {
+            proposed_ts: self.clock.now(),
+            read_ts,
+            read_keys,
+            read_spans: read_spans.into_iter().map(|s| (s.start, s.end)).collect(),
+            writes,
+        };
+        match self.propose_local(command).await? {
+            CommandResult::Committed { commit_ts } => Ok(Ok(commit_ts)),
+            CommandResult::Aborted { conflict_key } => Ok(Err(conflict_key)),
+            other => Err(KvError::Raft(format!("unexpected commit result {other:?}"))),
+        }
+    }
+
+    /// Commits a transaction through the leader. `Ok(Err(key))` is an abort on `key`.
+    pub(crate) async fn commit(
+        &self,
+        range: RangeId,
+        read_ts: Timestamp,
+        read_keys: Vec<Vec<u8>>,
+        read_spans: Vec<Span>,
+        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> KvResult<Result<Timestamp, Vec<u8>>> {
+        Self::check_range(range)?;
+        let request = pb::CommitRequest {
+            range_id: range.0,
+            read_ts: Some(ts_to_pb(read_ts)),
+            read_keys: read_keys.clone(),
+            read_spans: read_spans.iter().map(span_to_pb).collect(),
+            writes: writes
+                .iter()
+                .map(|(k, v)| pb::Write {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+        };
+        self.on_leader(
+            || {
+                self.commit_local(
+                    read_ts,
+                    read_keys.clone(),
+                    read_spans.clone(),
+                    writes.clone(),
+                )
+            },
+            |mut c| {
+                let request = request.clone();
+                async move {
+                    let r = c.commit(request).await?.into_inner();
+                    match r.outcome {
+                        Some(pb::commit_response::Outcome::CommitTs(ts)) => {
+                            Ok(Ok(ts_from_pb(Some(ts))))
+                        }
+                        Some(pb::commit_response::Outcome::ConflictKey(k)) => Ok(Err(k)),
+                        None => Err(tonic::Status::internal("commit response without outcome")),
+                    }
+                }
+            },
+        )
+        .await
+    }
+
+    /// Streams every committed version of `span` above `from_ts`, with checkpoints.
+    pub fn rangefeed(
+        self: &Arc<Self>,
+        range: RangeId,
+        span: Span,
+        from_ts: Timestamp,
+    ) -> KvResult<mpsc::Receiver<KvResult<RangefeedEvent>>> {
+        Self::check_range(range)?;
+        Ok(rangefeed::start(self.clone(), span, from_ts))
+    }
+
+    /// On the leader: admits a node at `addr` with a fresh id, as a voter while the range has
+    /// fewer than five, else as a learner.
+    pub(crate) async fn add_node_local(&self, addr: &str) -> KvResult<NodeId> {
+        let id = match self
+            .propose_local(Command::AllocateNodeId {
+                proposed_ts: self.clock.now(),
+            })
+            .await?
+        {
+            CommandResult::NodeIdAllocated { node_id, .. } => NodeId(node_id),
+            other => {
+                return Err(KvError::Raft(format!(
+                    "unexpected allocation result {other:?}"
+                )));
+            }
+        };
+        self.raft
+            .add_learner(id.0, BasicNode::new(addr), true)
+            .await
+            .map_err(|e| KvError::Raft(e.to_string()))?;
+        let voters: BTreeSet<u64> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        if voters.len() < VOTERS_MAX {
+            let mut new_voters = voters;
+            new_voters.insert(id.0);
+            self.raft
+                .change_membership(new_voters, false)
+                .await
+                .map_err(|e| KvError::Raft(e.to_string()))?;
+        }
+        Ok(id)
+    }
+
+    /// Admits a node at `addr` through the leader; returns its new id.
+    pub async fn add_node(&self, addr: &str) -> KvResult<NodeId> {
+        self.on_leader(
+            || self.add_node_local(addr),
+            |mut c| async move {
+                let r = c
+                    .join(pb::JoinRequest {
+                        advertise_addr: addr.to_string(),
+                    })
+                    .await?;
+                Ok(NodeId(r.into_inner().node_id))
+            },
+        )
+        .await
+    }
+
+    /// Stops the Raft group.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Statuses worth retrying against a (possibly new) leader: it moved, or was unreachable.
+fn retryable(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::FailedPrecondition | tonic::Code::Unavailable
+    )
+}
+
+/// Keeps closed timestamps moving while idle, and updates the Raft gauges.
+async fn closed_ts_ticker(node: std::sync::Weak<KvNode>) {
+    let period = match node.upgrade() {
+        Some(n) => (n.config.closed_ts_target_interval / 4).max(Duration::from_millis(5)),
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        let m = node.raft.metrics().borrow().clone();
+        let is_leader = m.current_leader == Some(node.id.0);
+        node.metrics.raft_is_leader.set(i64::from(is_leader));
+        node.metrics
+            .raft_term
+            .set(i64::try_from(m.current_term).unwrap_or(i64::MAX));
+        node.metrics
+            .raft_applied_index
+            .set(i64::try_from(m.last_applied.map_or(0, |l| l.index)).unwrap_or(i64::MAX));
+        let lag_ns = node
+            .clock
+            .physical_now_ns()
+            .saturating_sub(node.closed_ts().wall_time_ns);
+        node.metrics.closed_ts_lag_seconds.set(lag_ns as f64 / 1e9);
+        if !is_leader {
+            continue;
+        }
+        let since_ms = u64::try_from(node.started.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(node.last_proposal_ms.load(Ordering::Relaxed));
+        let target_ms =
+            u64::try_from(node.config.closed_ts_target_interval.as_millis()).unwrap_or(u64::MAX);
+        if since_ms >= target_ms {
+            let proposed_ts = node.clock.now();
+            if let Err(e) = node.propose_local(Command::Close { proposed_ts }).await {
+                tracing::debug!(node_id = node.id.0, error = %e, "closed timestamp proposal failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! The state machine: applies committed entries to the MVCC engine, assigns commit
+//! timestamps, validates transactions, and publishes what it applied to rangefeeds.
+
+use crate::command::{Command, CommandResult, TypeConfig, WireSpan};
+use crate::metrics::KvMetrics;
+use hlc::{Clock, Timestamp};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError,
+    StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+use std::io::Cursor;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use storage::{
+    Durability, Engine, ExportIter, ExportMode, FjallEngine, MvccVersion, Span, WriteBatch,
+};
+use tokio::sync::{broadcast, watch};
+
+type NodeIdRaw = u64;
+type Membership = StoredMembership<NodeIdRaw, openraft::BasicNode>;
+
+/// Local metadata key of the applied state, written atomically with each entry's writes.
+const APPLIED_KEY: &[u8] = b"raft/applied";
+/// The replicated node id counter (an MVCC key in the system keyspace, so snapshots carry it).
+pub(crate) const NODE_ID_SEQ_KEY: &[u8] = b"\x02sys/node-id-seq";
+/// Versions per ingest when installing a snapshot.
+const SNAPSHOT_INSTALL_CHUNK: usize = 4096;
+
+/// What one applied entry changed, as rangefeeds see it.
+#[derive(Debug)]
+pub(crate) enum Applied {
+    /// An entry applied at `ts` (its commit timestamp, now the closed timestamp) with the
+    /// versions it wrote, in key order.
+    Entry {
+        ts: Timestamp,
+        versions: Vec<MvccVersion>,
+    },
+    /// The replica's state was replaced by a snapshot: history may have been skipped.
+    Reset,
+}
+
+/// State shared between the state machine and readers on the same node.
+#[derive(Debug)]
+pub(crate) struct AppliedFeed {
+    pub closed_ts: watch::Sender<Timestamp>,
+    pub events: broadcast::Sender<Arc<Applied>>,
+    pub applied_index: AtomicU64,
+}
+
+impl AppliedFeed {
+    pub fn new(buffer_entries: usize) -> Self {
+        AppliedFeed {
+            closed_ts: watch::channel(Timestamp::ZERO).0,
+            events: broadcast::channel(buffer_entries.max(16)).0,
+            applied_index: AtomicU64::new(0),
+        }
+    }
+
+    pub fn closed_ts(&self) -> Timestamp {
+        *self.closed_ts.borrow()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AppliedState {
+    last_applied: Option<LogId<NodeIdRaw>>,
+    membership: Membership,
+    last_ts: Timestamp,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotPayload {
+    last_ts: Timestamp,
+    versions: Vec<(Vec<u8>, Timestamp, Option<Vec<u8>>)>,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeIdRaw> {
+    StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
+}
+
+/// The state machine of a range.
+#[derive(Debug)]
+pub struct StateMachine {
+    engine: Arc<FjallEngine>,
+    clock: Arc<Clock>,
+    feed: Arc<AppliedFeed>,
+    metrics: KvMetrics,
+    state: AppliedState,
+    current_snapshot: CurrentSnapshot,
+    snapshot_seq: u64,
+}
+
+/// A snapshot's metadata and bytes.
+type StoredSnapshot = (SnapshotMeta<NodeIdRaw, openraft::BasicNode>, Vec<u8>);
+/// The last snapshot built or installed, shared with the builders.
+type CurrentSnapshot = Arc<std::sync::Mutex<Option<StoredSnapshot>>>;
+
+fn lock_snapshot(s: &CurrentSnapshot) -> std::sync::MutexGuard<'_, Option<StoredSnapshot>> {
+    // Replaced whole under the lock; a poisoned lock still holds a complete value.
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StateMachine {
+    pub(crate) fn open(
+        engine: Arc<FjallEngine>,
+        clock: Arc<Clock>,
+        feed: Arc<AppliedFeed>,
+        metrics: KvMetrics,
+    ) -> Result<Self, storage::StorageError> {
+        let state: AppliedState = match engine.get_local(APPLIED_KEY)? {
+            Some(bytes) => {
+                postcard::from_bytes(&bytes).map_err(|_| storage::StorageError::CorruptValue {
+                    key: storage::encoding::PrettyKey(APPLIED_KEY.to_vec()),
+                    reason: "undecodable raft applied state",
+                })?
+            }
+            None => AppliedState::default(),
+        };
+        feed.closed_ts.send_replace(state.last_ts);
+        feed.applied_index
+            .store(state.last_applied.map_or(0, |l| l.index), Ordering::SeqCst);
+        let _ = clock.update(state.last_ts);
+        Ok(StateMachine {
+            engine,
+            clock,
+            feed,
+            metrics,
+            state,
+            current_snapshot: Arc::default(),
+            snapshot_seq: 0,
+        })
+    }
+
+    /// The first version newer than `read_ts` among the read set, if any.
+    fn conflict(
+        &self,
+        read_ts: Timestamp,
+        read_keys: &[Vec<u8>],
+        read_spans: &[WireSpan],
+    ) -> Result<Option<Vec<u8>>, storage::StorageError> {
+        let key_spans = read_keys.iter().map(|k| {
+            let mut end = k.clone();
+            end.push(0);
+            Span::new(k.clone(), end)
+        });
+        let spans = read_spans.iter().map(|(s, e)| Span {
+            start: s.clone(),
+            end: e.clone(),
+        });
+        for span in key_spans.chain(spans) {
+            if span.validate().is_err() {
+                continue;
+            }
+            let mut newer =
+                self.engine
+                    .export(&span, read_ts, Timestamp::MAX, ExportMode::AllRevisions)?;
+            if let Some(v) = newer.next() {
+                return Ok(Some(v?.key));
+            }
+        }
+        Ok(None)
+    }
+
+    fn apply_one(
+        &mut self,
+        entry: Entry<TypeConfig>,
+    ) -> Result<CommandResult, StorageError<NodeIdRaw>> {
+        let after_previous = self.state.last_ts.next();
+        let ts = match &entry.payload {
+            EntryPayload::Normal(cmd) => cmd.proposed_ts().max(after_previous),
+            _ => after_previous,
+        };
+        let mut batch = WriteBatch::new();
+        let mut versions = Vec::new();
+        let result = match entry.payload {
+            EntryPayload::Blank => CommandResult::Applied { ts },
+            EntryPayload::Membership(m) => {
+                self.state.membership = StoredMembership::new(Some(entry.log_id), m);
+                CommandResult::Applied { ts }
+            }
+            EntryPayload::Normal(Command::Close { .. }) => CommandResult::Applied { ts },
+            EntryPayload::Normal(Command::Txn {
+                read_ts,
+                read_keys,
+                read_spans,
+                writes,
+                ..
+            }) => match self
+                .conflict(read_ts, &read_keys, &read_spans)
+                .map_err(sm_err)?
+            {
+                Some(conflict_key) => {
+                    self.metrics.txn_aborts.inc();
+                    CommandResult::Aborted { conflict_key }
+                }
+                None => {
+                    let mut writes = writes;
+                    writes.sort_by(|a, b| a.0.cmp(&b.0));
+                    writes.dedup_by(|later, earlier| {
+                        // Keep the last write of a key: dedup keeps the first of a run, so
+                        // move the later value into it.
+                        if later.0 == earlier.0 {
+                            std::mem::swap(&mut later.1, &mut earlier.1);
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                    for (key, value) in writes {
+                        let v = MvccVersion { key, ts, value };
+                        batch.push(v.clone());
+                        versions.push(v);
+                    }
+                    self.metrics.txn_commits.inc();
+                    CommandResult::Committed { commit_ts: ts }
+                }
+            },
+            EntryPayload::Normal(Command::AllocateNodeId { .. }) => {
+                let next = match self
+                    .engine
+                    .get(NODE_ID_SEQ_KEY, Timestamp::MAX)
+                    .map_err(sm_err)?
+                {
+                    Some(b) => u64::from_be_bytes(
+                        b.as_slice()
+                            .try_into()
+                            .map_err(|_| sm_err("corrupt node id counter"))?,
+                    ),
+                    // Node 1 bootstrapped the cluster.
+                    None => 2,
+                };
+                let v = MvccVersion::put(NODE_ID_SEQ_KEY, ts, (next + 1).to_be_bytes());
+                batch.push(v.clone());
+                versions.push(v);
+                CommandResult::NodeIdAllocated { node_id: next, ts }
+            }
+        };
+        assert!(
+            ts > self.state.last_ts,
+            "kv: commit timestamps must grow in log order"
+        );
+        self.state.last_ts = ts;
+        self.state.last_applied = Some(entry.log_id);
+        batch.put_local(
+            APPLIED_KEY,
+            postcard::to_allocvec(&self.state).map_err(sm_err)?,
+        );
+        // The Raft log is durable; the applied state is written atomically with the data, so a
+        // crash replays the log from exactly where this left off.
+        self.engine
+            .write(batch, Durability::NoSync)
+            .map_err(sm_err)?;
+        let _ = self.clock.update(ts);
+        self.publish(ts, versions);
+        Ok(result)
+    }
+
+    fn publish(&self, ts: Timestamp, versions: Vec<MvccVersion>) {
+        self.feed.applied_index.store(
+            self.state.last_applied.map_or(0, |l| l.index),
+            Ordering::SeqCst,
+        );
+        self.feed.closed_ts.send_replace(ts);
+        // No receivers is fine: nobody is subscribed.
+        let _ = self
+            .feed
+            .events
+            .send(Arc::new(Applied::Entry { ts, versions }));
+    }
+}
+
+/// Builds a snapshot from an export taken at a consistent point.
+pub struct SnapshotBuilder {
+    meta: SnapshotMeta<NodeIdRaw, openraft::BasicNode>,
+    last_ts: Timestamp,
+    export: std::sync::Mutex<Option<ExportIter>>,
+    current: CurrentSnapshot,
+}
+
+impl std::fmt::Debug for SnapshotBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotBuilder")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeIdRaw>> {
+        let export = self
+            .export
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| sm_err("snapshot builder used twice"))?;
+        let mut versions = Vec::new();
+        for v in export {
+            let v = v.map_err(sm_err)?;
+            versions.push((v.key, v.ts, v.value));
+        }
+        let payload = SnapshotPayload {
+            last_ts: self.last_ts,
+            versions,
+        };
+        let data = postcard::to_allocvec(&payload).map_err(sm_err)?;
+        *lock_snapshot(&self.current) = Some((self.meta.clone(), data.clone()));
+        Ok(Snapshot {
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeIdRaw>>, Membership), StorageError<NodeIdRaw>> {
+        Ok((self.state.last_applied, self.state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError<NodeIdRaw>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut results = Vec::new();
+        for entry in entries {
+            results.push(self.apply_one(entry)?);
+        }
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.snapshot_seq += 1;
+        let snapshot_id = format!(
+            "{}-{}",
+            self.state.last_applied.map_or(0, |l| l.index),
+            self.snapshot_seq
+        );
+        // Taken here, between two applies, so data and applied state agree.
+        let export = self
+            .engine
+            .export(
+                &Span::all(),
+                Timestamp::ZERO,
+                Timestamp::MAX,
+                ExportMode::AllRevisions,
+            )
+            .ok();
+        SnapshotBuilder {
+            meta: SnapshotMeta {
+                last_log_id: self.state.last_applied,
+                last_membership: self.state.membership.clone(),
+                snapshot_id,
+            },
+            last_ts: self.state.last_ts,
+            export: std::sync::Mutex::new(export),
+            current: self.current_snapshot.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeIdRaw>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeIdRaw, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeIdRaw>> {
+        let data = snapshot.into_inner();
+        let payload: SnapshotPayload = postcard::from_bytes(&data).map_err(sm_err)?;
+        // Clear everything (a revert to the zero timestamp removes every version), then ingest.
+        let all = Span::all();
+        let mut cursor = all.clone();
+        loop {
+            let p = self
+                .engine
+                .revert_span(&cursor, Timestamp::ZERO, 100_000)
+                .map_err(sm_err)?;
+            match p.resume_key {
+                Some(k) => cursor = all.with_start(k),
+                None => break,
+            }
+        }
+        let versions: Vec<MvccVersion> = payload
+            .versions
+            .into_iter()
+            .map(|(key, ts, value)| MvccVersion { key, ts, value })
+            .collect();
+        for chunk in versions.chunks(SNAPSHOT_INSTALL_CHUNK) {
+            self.engine
+                .ingest(chunk, Durability::NoSync)
+                .map_err(sm_err)?;
+        }
+        self.state = AppliedState {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            last_ts: payload.last_ts,
+        };
+        let mut batch = WriteBatch::new();
+        batch.put_local(
+            APPLIED_KEY,
+            postcard::to_allocvec(&self.state).map_err(sm_err)?,
+        );
+        self.engine.write(batch, Durability::Sync).map_err(sm_err)?;
+        let _ = self.clock.update(payload.last_ts);
+        *lock_snapshot(&self.current_snapshot) = Some((meta.clone(), data));
+        self.feed
+            .applied_index
+            .store(meta.last_log_id.map_or(0, |l| l.index), Ordering::SeqCst);
+        self.feed.closed_ts.send_replace(payload.last_ts);
+        let _ = self.feed.events.send(Arc::new(Applied::Reset));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeIdRaw>> {
+        Ok(lock_snapshot(&self.current_snapshot)
+            .as_ref()
+            .map(|(meta, data)| Snapshot {
+                meta: meta.clone(),
+                snapshot: Box::new(Cursor::new(data.clone())),
+            }))
+    }
+}

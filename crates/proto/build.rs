@@ -1,0 +1,11 @@
+//! Compiles the .proto files with protox (no system protoc) and generates tonic code.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/kv.proto"];
+    for p in protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let fds = protox::compile(protos, ["proto"])?;
+    tonic_prost_build::configure().compile_fds(fds)?;
+    Ok(())
+}
