@@ -23,6 +23,7 @@
 // feed those traits return it too.
 #![allow(clippy::result_large_err)]
 
+mod client;
 mod command;
 mod config;
 mod convert;
@@ -37,6 +38,7 @@ mod service;
 mod state_machine;
 mod txn;
 
+pub use client::{KvClient, RemoteRangefeed, RemoteTxn};
 pub use command::{Command, CommandResult, TypeConfig};
 pub use config::KvConfig;
 pub use error::{KvError, KvResult};
@@ -44,5 +46,5 @@ pub use ids::{NodeId, RangeId};
 pub use metrics::KvMetrics;
 pub use node::{KvNode, NodeStatus};
 pub use rangefeed::RangefeedEvent;
-pub use service::{KvService, RaftService};
+pub use service::{KvService, NodeSlot, RaftService, filled_slot};
 pub use txn::Txn;

@@ -340,6 +340,27 @@ impl KvNode {
         Ok(self.engine.scan(span, read_ts, limit)?)
     }
 
+    /// A fresh timestamp from this node's clock (a gateway read timestamp).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The fingerprint of `span` in `(start_ts, end_ts]` on this replica, once it has closed
+    /// `end_ts` (an `end_ts` of [`Timestamp::MAX`] takes whatever is applied now).
+    pub async fn fingerprint(
+        &self,
+        range: RangeId,
+        span: &Span,
+        start_ts: Timestamp,
+        end_ts: Timestamp,
+    ) -> KvResult<u64> {
+        if end_ts != Timestamp::MAX {
+            self.ensure_closed(range, end_ts).await?;
+        }
+        Self::check_range(range)?;
+        Ok(self.engine.fingerprint(span, start_ts, end_ts)?)
+    }
+
     /// Begins a transaction reading at the current time.
     pub fn begin(self: &Arc<Self>, range: RangeId) -> KvResult<Txn> {
         Self::check_range(range)?;
@@ -370,7 +391,7 @@ impl KvNode {
     }
 
     /// Commits a transaction through the leader. `Ok(Err(key))` is an abort on `key`.
-    pub(crate) async fn commit(
+    pub async fn commit(
         &self,
         range: RangeId,
         read_ts: Timestamp,
@@ -391,6 +412,7 @@ impl KvNode {
                     value: v.clone(),
                 })
                 .collect(),
+            route_to_leader: false,
         };
         self.on_leader(
             || {
@@ -429,34 +451,45 @@ impl KvNode {
         Ok(rangefeed::start(self.clone(), span, from_ts))
     }
 
-    /// On the leader: admits a node at `addr` with a fresh id, as a voter while the range has
-    /// fewer than five, else as a learner.
-    pub(crate) async fn add_node_local(&self, addr: &str) -> KvResult<NodeId> {
-        let id = match self
+    /// On the leader: allocates a fresh node id (never reused).
+    pub(crate) async fn allocate_node_id_local(&self) -> KvResult<NodeId> {
+        match self
             .propose_local(Command::AllocateNodeId {
                 proposed_ts: self.clock.now(),
             })
             .await?
         {
-            CommandResult::NodeIdAllocated { node_id, .. } => NodeId(node_id),
-            other => {
-                return Err(KvError::Raft(format!(
-                    "unexpected allocation result {other:?}"
-                )));
-            }
-        };
+            CommandResult::NodeIdAllocated { node_id, .. } => Ok(NodeId(node_id)),
+            other => Err(KvError::Raft(format!(
+                "unexpected allocation result {other:?}"
+            ))),
+        }
+    }
+
+    /// Allocates a fresh node id through the leader.
+    pub async fn allocate_node_id(&self) -> KvResult<NodeId> {
+        self.on_leader(
+            || self.allocate_node_id_local(),
+            |mut c| async move {
+                let r = c.allocate_node_id(pb::AllocateNodeIdRequest {}).await?;
+                Ok(NodeId(r.into_inner().node_id))
+            },
+        )
+        .await
+    }
+
+    /// On the leader: makes node `id` at `addr` a member once it has caught up, as a voter
+    /// while the range has fewer than five, else as a learner. Idempotent.
+    pub(crate) async fn add_member_local(&self, id: NodeId, addr: &str) -> KvResult<()> {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
+        if voters.contains(&id.0) {
+            return Ok(());
+        }
         self.raft
             .add_learner(id.0, BasicNode::new(addr), true)
             .await
             .map_err(|e| KvError::Raft(e.to_string()))?;
-        let voters: BTreeSet<u64> = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
         if voters.len() < VOTERS_MAX {
             let mut new_voters = voters;
             new_voters.insert(id.0);
@@ -465,20 +498,20 @@ impl KvNode {
                 .await
                 .map_err(|e| KvError::Raft(e.to_string()))?;
         }
-        Ok(id)
+        Ok(())
     }
 
-    /// Admits a node at `addr` through the leader; returns its new id.
-    pub async fn add_node(&self, addr: &str) -> KvResult<NodeId> {
+    /// Makes node `id` at `addr` a member, through the leader.
+    pub async fn add_member(&self, id: NodeId, addr: &str) -> KvResult<()> {
         self.on_leader(
-            || self.add_node_local(addr),
+            || self.add_member_local(id, addr),
             |mut c| async move {
-                let r = c
-                    .join(pb::JoinRequest {
-                        advertise_addr: addr.to_string(),
-                    })
-                    .await?;
-                Ok(NodeId(r.into_inner().node_id))
+                c.join(pb::JoinRequest {
+                    node_id: id.0,
+                    advertise_addr: addr.to_string(),
+                })
+                .await?;
+                Ok(())
             },
         )
         .await

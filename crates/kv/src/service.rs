@@ -1,12 +1,12 @@
 //! Incoming RPCs: the Raft transport and the KV service, over tonic.
 
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
-use crate::{KvError, KvNode, RangeId, RangefeedEvent};
+use crate::{KvError, KvNode, NodeId, RangeId, RangefeedEvent};
 use proto::kv as pb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -42,16 +42,36 @@ fn status(e: KvError) -> Status {
     }
 }
 
+/// Where a node's replica will be once the node knows its id. The RPC services are served
+/// from start-up (so `init` and joins can reach the node) and answer `Unavailable` until the
+/// slot is filled.
+pub type NodeSlot = Arc<OnceLock<Arc<KvNode>>>;
+
+/// A slot already holding `node`.
+pub fn filled_slot(node: Arc<KvNode>) -> NodeSlot {
+    let slot = NodeSlot::default();
+    let _ = slot.set(node);
+    slot
+}
+
+fn node_of(slot: &NodeSlot) -> Result<&Arc<KvNode>, Status> {
+    slot.get().ok_or_else(|| {
+        Status::unavailable(
+            "node has not joined a cluster yet (run `roach init`, or wait for it to join)",
+        )
+    })
+}
+
 /// The Raft transport service of a node.
 #[derive(Debug, Clone)]
 pub struct RaftService {
-    node: Arc<KvNode>,
+    slot: NodeSlot,
 }
 
 impl RaftService {
-    /// The service for `node`, ready to add to a tonic router.
-    pub fn server(node: Arc<KvNode>) -> pb::raft_server::RaftServer<RaftService> {
-        pb::raft_server::RaftServer::new(RaftService { node }).max_decoding_message_size(256 << 20)
+    /// The service for the node in `slot`, ready to add to a tonic router.
+    pub fn server(slot: NodeSlot) -> pb::raft_server::RaftServer<RaftService> {
+        pb::raft_server::RaftServer::new(RaftService { slot }).max_decoding_message_size(256 << 20)
     }
 }
 
@@ -63,7 +83,10 @@ impl pb::raft_server::Raft for RaftService {
     ) -> Result<Response<pb::RaftResponse>, Status> {
         let req = req.into_inner();
         check_range(req.range_id)?;
-        let result = self.node.raft().append_entries(decode(&req.payload)?).await;
+        let result = node_of(&self.slot)?
+            .raft()
+            .append_entries(decode(&req.payload)?)
+            .await;
         encode(&result)
     }
 
@@ -73,7 +96,10 @@ impl pb::raft_server::Raft for RaftService {
     ) -> Result<Response<pb::RaftResponse>, Status> {
         let req = req.into_inner();
         check_range(req.range_id)?;
-        let result = self.node.raft().vote(decode(&req.payload)?).await;
+        let result = node_of(&self.slot)?
+            .raft()
+            .vote(decode(&req.payload)?)
+            .await;
         encode(&result)
     }
 
@@ -83,8 +109,7 @@ impl pb::raft_server::Raft for RaftService {
     ) -> Result<Response<pb::RaftResponse>, Status> {
         let req = req.into_inner();
         check_range(req.range_id)?;
-        let result = self
-            .node
+        let result = node_of(&self.slot)?
             .raft()
             .install_snapshot(decode(&req.payload)?)
             .await;
@@ -95,21 +120,23 @@ impl pb::raft_server::Raft for RaftService {
 /// The KV service of a node.
 #[derive(Debug, Clone)]
 pub struct KvService {
-    node: Arc<KvNode>,
+    slot: NodeSlot,
 }
 
 impl KvService {
-    /// The service for `node`, ready to add to a tonic router.
-    pub fn server(node: Arc<KvNode>) -> pb::kv_server::KvServer<KvService> {
-        pb::kv_server::KvServer::new(KvService { node }).max_decoding_message_size(64 << 20)
+    /// The service for the node in `slot`, ready to add to a tonic router.
+    pub fn server(slot: NodeSlot) -> pb::kv_server::KvServer<KvService> {
+        pb::kv_server::KvServer::new(KvService { slot }).max_decoding_message_size(64 << 20)
     }
 
-    fn count(&self, method: &str) {
-        self.node
-            .metrics()
+    /// The node, counting the request.
+    fn node(&self, method: &str) -> Result<&Arc<KvNode>, Status> {
+        let node = node_of(&self.slot)?;
+        node.metrics()
             .rpc_requests
             .with_label_values(&[method])
             .inc();
+        Ok(node)
     }
 }
 
@@ -118,11 +145,10 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RangefeedEvent, Status>>
 #[tonic::async_trait]
 impl pb::kv_server::Kv for KvService {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        self.count("get");
+        let node = self.node("get")?;
         let req = req.into_inner();
         let range = check_range(req.range_id)?;
-        let value = self
-            .node
+        let value = node
             .get(range, &req.key, ts_from_pb(req.read_ts))
             .await
             .map_err(status)?;
@@ -133,12 +159,11 @@ impl pb::kv_server::Kv for KvService {
         &self,
         req: Request<pb::ScanRequest>,
     ) -> Result<Response<pb::ScanResponse>, Status> {
-        self.count("scan");
+        let node = self.node("scan")?;
         let req = req.into_inner();
         let range = check_range(req.range_id)?;
         let limit = usize::try_from(req.limit.max(1)).unwrap_or(usize::MAX);
-        let r = self
-            .node
+        let r = node
             .scan(
                 range,
                 &span_from_pb(req.span),
@@ -165,11 +190,10 @@ impl pb::kv_server::Kv for KvService {
         &self,
         req: Request<pb::CommitRequest>,
     ) -> Result<Response<pb::CommitResponse>, Status> {
-        self.count("commit");
+        let node = self.node("commit")?;
         let req = req.into_inner();
         check_range(req.range_id)?;
-        let outcome = self
-            .node
+        let outcome = node
             .commit_local(
                 ts_from_pb(req.read_ts),
                 req.read_keys,
@@ -193,14 +217,10 @@ impl pb::kv_server::Kv for KvService {
         &self,
         req: Request<pb::CloseRequest>,
     ) -> Result<Response<pb::CloseResponse>, Status> {
-        self.count("close");
+        let node = self.node("close")?;
         let req = req.into_inner();
         check_range(req.range_id)?;
-        let ts = self
-            .node
-            .close_local(ts_from_pb(req.ts))
-            .await
-            .map_err(status)?;
+        let ts = node.close_local(ts_from_pb(req.ts)).await.map_err(status)?;
         Ok(Response::new(pb::CloseResponse {
             closed_ts: Some(ts_to_pb(ts)),
         }))
@@ -212,11 +232,10 @@ impl pb::kv_server::Kv for KvService {
         &self,
         req: Request<pb::RangefeedRequest>,
     ) -> Result<Response<EventStream>, Status> {
-        self.count("rangefeed");
+        let node = self.node("rangefeed")?;
         let req = req.into_inner();
         let range = check_range(req.range_id)?;
-        let rx = self
-            .node
+        let rx = node
             .rangefeed(range, span_from_pb(req.span), ts_from_pb(req.from_ts))
             .map_err(status)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
@@ -244,27 +263,68 @@ impl pb::kv_server::Kv for KvService {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn allocate_node_id(
+        &self,
+        _req: Request<pb::AllocateNodeIdRequest>,
+    ) -> Result<Response<pb::AllocateNodeIdResponse>, Status> {
+        let node = self.node("allocate_node_id")?;
+        let id = node.allocate_node_id().await.map_err(status)?;
+        Ok(Response::new(pb::AllocateNodeIdResponse { node_id: id.0 }))
+    }
+
     async fn join(
         &self,
         req: Request<pb::JoinRequest>,
     ) -> Result<Response<pb::JoinResponse>, Status> {
-        self.count("join");
-        let addr = req.into_inner().advertise_addr;
-        if addr.is_empty() {
+        let node = self.node("join")?;
+        let req = req.into_inner();
+        if req.advertise_addr.is_empty() || req.node_id == 0 {
             return Err(Status::invalid_argument(
-                "join request without an advertise address",
+                "join request needs a node id and an advertise address",
             ));
         }
-        let id = self.node.add_node_local(&addr).await.map_err(status)?;
-        Ok(Response::new(pb::JoinResponse { node_id: id.0 }))
+        node.add_member_local(NodeId(req.node_id), &req.advertise_addr)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::JoinResponse {}))
+    }
+
+    async fn begin(
+        &self,
+        req: Request<pb::BeginRequest>,
+    ) -> Result<Response<pb::BeginResponse>, Status> {
+        let node = self.node("begin")?;
+        check_range(req.into_inner().range_id)?;
+        Ok(Response::new(pb::BeginResponse {
+            read_ts: Some(ts_to_pb(node.now())),
+        }))
+    }
+
+    async fn fingerprint(
+        &self,
+        req: Request<pb::FingerprintRequest>,
+    ) -> Result<Response<pb::FingerprintResponse>, Status> {
+        let node = self.node("fingerprint")?;
+        let req = req.into_inner();
+        let range = check_range(req.range_id)?;
+        let fingerprint = node
+            .fingerprint(
+                range,
+                &span_from_pb(req.span),
+                ts_from_pb(req.start_ts),
+                ts_from_pb(req.end_ts),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::FingerprintResponse { fingerprint }))
     }
 
     async fn node_status(
         &self,
         _req: Request<pb::NodeStatusRequest>,
     ) -> Result<Response<pb::NodeStatusResponse>, Status> {
-        self.count("node_status");
-        let s = self.node.status();
+        let node = self.node("node_status")?;
+        let s = node.status();
         Ok(Response::new(pb::NodeStatusResponse {
             node_id: s.node_id.0,
             leader_id: s.leader.map(|l| l.0),

@@ -1,0 +1,296 @@
+//! A client of the KV service of a node (for tools, tests, benchmarks and workloads): the
+//! node it connects to is the transaction's gateway.
+
+use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
+use crate::{KvError, KvResult, NodeId, NodeStatus, RangeId, RangefeedEvent};
+use hlc::Timestamp;
+use proto::kv as pb;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use storage::encoding::PrettyKey;
+use storage::{KeyValue, MvccVersion, ScanResult, Span};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+/// A connection to one node's KV service.
+#[derive(Debug, Clone)]
+pub struct KvClient {
+    addr: String,
+    inner: pb::kv_client::KvClient<Channel>,
+}
+
+fn rpc(addr: &str) -> impl Fn(tonic::Status) -> KvError + '_ {
+    move |s| KvError::Rpc {
+        target: addr.to_string(),
+        message: format!("{:?}: {}", s.code(), s.message()),
+    }
+}
+
+impl KvClient {
+    /// Connects to the node at `addr` (`host:port`); `tls` `None` means an insecure cluster.
+    pub async fn connect(addr: &str, tls: Option<ClientTlsConfig>) -> KvResult<Self> {
+        let err = |e: tonic::transport::Error| KvError::Rpc {
+            target: addr.to_string(),
+            message: format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            ),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(err)?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls).map_err(err)?;
+        }
+        let channel = endpoint.connect().await.map_err(err)?;
+        Ok(KvClient {
+            addr: addr.to_string(),
+            inner: pb::kv_client::KvClient::new(channel).max_decoding_message_size(64 << 20),
+        })
+    }
+
+    /// The address this client talks to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Begins a transaction with a read timestamp from the gateway's clock.
+    pub async fn begin(&self) -> KvResult<RemoteTxn> {
+        let r = self
+            .inner
+            .clone()
+            .begin(pb::BeginRequest {
+                range_id: RangeId::FIRST.0,
+            })
+            .await
+            .map_err(rpc(&self.addr))?;
+        Ok(RemoteTxn {
+            client: self.clone(),
+            read_ts: ts_from_pb(r.into_inner().read_ts),
+            read_keys: Vec::new(),
+            read_spans: Vec::new(),
+            writes: BTreeMap::new(),
+        })
+    }
+
+    /// Writes `key = value` in a transaction of its own; returns the commit timestamp.
+    pub async fn put(&self, key: &[u8], value: &[u8]) -> KvResult<Timestamp> {
+        let mut txn = self.begin().await?;
+        txn.put(key, value);
+        txn.commit().await
+    }
+
+    /// Reads `key` as of `read_ts` on this node.
+    pub async fn get(&self, key: &[u8], read_ts: Timestamp) -> KvResult<Option<Vec<u8>>> {
+        let r = self
+            .inner
+            .clone()
+            .get(pb::GetRequest {
+                range_id: RangeId::FIRST.0,
+                key: key.to_vec(),
+                read_ts: Some(ts_to_pb(read_ts)),
+            })
+            .await
+            .map_err(rpc(&self.addr))?;
+        Ok(r.into_inner().value)
+    }
+
+    /// Scans `span` as of `read_ts` on this node.
+    pub async fn scan(&self, span: &Span, read_ts: Timestamp, limit: u32) -> KvResult<ScanResult> {
+        let r = self
+            .inner
+            .clone()
+            .scan(pb::ScanRequest {
+                range_id: RangeId::FIRST.0,
+                span: Some(span_to_pb(span)),
+                read_ts: Some(ts_to_pb(read_ts)),
+                limit,
+            })
+            .await
+            .map_err(rpc(&self.addr))?
+            .into_inner();
+        Ok(ScanResult {
+            rows: r
+                .rows
+                .into_iter()
+                .map(|kv| KeyValue {
+                    key: kv.key,
+                    ts: ts_from_pb(kv.ts),
+                    value: kv.value,
+                })
+                .collect(),
+            resume_key: r.resume_key,
+        })
+    }
+
+    /// The fingerprint of `span` in `(start_ts, end_ts]` on this node's replica.
+    pub async fn fingerprint(
+        &self,
+        span: &Span,
+        start_ts: Timestamp,
+        end_ts: Timestamp,
+    ) -> KvResult<u64> {
+        let r = self
+            .inner
+            .clone()
+            .fingerprint(pb::FingerprintRequest {
+                range_id: RangeId::FIRST.0,
+                span: Some(span_to_pb(span)),
+                start_ts: Some(ts_to_pb(start_ts)),
+                end_ts: Some(ts_to_pb(end_ts)),
+            })
+            .await
+            .map_err(rpc(&self.addr))?;
+        Ok(r.into_inner().fingerprint)
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> KvResult<NodeStatus> {
+        let s = self
+            .inner
+            .clone()
+            .node_status(pb::NodeStatusRequest {})
+            .await
+            .map_err(rpc(&self.addr))?
+            .into_inner();
+        Ok(NodeStatus {
+            node_id: NodeId(s.node_id),
+            leader: s.leader_id.map(NodeId),
+            term: s.term,
+            applied_index: s.applied_index,
+            closed_ts: ts_from_pb(s.closed_ts),
+            voters: s.voters.into_iter().map(NodeId).collect(),
+            learners: s.learners.into_iter().map(NodeId).collect(),
+        })
+    }
+
+    /// Subscribes to the rangefeed of `span` from `from_ts` on this node.
+    pub async fn rangefeed(&self, span: &Span, from_ts: Timestamp) -> KvResult<RemoteRangefeed> {
+        let stream = self
+            .inner
+            .clone()
+            .rangefeed(pb::RangefeedRequest {
+                range_id: RangeId::FIRST.0,
+                span: Some(span_to_pb(span)),
+                from_ts: Some(ts_to_pb(from_ts)),
+            })
+            .await
+            .map_err(rpc(&self.addr))?
+            .into_inner();
+        Ok(RemoteRangefeed {
+            addr: self.addr.clone(),
+            stream,
+        })
+    }
+
+    async fn commit(&self, txn: &RemoteTxn) -> KvResult<Result<Timestamp, Vec<u8>>> {
+        let r = self
+            .inner
+            .clone()
+            .commit(pb::CommitRequest {
+                range_id: RangeId::FIRST.0,
+                read_ts: Some(ts_to_pb(txn.read_ts)),
+                read_keys: txn.read_keys.clone(),
+                read_spans: txn.read_spans.iter().map(span_to_pb).collect(),
+                writes: txn
+                    .writes
+                    .iter()
+                    .map(|(k, v)| pb::Write {
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                route_to_leader: true,
+            })
+            .await
+            .map_err(rpc(&self.addr))?;
+        match r.into_inner().outcome {
+            Some(pb::commit_response::Outcome::CommitTs(ts)) => Ok(Ok(ts_from_pb(Some(ts)))),
+            Some(pb::commit_response::Outcome::ConflictKey(k)) => Ok(Err(k)),
+            None => Err(KvError::Codec("commit response without an outcome".into())),
+        }
+    }
+}
+
+/// A rangefeed served by a remote node.
+#[derive(Debug)]
+pub struct RemoteRangefeed {
+    addr: String,
+    stream: tonic::Streaming<pb::RangefeedEvent>,
+}
+
+impl RemoteRangefeed {
+    /// The next event; `None` when the server ended the stream.
+    pub async fn next(&mut self) -> Option<KvResult<RangefeedEvent>> {
+        let msg = match self.stream.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return None,
+            Err(s) => return Some(Err(rpc(&self.addr)(s))),
+        };
+        Some(match msg.event {
+            Some(pb::rangefeed_event::Event::Value(v)) => Ok(RangefeedEvent::Value(MvccVersion {
+                key: v.key,
+                ts: ts_from_pb(v.ts),
+                value: v.value,
+            })),
+            Some(pb::rangefeed_event::Event::Checkpoint(c)) => Ok(RangefeedEvent::Checkpoint {
+                span: span_from_pb(c.span),
+                resolved_ts: ts_from_pb(c.resolved_ts),
+            }),
+            None => Err(KvError::Codec("rangefeed event without content".into())),
+        })
+    }
+}
+
+/// A transaction whose gateway is a remote node.
+#[derive(Debug)]
+pub struct RemoteTxn {
+    client: KvClient,
+    read_ts: Timestamp,
+    read_keys: Vec<Vec<u8>>,
+    read_spans: Vec<Span>,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl RemoteTxn {
+    /// The snapshot every read sees.
+    pub fn read_ts(&self) -> Timestamp {
+        self.read_ts
+    }
+
+    /// Reads `key`: this transaction's own write if any, else the snapshot.
+    pub async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        self.read_keys.push(key.to_vec());
+        self.client.get(key, self.read_ts).await
+    }
+
+    /// Buffers `key = value`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.writes.insert(key.into(), Some(value.into()));
+    }
+
+    /// Buffers a delete of `key`.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
+        self.writes.insert(key.into(), None);
+    }
+
+    /// Commits; [`KvError::TxnRetry`] when a read changed after the read timestamp.
+    pub async fn commit(self) -> KvResult<Timestamp> {
+        if self.writes.is_empty() {
+            return Ok(self.read_ts);
+        }
+        match self.client.commit(&self).await? {
+            Ok(ts) => Ok(ts),
+            Err(key) => Err(KvError::TxnRetry {
+                key: PrettyKey(key),
+                read_ts: self.read_ts,
+            }),
+        }
+    }
+}
