@@ -5,6 +5,9 @@
 //! `server::certs`).
 
 mod cert;
+mod init;
+mod security;
+mod start;
 
 use clap::{Parser, Subcommand};
 
@@ -20,11 +23,27 @@ struct Cli {
 enum Command {
     /// Create the CA, node and client certificates of a secure cluster.
     Cert(cert::CertCommand),
+    /// Start a node of a multi-node cluster (then run `roach init` once).
+    Start(start::StartArgs),
+    /// Start a one-node cluster, initialising it if its store is new.
+    StartSingleNode(start::StartArgs),
+    /// Initialise a new cluster through one of its started nodes.
+    Init(init::InitArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Cert(command) => cert::run(command),
+        Command::Start(args) => start::run(args, false),
+        Command::StartSingleNode(args) => {
+            if !args.join.is_empty() {
+                anyhow::bail!(
+                    "start-single-node does not take --join; use `roach start` for a multi-node cluster"
+                );
+            }
+            start::run(args, true)
+        }
+        Command::Init(args) => init::run(args),
     }
 }

@@ -147,6 +147,30 @@ impl KvClient {
         Ok(r.into_inner().fingerprint)
     }
 
+    /// Allocates a fresh node id through the cluster's leader (for a joining node).
+    pub async fn allocate_node_id(&self) -> KvResult<NodeId> {
+        let r = self
+            .inner
+            .clone()
+            .allocate_node_id(pb::AllocateNodeIdRequest {})
+            .await
+            .map_err(rpc(&self.addr))?;
+        Ok(NodeId(r.into_inner().node_id))
+    }
+
+    /// Asks the cluster (through this node) to make node `id` at `advertise_addr` a member.
+    pub async fn join(&self, id: NodeId, advertise_addr: &str) -> KvResult<()> {
+        self.inner
+            .clone()
+            .join(pb::JoinRequest {
+                node_id: id.0,
+                advertise_addr: advertise_addr.to_string(),
+            })
+            .await
+            .map_err(rpc(&self.addr))?;
+        Ok(())
+    }
+
     /// The node's status.
     pub async fn status(&self) -> KvResult<NodeStatus> {
         let s = self

@@ -193,18 +193,22 @@ impl pb::kv_server::Kv for KvService {
         let node = self.node("commit")?;
         let req = req.into_inner();
         check_range(req.range_id)?;
-        let outcome = node
-            .commit_local(
-                ts_from_pb(req.read_ts),
-                req.read_keys,
-                req.read_spans
-                    .into_iter()
-                    .map(|s| span_from_pb(Some(s)))
-                    .collect(),
-                req.writes.into_iter().map(|w| (w.key, w.value)).collect(),
-            )
-            .await
-            .map_err(status)?;
+        let read_ts = ts_from_pb(req.read_ts);
+        let read_spans = req
+            .read_spans
+            .into_iter()
+            .map(|s| span_from_pb(Some(s)))
+            .collect();
+        let writes = req.writes.into_iter().map(|w| (w.key, w.value)).collect();
+        // Clients ask for routing; nodes forwarding to the leader do not (no loops).
+        let outcome = if req.route_to_leader {
+            node.commit(RangeId::FIRST, read_ts, req.read_keys, read_spans, writes)
+                .await
+        } else {
+            node.commit_local(read_ts, req.read_keys, read_spans, writes)
+                .await
+        }
+        .map_err(status)?;
         Ok(Response::new(pb::CommitResponse {
             outcome: Some(match outcome {
                 Ok(ts) => pb::commit_response::Outcome::CommitTs(ts_to_pb(ts)),
@@ -283,7 +287,7 @@ impl pb::kv_server::Kv for KvService {
                 "join request needs a node id and an advertise address",
             ));
         }
-        node.add_member_local(NodeId(req.node_id), &req.advertise_addr)
+        node.add_member(NodeId(req.node_id), &req.advertise_addr)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::JoinResponse {}))

@@ -10,3 +10,8 @@
 pub mod kv {
     tonic::include_proto!("roach.kv");
 }
+
+/// Node administration RPCs (cluster initialisation).
+pub mod server {
+    tonic::include_proto!("roach.server");
+}

@@ -1,7 +1,11 @@
-//! A roach node: its TLS configuration and the certificates it runs with (later also flags,
-//! profiles, listeners and jobs).
+//! A roach node: its store, listeners (RPC with mutual TLS, HTTP for health and metrics),
+//! logging, how it joins or initialises a cluster, and the certificates it runs with (later
+//! also profiles and jobs).
 //!
 //! Owns:
+//! - [`node`]: starting a node from a [`config::NodeConfig`]: store, RPC and HTTP listeners,
+//!   `init`, `--join`, restart with the store's node id.
+//! - [`logging`]: tracing to stderr and `<store>/logs/roach.log`, node id on every line.
 //! - [`tls`]: the certificates directory layout ([`tls::CertsDir`]) and the rustls
 //!   configurations built from it (node server, node-to-node client, SQL user client), the PEM
 //!   bytes for tonic, and reading a peer certificate's Common Name.
@@ -15,9 +19,16 @@
 //!   process default provider; aws-lc-rs is not linked.
 //! - Private keys are created with mode 0600 and never written with wider permissions.
 //! - A certificate never outlives the CA certificate that signs it.
-//! - [`tls::TlsError`] is this crate's one error type; every message names the file involved.
+//! - [`tls::TlsError`] names the file involved in every message; [`ServerError`] wraps it for
+//!   everything else a node does.
 
 pub mod certs;
+pub mod config;
+mod error;
+mod http;
+pub mod logging;
+pub mod node;
 pub mod tls;
 
+pub use error::ServerError;
 pub use tls::TlsError;

@@ -29,7 +29,16 @@ impl fmt::Debug for FjallBackend {
 impl FjallBackend {
     /// Opens (creating if needed) the store in directory `path`, recovering from its journal.
     pub fn open(path: &Path) -> StorageResult<Self> {
-        let db = Database::builder(path).open()?;
+        Self::open_with(path, &StoreOptions::default())
+    }
+
+    /// Opens the store with `options`.
+    pub fn open_with(path: &Path, options: &StoreOptions) -> StorageResult<Self> {
+        let mut builder = Database::builder(path);
+        if let Some(bytes) = options.cache_bytes {
+            builder = builder.cache_size(bytes);
+        }
+        let db = builder.open()?;
         let data = db.keyspace(DATA_KEYSPACE, KeyspaceCreateOptions::default)?;
         let meta = db.keyspace(META_KEYSPACE, KeyspaceCreateOptions::default)?;
         Ok(FjallBackend {
@@ -100,9 +109,23 @@ impl Backend for FjallBackend {
     }
 }
 
+/// Options of an on-disk store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Bytes of block cache (fjall's default when `None`).
+    pub cache_bytes: Option<u64>,
+}
+
 impl FjallEngine {
     /// Opens (creating if needed) the MVCC store in directory `path`.
     pub fn open(path: &Path) -> StorageResult<Self> {
         Ok(MvccEngine::with_backend(FjallBackend::open(path)?))
+    }
+
+    /// Opens the MVCC store in directory `path` with `options`.
+    pub fn open_with(path: &Path, options: &StoreOptions) -> StorageResult<Self> {
+        Ok(MvccEngine::with_backend(FjallBackend::open_with(
+            path, options,
+        )?))
     }
 }

@@ -41,7 +41,7 @@ pub use engine::{
 };
 pub use error::{StorageError, StorageResult};
 pub use fingerprint::version_hash;
-pub use fjall_backend::FjallBackend;
+pub use fjall_backend::{FjallBackend, StoreOptions};
 pub use hlc::Timestamp;
 pub use mem_backend::MemBackend;
 pub use mvcc::MvccEngine;

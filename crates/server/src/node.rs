@@ -1,0 +1,478 @@
+//! A running node: its store, RPC and HTTP listeners, and how it comes to belong to a
+//! cluster (`init`, `--join`, or restarting with a store that already has a node id).
+
+use crate::config::NodeConfig;
+use crate::tls::{CertsDir, node_pem};
+use crate::{ServerError, http, logging};
+use hlc::Clock;
+use kv::{KvClient, KvMetrics, KvNode, KvService, NodeId, NodeSlot, RaftService};
+use proto::server as spb;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{Durability, Engine, FjallEngine, StoreOptions, WriteBatch};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+/// Local metadata key of the node id, written once the node has one.
+const NODE_ID_KEY: &[u8] = b"node/id";
+/// Pause between rounds of join attempts.
+const JOIN_RETRY: Duration = Duration::from_millis(500);
+/// A node is ready when its closed timestamp trails its clock by less than this.
+const READY_CLOSED_LAG: Duration = Duration::from_secs(2);
+
+/// State shared by the node's listeners and tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: NodeConfig,
+    pub engine: Arc<FjallEngine>,
+    pub clock: Arc<Clock>,
+    pub registry: prometheus::Registry,
+    pub metrics: KvMetrics,
+    pub slot: NodeSlot,
+    pub client_tls: Option<ClientTlsConfig>,
+    pub advertise_addr: String,
+    /// Held while the node acquires an id and starts its replica (init or join).
+    pub membership: Mutex<()>,
+}
+
+impl Shared {
+    /// Why the node is not ready to serve, or `None` when it is.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        let Some(node) = self.slot.get() else {
+            return Some("the node has not joined a cluster (run `roach init`)".into());
+        };
+        let status = node.status();
+        if status.leader.is_none() {
+            return Some("the range has no leader".into());
+        }
+        let lag_ns = self
+            .clock
+            .physical_now_ns()
+            .saturating_sub(status.closed_ts.wall_time_ns);
+        if lag_ns > READY_CLOSED_LAG.as_nanos() as u64 {
+            return Some(format!(
+                "catching up: closed timestamp {} ms behind",
+                lag_ns / 1_000_000
+            ));
+        }
+        None
+    }
+
+    fn stored_node_id(&self) -> Result<Option<NodeId>, ServerError> {
+        let store_err = |source| ServerError::Store {
+            path: self.config.store.display().to_string(),
+            source,
+        };
+        match self.engine.get_local(NODE_ID_KEY).map_err(store_err)? {
+            None => Ok(None),
+            Some(b) => {
+                let arr: [u8; 8] = b.as_slice().try_into().map_err(|_| {
+                    ServerError::Config(format!(
+                        "store {}: corrupt node id record",
+                        self.config.store.display()
+                    ))
+                })?;
+                Ok(Some(NodeId(u64::from_be_bytes(arr))))
+            }
+        }
+    }
+
+    fn store_node_id(&self, id: NodeId) -> Result<(), ServerError> {
+        let mut batch = WriteBatch::new();
+        batch.put_local(NODE_ID_KEY, id.0.to_be_bytes());
+        self.engine
+            .write(batch, Durability::Sync)
+            .map_err(|source| ServerError::Store {
+                path: self.config.store.display().to_string(),
+                source,
+            })
+    }
+
+    /// Starts the replica of node `id` and makes the RPC services serve it.
+    async fn start_replica(&self, id: NodeId) -> Result<Arc<KvNode>, ServerError> {
+        let node = KvNode::start(
+            id,
+            self.advertise_addr.clone(),
+            self.engine.clone(),
+            self.clock.clone(),
+            self.config.kv.clone(),
+            self.client_tls.clone(),
+            self.metrics.clone(),
+        )
+        .await?;
+        logging::set_node_id(id.0);
+        // The membership lock makes this the only start; the slot is empty here.
+        let _ = self.slot.set(node.clone());
+        Ok(node)
+    }
+
+    /// Initialises a new cluster with this node as node 1.
+    pub async fn init_cluster(&self) -> Result<NodeId, ServerError> {
+        let _guard = self.membership.lock().await;
+        if self.slot.get().is_some() || self.stored_node_id()?.is_some() {
+            return Err(ServerError::AlreadyInitialized);
+        }
+        // A peer that already serves a range means the cluster exists and this node is about
+        // to join it: bootstrapping here would split it in two.
+        for addr in self.join_targets() {
+            if let Ok(Ok(client)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                KvClient::connect(&addr, self.client_tls.clone()),
+            )
+            .await
+                && let Ok(Ok(status)) =
+                    tokio::time::timeout(Duration::from_secs(2), client.status()).await
+                && !status.voters.is_empty()
+            {
+                tracing::warn!(peer = %addr, "refusing init: a peer already belongs to a cluster");
+                return Err(ServerError::AlreadyInitialized);
+            }
+        }
+        let id = NodeId(1);
+        self.store_node_id(id)?;
+        let node = self.start_replica(id).await?;
+        match node.bootstrap().await {
+            Ok(()) | Err(kv::KvError::AlreadyInitialized) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(node_id = id.0, "initialized a new cluster");
+        Ok(id)
+    }
+
+    /// Gets an id from the cluster through the `--join` addresses, starts the replica, and
+    /// asks to become a member; retries until it succeeds or another path (init) won.
+    async fn join_loop(self: Arc<Self>) {
+        loop {
+            match self.try_join().await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "joining the cluster failed; retrying"),
+            }
+            tokio::time::sleep(JOIN_RETRY).await;
+        }
+    }
+
+    /// One round over the join addresses; `Ok(true)` once this node is a member.
+    async fn try_join(&self) -> Result<bool, ServerError> {
+        let guard = self.membership.lock().await;
+        let (id, node) = match (self.stored_node_id()?, self.slot.get()) {
+            (Some(id), Some(node)) => {
+                if node.is_initialized().await {
+                    return Ok(true);
+                }
+                (id, node.clone())
+            }
+            (Some(id), None) => (id, self.start_replica(id).await?),
+            (None, _) => {
+                let Some((client, id)) = self.allocate_id().await else {
+                    return Ok(false);
+                };
+                tracing::info!(node_id = id.0, via = client.addr(), "allocated node id");
+                self.store_node_id(id)?;
+                (id, self.start_replica(id).await?)
+            }
+        };
+        drop(guard);
+        for addr in self.join_targets() {
+            let client = match KvClient::connect(&addr, self.client_tls.clone()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(target_addr = %addr, error = %e, "join target unreachable");
+                    continue;
+                }
+            };
+            match client.join(id, &self.advertise_addr).await {
+                Ok(()) => {
+                    tracing::info!(node_id = id.0, via = %addr, "joined the cluster");
+                    return Ok(node.is_initialized().await || self.wait_initialized(&node).await);
+                }
+                Err(e) => tracing::debug!(target_addr = %addr, error = %e, "join request failed"),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn wait_initialized(&self, node: &KvNode) -> bool {
+        for _ in 0..50 {
+            if node.is_initialized().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    fn join_targets(&self) -> Vec<String> {
+        self.config
+            .join
+            .iter()
+            .filter(|a| **a != self.advertise_addr)
+            .cloned()
+            .collect()
+    }
+
+    async fn allocate_id(&self) -> Option<(KvClient, NodeId)> {
+        for addr in self.join_targets() {
+            match KvClient::connect(&addr, self.client_tls.clone()).await {
+                Ok(client) => match client.allocate_node_id().await {
+                    Ok(id) => return Some((client, id)),
+                    // Expected until someone runs `roach init`.
+                    Err(e) if e.to_string().contains("has not joined a cluster yet") => {
+                        tracing::info!(target_addr = %addr, "join target is not initialized yet; waiting for `roach init`")
+                    }
+                    Err(e) => tracing::warn!(
+                        target_addr = %addr,
+                        error = %e,
+                        "cannot reach join target; check that it is running with the same --insecure setting and a certificate from the same CA"
+                    ),
+                },
+                Err(e) => tracing::warn!(
+                    target_addr = %addr,
+                    error = %e,
+                    "cannot reach join target; check that it is running with the same --insecure setting and a certificate from the same CA"
+                ),
+            }
+        }
+        None
+    }
+}
+
+/// The admin RPC service (cluster initialisation).
+#[derive(Debug, Clone)]
+struct AdminService {
+    shared: Arc<Shared>,
+}
+
+#[tonic::async_trait]
+impl spb::admin_server::Admin for AdminService {
+    async fn init(
+        &self,
+        _req: tonic::Request<spb::InitRequest>,
+    ) -> Result<tonic::Response<spb::InitResponse>, tonic::Status> {
+        match self.shared.init_cluster().await {
+            Ok(id) => Ok(tonic::Response::new(spb::InitResponse { node_id: id.0 })),
+            Err(ServerError::AlreadyInitialized) => Err(tonic::Status::already_exists(
+                "cluster has already been initialized",
+            )),
+            Err(e) => Err(tonic::Status::internal(e.to_string())),
+        }
+    }
+}
+
+/// A started node.
+#[derive(Debug)]
+pub struct Node {
+    shared: Arc<Shared>,
+    rpc_addr: SocketAddr,
+    http_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// TLS settings for tonic from a certificates directory.
+fn tonic_tls(dir: &Path) -> Result<(ServerTlsConfig, ClientTlsConfig), ServerError> {
+    let pem = node_pem(&CertsDir::new(dir))?;
+    let identity = Identity::from_pem(&pem.node_cert, &pem.node_key);
+    let ca = Certificate::from_pem(&pem.ca_cert);
+    let server = ServerTlsConfig::new()
+        .identity(identity.clone())
+        .client_ca_root(ca.clone());
+    let client = ClientTlsConfig::new().ca_certificate(ca).identity(identity);
+    Ok((server, client))
+}
+
+/// TLS settings for a command-line client (`roach init`, tools): the CA, and `client.root` if
+/// present, else the node certificate, as the client identity.
+pub fn cli_client_tls(dir: &Path) -> Result<ClientTlsConfig, ServerError> {
+    let certs = CertsDir::new(dir);
+    let read = |p: std::path::PathBuf| {
+        std::fs::read(&p).map_err(|source| ServerError::Io {
+            path: p.display().to_string(),
+            source,
+        })
+    };
+    let ca = read(certs.ca_cert())?;
+    let (cert, key) = if certs.client_cert("root").exists() {
+        (
+            read(certs.client_cert("root"))?,
+            read(certs.client_key("root"))?,
+        )
+    } else {
+        (read(certs.node_cert())?, read(certs.node_key())?)
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .identity(Identity::from_pem(cert, key)))
+}
+
+impl Node {
+    /// Opens the store, binds the listeners and starts serving; the node then joins a cluster
+    /// (`--join`), restarts its replica (a store with a node id), or waits for `init`.
+    pub async fn start(config: NodeConfig) -> Result<Node, ServerError> {
+        let store_path = config.store.clone();
+        std::fs::create_dir_all(&store_path).map_err(|source| ServerError::Io {
+            path: store_path.display().to_string(),
+            source,
+        })?;
+        let data_dir = store_path.join("data");
+        let engine = FjallEngine::open_with(
+            &data_dir,
+            &StoreOptions {
+                cache_bytes: config.cache_bytes,
+            },
+        )
+        .map_err(|source| ServerError::Store {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let (server_tls, client_tls) = match &config.certs_dir {
+            Some(dir) => {
+                let (s, c) = tonic_tls(dir)?;
+                (Some(s), Some(c))
+            }
+            None => (None, None),
+        };
+        let listen_err = |what, addr: &str| {
+            let addr = addr.to_string();
+            move |source| ServerError::Listen { what, addr, source }
+        };
+        let rpc_listener = TcpListener::bind(&config.listen_addr)
+            .await
+            .map_err(listen_err("cannot listen for RPC on", &config.listen_addr))?;
+        let rpc_addr = rpc_listener.local_addr().map_err(listen_err(
+            "cannot read the address of",
+            &config.listen_addr,
+        ))?;
+        let http_listener = TcpListener::bind(&config.http_addr)
+            .await
+            .map_err(listen_err("cannot listen for HTTP on", &config.http_addr))?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(listen_err("cannot read the address of", &config.http_addr))?;
+        let advertise_addr = config
+            .advertise_addr
+            .clone()
+            .unwrap_or_else(|| rpc_addr.to_string());
+
+        let registry = prometheus::Registry::new();
+        let metrics = KvMetrics::new(&registry)
+            .map_err(|e| ServerError::Config(format!("registering metrics: {e}")))?;
+        let shared = Arc::new(Shared {
+            config,
+            engine: Arc::new(engine),
+            clock: Arc::new(Clock::system()),
+            registry,
+            metrics,
+            slot: NodeSlot::default(),
+            client_tls,
+            advertise_addr,
+            membership: Mutex::new(()),
+        });
+
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = server_tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| ServerError::Config(format!("TLS configuration: {e}")))?;
+        }
+        let router = builder
+            .add_service(RaftService::server(shared.slot.clone()))
+            .add_service(KvService::server(shared.slot.clone()))
+            .add_service(spb::admin_server::AdminServer::new(AdminService {
+                shared: shared.clone(),
+            }));
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(rpc_listener);
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = router.serve_with_incoming(incoming).await {
+                tracing::error!(error = %e, "RPC server stopped");
+            }
+        })];
+        let app = http::router(shared.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(http_listener, app).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        }));
+
+        if let Some(id) = shared.stored_node_id()? {
+            let node = {
+                let _guard = shared.membership.lock().await;
+                shared.start_replica(id).await?
+            };
+            tracing::info!(node_id = id.0, "restarted with the store's node id");
+            if !node.is_initialized().await && !shared.config.join.is_empty() {
+                tasks.push(tokio::spawn(shared.clone().join_loop()));
+            }
+        } else if !shared.config.join.is_empty() {
+            tasks.push(tokio::spawn(shared.clone().join_loop()));
+        }
+
+        let node = Node {
+            shared,
+            rpc_addr,
+            http_addr,
+            tasks,
+        };
+        node.write_listening_file()?;
+        Ok(node)
+    }
+
+    fn write_listening_file(&self) -> Result<(), ServerError> {
+        let Some(path) = &self.shared.config.listening_file else {
+            return Ok(());
+        };
+        let io = |source| ServerError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let tmp = path.with_extension("tmp");
+        let text = format!(
+            "rpc_addr={}\nadvertise_addr={}\nhttp_addr={}\n",
+            self.rpc_addr, self.shared.advertise_addr, self.http_addr
+        );
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// The bound RPC address.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
+    }
+
+    /// The address other nodes use.
+    pub fn advertise_addr(&self) -> &str {
+        &self.shared.advertise_addr
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The node id, once known.
+    pub fn node_id(&self) -> Option<NodeId> {
+        self.shared.slot.get().map(|n| n.id())
+    }
+
+    /// Initialises a new cluster with this node (`roach start-single-node`, `roach init`).
+    pub async fn init_cluster(&self) -> Result<NodeId, ServerError> {
+        self.shared.init_cluster().await
+    }
+
+    /// Why the node is not ready, or `None`.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        self.shared.not_ready_reason()
+    }
+
+    /// Stops serving and stops the replica.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(node) = self.shared.slot.get() {
+            node.shutdown().await;
+        }
+    }
+}
