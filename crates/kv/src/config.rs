@@ -18,6 +18,11 @@ pub struct KvConfig {
     pub raft_heartbeat_interval: Duration,
     /// Raft election timeout range: lower bound (the upper is twice it).
     pub raft_election_timeout: Duration,
+    /// A snapshot is built after this many entries since the last one.
+    pub snapshot_entries_since_last: u64,
+    /// Entries kept in the log behind the last snapshot (for slow followers); older ones are
+    /// purged, and a follower further behind catches up by installing a snapshot.
+    pub log_entries_kept_behind_snapshot: u64,
 }
 
 impl Default for KvConfig {
@@ -30,6 +35,8 @@ impl Default for KvConfig {
             leader_wait_max: Duration::from_secs(10),
             raft_heartbeat_interval: Duration::from_millis(100),
             raft_election_timeout: Duration::from_millis(500),
+            snapshot_entries_since_last: 20_000,
+            log_entries_kept_behind_snapshot: 1_000,
         }
     }
 }
@@ -43,8 +50,11 @@ impl KvConfig {
             heartbeat_interval: ms(self.raft_heartbeat_interval),
             election_timeout_min: ms(self.raft_election_timeout),
             election_timeout_max: ms(self.raft_election_timeout) * 2,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
-            max_in_snapshot_log_to_keep: 1_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(
+                self.snapshot_entries_since_last,
+            ),
+            max_in_snapshot_log_to_keep: self.log_entries_kept_behind_snapshot,
+            purge_batch_size: 1,
             ..Default::default()
         }
     }

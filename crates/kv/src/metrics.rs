@@ -13,6 +13,7 @@ pub struct KvMetrics {
     pub txn_aborts: IntCounter,
     pub rpc_requests: IntCounterVec,
     pub rangefeed_active: IntGauge,
+    pub snapshots_installed: IntCounter,
 }
 
 impl KvMetrics {
@@ -48,6 +49,10 @@ impl KvMetrics {
                 "rangefeed_active",
                 "Rangefeeds being served by this node",
             )?,
+            snapshots_installed: IntCounter::new(
+                "raft_snapshots_installed_total",
+                "Raft snapshots installed on this replica (a follower too far behind the log)",
+            )?,
         };
         registry.register(Box::new(m.raft_is_leader.clone()))?;
         registry.register(Box::new(m.raft_term.clone()))?;
@@ -57,6 +62,7 @@ impl KvMetrics {
         registry.register(Box::new(m.txn_aborts.clone()))?;
         registry.register(Box::new(m.rpc_requests.clone()))?;
         registry.register(Box::new(m.rangefeed_active.clone()))?;
+        registry.register(Box::new(m.snapshots_installed.clone()))?;
         Ok(m)
     }
 

@@ -417,6 +417,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .store(meta.last_log_id.map_or(0, |l| l.index), Ordering::SeqCst);
         self.feed.closed_ts.send_replace(payload.last_ts);
         let _ = self.feed.events.send(Arc::new(Applied::Reset));
+        self.metrics.snapshots_installed.inc();
+        tracing::info!(
+            last_index = meta.last_log_id.map_or(0, |l| l.index),
+            "installed a snapshot"
+        );
         Ok(())
     }
 

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{R, TestCluster, must_put, poll};
+use common::{R, TestCluster, config, must_put, poll};
 use hlc::Timestamp;
+use kv::KvConfig;
 use kv::{KvError, RangefeedEvent};
 use std::time::{Duration, Instant};
 use storage::{Engine, Span};
@@ -185,4 +186,74 @@ async fn rangefeed_delivers_every_version_in_order() {
         "checkpoints never go back"
     );
     assert!(checkpoints.last().expect("checkpoints") >= &last_ts);
+}
+
+// Goal: a node that was down while the log moved past a snapshot and was purged catches up by
+// installing an MVCC snapshot, and then matches the others' fingerprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_node_catches_up_from_a_snapshot() {
+    let mut cluster = TestCluster::must_start_with(
+        3,
+        KvConfig {
+            snapshot_entries_since_last: 40,
+            log_entries_kept_behind_snapshot: 5,
+            ..config()
+        },
+    )
+    .await;
+    must_put(&cluster.node(1), "before", "x").await;
+    let addr = cluster.stop(3).await;
+    let mut last = Timestamp::ZERO;
+    for i in 0..300 {
+        last = must_put(
+            &cluster.node(1),
+            &format!("key{i:04}"),
+            &format!("value{i}"),
+        )
+        .await;
+    }
+    cluster.restart(3, &addr).await;
+    let restarted = cluster.node(3);
+    restarted.ensure_closed(R, last).await.expect("catches up");
+    assert!(
+        restarted.metrics().snapshots_installed.get() >= 1,
+        "the restarted node installed a snapshot"
+    );
+    let fp = |id: u64| {
+        cluster
+            .node(id)
+            .engine()
+            .fingerprint(&Span::all(), Timestamp::ZERO, last)
+            .expect("fp")
+    };
+    assert_eq!(fp(3), fp(1));
+    assert_eq!(
+        restarted
+            .get(R, b"key0299", last)
+            .await
+            .expect("get")
+            .as_deref(),
+        Some(&b"value299"[..])
+    );
+}
+
+// Goal: joining nodes become voters up to five; the sixth joins as a learner and still
+// receives every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_voters_then_learners() {
+    let cluster = TestCluster::must_start(6).await;
+    let status = cluster.node(1).status();
+    assert_eq!(status.voters.len(), 5, "{status:?}");
+    assert_eq!(status.learners.len(), 1, "{status:?}");
+    let ts = must_put(&cluster.node(2), "k", "v").await;
+    let learner = status.learners[0].0;
+    assert_eq!(
+        cluster
+            .node(learner)
+            .get(R, b"k", ts)
+            .await
+            .expect("get")
+            .as_deref(),
+        Some(&b"v"[..])
+    );
 }

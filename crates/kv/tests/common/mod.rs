@@ -17,11 +17,14 @@ pub struct TestNode {
     pub node: Arc<KvNode>,
     pub server: JoinHandle<()>,
     pub addr: String,
+    /// Asks the RPC server to stop gracefully (closing its connections, which hold the node).
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 pub struct TestCluster {
     pub dirs: Vec<TempDir>,
     pub nodes: Vec<Option<TestNode>>,
+    pub config: KvConfig,
 }
 
 pub fn config() -> KvConfig {
@@ -33,14 +36,35 @@ pub fn config() -> KvConfig {
 }
 
 pub async fn must_start_node(id: u64, dir: &TempDir, listener: TcpListener) -> TestNode {
+    must_start_node_with(id, dir, listener, config()).await
+}
+
+pub async fn must_start_node_with(
+    id: u64,
+    dir: &TempDir,
+    listener: TcpListener,
+    config: KvConfig,
+) -> TestNode {
     let addr = listener.local_addr().expect("local addr").to_string();
-    let engine = Arc::new(FjallEngine::open(dir.path()).expect("open store"));
+    // After a stop, the previous replica's tasks release the store asynchronously: poll.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let engine = loop {
+        match FjallEngine::open(dir.path()) {
+            Ok(e) => break Arc::new(e),
+            Err(storage::StorageError::Fjall(fjall::Error::Locked))
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("open store: {e}"),
+        }
+    };
     let node = KvNode::start(
         NodeId(id),
         addr.clone(),
         engine,
         Arc::new(Clock::system()),
-        config(),
+        config,
         None,
         KvMetrics::unregistered(),
     )
@@ -50,15 +74,30 @@ pub async fn must_start_node(id: u64, dir: &TempDir, listener: TcpListener) -> T
         .add_service(RaftService::server(filled_slot(node.clone())))
         .add_service(KvService::server(filled_slot(node.clone())));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        let _ = router.serve_with_incoming(incoming).await;
+        let _ = router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stop_rx.await;
+            })
+            .await;
     });
-    TestNode { node, server, addr }
+    TestNode {
+        node,
+        server,
+        addr,
+        stop: Some(stop_tx),
+    }
 }
 
 impl TestCluster {
     /// Starts node 1, bootstraps it, then starts and admits the others one by one.
     pub async fn must_start(n: u64) -> TestCluster {
+        Self::must_start_with(n, config()).await
+    }
+
+    /// [`TestCluster::must_start`] with KV settings of the test's choosing.
+    pub async fn must_start_with(n: u64, config: KvConfig) -> TestCluster {
         let mut dirs = Vec::new();
         let mut nodes: Vec<Option<TestNode>> = Vec::new();
         for i in 1..=n {
@@ -76,7 +115,7 @@ impl TestCluster {
                     .0
             };
             assert_eq!(id, i, "node ids are allocated in order");
-            let node = must_start_node(id, &dir, listener).await;
+            let node = must_start_node_with(id, &dir, listener, config.clone()).await;
             if i == 1 {
                 node.node.bootstrap().await.expect("bootstrap");
             } else {
@@ -90,7 +129,11 @@ impl TestCluster {
             nodes.push(Some(node));
             dirs.push(dir);
         }
-        TestCluster { dirs, nodes }
+        TestCluster {
+            dirs,
+            nodes,
+            config,
+        }
     }
 
     pub fn node(&self, id: u64) -> Arc<KvNode> {
@@ -102,11 +145,19 @@ impl TestCluster {
     }
 
     pub async fn stop(&mut self, id: u64) -> String {
-        let n = self.nodes[(id - 1) as usize]
+        let mut n = self.nodes[(id - 1) as usize]
             .take()
             .expect("node is running");
-        n.server.abort();
-        let _ = n.server.await;
+        if let Some(stop) = n.stop.take() {
+            let _ = stop.send(());
+        }
+        // Connections carrying long streams may not finish by themselves: bound the wait.
+        if tokio::time::timeout(Duration::from_secs(5), &mut n.server)
+            .await
+            .is_err()
+        {
+            n.server.abort();
+        }
         n.node.shutdown().await;
         n.addr
     }
@@ -124,7 +175,13 @@ impl TestCluster {
                 Err(e) => panic!("rebind {addr}: {e}"),
             }
         };
-        let node = must_start_node(id, &self.dirs[(id - 1) as usize], listener).await;
+        let node = must_start_node_with(
+            id,
+            &self.dirs[(id - 1) as usize],
+            listener,
+            self.config.clone(),
+        )
+        .await;
         self.nodes[(id - 1) as usize] = Some(node);
     }
 
