@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 const BACKGROUND_CHILD_ENV: &str = "ROACH_BACKGROUND_CHILD";
 /// How long `--background` waits for the node to listen.
 const BACKGROUND_WAIT: Duration = Duration::from_secs(60);
+/// How long a node with an id waits to be ready before announcing itself anyway.
+const READY_WAIT: Duration = Duration::from_secs(30);
 
 /// Flags of `roach start` (and `start-single-node`, without `--join`).
 #[derive(Debug, Clone, clap::Args)]
@@ -106,6 +108,12 @@ pub fn run(args: StartArgs, single_node: bool) -> anyhow::Result<()> {
         if single_node && node.node_id().is_none() {
             node.init_cluster().await?;
         }
+        // A node with an id (restarted, or just initialised) is announced once it is ready; a
+        // new node waiting for `roach init` or for its join as soon as it listens.
+        if node.node_id().is_some() {
+            wait_ready(&node).await;
+        }
+        node.write_listening_file()?;
         print_summary(&node, &config);
         wait_for_shutdown_signal().await;
         tracing::info!("shutting down");
@@ -131,6 +139,21 @@ fn print_summary(node: &Node, config: &NodeConfig) {
     println!("  store:             {}", config.store.display());
     println!("  security:          {security}");
     println!("  node id:           {node_id}");
+}
+
+/// Waits (bounded) for the node to be ready; logs why not if it takes too long.
+async fn wait_ready(node: &Node) {
+    let deadline = Instant::now() + READY_WAIT;
+    loop {
+        match node.not_ready_reason() {
+            None => return,
+            Some(reason) if Instant::now() > deadline => {
+                tracing::warn!(%reason, "node not ready after {} s; continuing", READY_WAIT.as_secs());
+                return;
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 async fn wait_for_shutdown_signal() {

@@ -409,17 +409,18 @@ impl Node {
             tasks.push(tokio::spawn(shared.clone().join_loop()));
         }
 
-        let node = Node {
+        Ok(Node {
             shared,
             rpc_addr,
             http_addr,
             tasks,
-        };
-        node.write_listening_file()?;
-        Ok(node)
+        })
     }
 
-    fn write_listening_file(&self) -> Result<(), ServerError> {
+    /// Writes the bound addresses to the configured listening file (if any), atomically. The
+    /// caller decides when: `roach start` does it once the node is ready, or waiting for
+    /// `init`, so `--background` returns at the right moment.
+    pub fn write_listening_file(&self) -> Result<(), ServerError> {
         let Some(path) = &self.shared.config.listening_file else {
             return Ok(());
         };
