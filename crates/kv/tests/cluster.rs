@@ -257,3 +257,50 @@ async fn five_voters_then_learners() {
         Some(&b"v"[..])
     );
 }
+
+// Goal: a rangefeed consumer that stops reading gets a bounded buffer and then an explicit
+// overflow error telling it to resubscribe; what it did receive is a gap-free prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_rangefeed_consumer_gets_an_overflow_error() {
+    let cluster = TestCluster::must_start_with(
+        3,
+        KvConfig {
+            rangefeed_buffer_entries: 16,
+            ..config()
+        },
+    )
+    .await;
+    let start = must_put(&cluster.node(1), "slow/start", "x").await;
+    let mut feed = cluster
+        .node(2)
+        .rangefeed(R, Span::prefix(b"slow/"), start)
+        .expect("rangefeed");
+    // Write far more than the feed's buffers hold while nobody reads.
+    let mut written = Vec::new();
+    for i in 0..1500 {
+        written.push(must_put(&cluster.node(1), &format!("slow/{i:05}"), "v").await);
+    }
+    let mut received = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let error = loop {
+        let ev = tokio::time::timeout_at(deadline.into(), feed.recv())
+            .await
+            .expect("an event or the error before the deadline")
+            .expect("the feed reports an error before it ends");
+        match ev {
+            Ok(RangefeedEvent::Value(v)) => received.push(v.ts),
+            Ok(RangefeedEvent::Checkpoint { .. }) => {}
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(error, KvError::RangefeedOverflow { .. }),
+        "unexpected error {error}"
+    );
+    assert!(error.to_string().contains("resubscribe"));
+    assert!(
+        received.len() < written.len(),
+        "the feed overflowed before the end"
+    );
+    assert_eq!(received, written[..received.len()], "a gap-free prefix");
+}
