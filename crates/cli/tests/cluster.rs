@@ -204,3 +204,31 @@ async fn status_vars_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// Goal: a client certificate from the cluster's own CA cannot send Raft messages: only
+// certificates with CN `node` may (regression test for any CA-signed cert reaching Raft).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_cannot_send_raft_messages() {
+    let cluster = ProcCluster::must_start(1, true);
+    let certs = cluster.certs.clone().expect("secure");
+    // cli_client_tls presents client.root when it exists.
+    let tls = server::node::cli_client_tls(&certs).expect("tls");
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.nodes[0].rpc_addr))
+            .expect("endpoint")
+            .tls_config(tls)
+            .expect("tls config")
+            .connect()
+            .await
+            .expect("connect");
+    let mut raft = proto::kv::raft_client::RaftClient::new(channel);
+    let err = raft
+        .vote(proto::kv::RaftRequest {
+            range_id: 1,
+            payload: vec![],
+        })
+        .await
+        .expect_err("a client certificate may not vote");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    assert!(err.message().contains("only nodes"));
+}

@@ -2,7 +2,7 @@
 //! cluster (`init`, `--join`, or restarting with a store that already has a node id).
 
 use crate::config::NodeConfig;
-use crate::tls::{CertsDir, node_pem};
+use crate::tls::{CertsDir, NODE_COMMON_NAME, common_name, node_pem};
 use crate::{ServerError, http, logging};
 use hlc::Clock;
 use kv::{KvClient, KvMetrics, KvNode, KvService, NodeId, NodeSlot, RaftService};
@@ -14,6 +14,7 @@ use std::time::Duration;
 use storage::{Durability, Engine, FjallEngine, StoreOptions, WriteBatch};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 /// Local metadata key of the node id, written once the node has one.
@@ -271,6 +272,31 @@ pub struct Node {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Lets only nodes (certificate CN `node`) send Raft messages: a client certificate from the
+/// same CA (say `client.root`) must not be able to vote or append entries.
+fn require_node_peer(
+    req: tonic::Request<()>,
+    secure: bool,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    if !secure {
+        return Ok(req);
+    }
+    let Some(certs) = req.peer_certs() else {
+        return Err(tonic::Status::unauthenticated(
+            "no verified peer certificate",
+        ));
+    };
+    match certs.first().map(common_name) {
+        Some(Ok(cn)) if cn == NODE_COMMON_NAME => Ok(req),
+        Some(Ok(cn)) => Err(tonic::Status::permission_denied(format!(
+            "certificate CN {cn:?} may not send Raft messages; only nodes (CN {NODE_COMMON_NAME:?}) may"
+        ))),
+        _ => Err(tonic::Status::unauthenticated(
+            "unreadable peer certificate",
+        )),
+    }
+}
+
 /// TLS settings for tonic from a certificates directory.
 fn tonic_tls(dir: &Path) -> Result<(ServerTlsConfig, ClientTlsConfig), ServerError> {
     let pem = node_pem(&CertsDir::new(dir))?;
@@ -377,8 +403,12 @@ impl Node {
                 .tls_config(tls)
                 .map_err(|e| ServerError::Config(format!("TLS configuration: {e}")))?;
         }
+        let secure = shared.config.certs_dir.is_some();
         let router = builder
-            .add_service(RaftService::server(shared.slot.clone()))
+            .add_service(InterceptedService::new(
+                RaftService::server(shared.slot.clone()),
+                move |req| require_node_peer(req, secure),
+            ))
             .add_service(KvService::server(shared.slot.clone()))
             .add_service(spb::admin_server::AdminServer::new(AdminService {
                 shared: shared.clone(),
