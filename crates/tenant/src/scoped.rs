@@ -1,0 +1,177 @@
+//! Tenant-scoped KV: a client that maps a tenant's own keys into its keyspace and refuses
+//! anything that would land outside it.
+
+use crate::keys::{TENANT_KEYSPACE_END, TENANT_KEYSPACE_START};
+use crate::{TenantError, TenantId, TenantResult, pretty_key};
+use hlc::Timestamp;
+use kv::{KvNode, RangeId, Txn};
+use std::sync::Arc;
+use storage::{KeyValue, ScanResult, Span};
+
+/// A KV client confined to one virtual cluster's keyspace. Keys given to it are the tenant's
+/// own (without the `/Tenant/<id>/` prefix), and keys it returns are too.
+#[derive(Debug, Clone)]
+pub struct TenantKv {
+    node: Arc<KvNode>,
+    tenant: TenantId,
+}
+
+impl TenantKv {
+    /// A client of `tenant` through `node`.
+    pub fn new(node: Arc<KvNode>, tenant: TenantId) -> Self {
+        TenantKv { node, tenant }
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// Begins a transaction on the tenant's keyspace.
+    pub fn begin(&self) -> TenantResult<TenantTxn> {
+        Ok(TenantTxn {
+            txn: self.node.begin(RangeId::FIRST)?,
+            tenant: self.tenant,
+        })
+    }
+}
+
+/// A transaction confined to one virtual cluster's keyspace.
+#[derive(Debug)]
+pub struct TenantTxn {
+    txn: Txn,
+    tenant: TenantId,
+}
+
+impl TenantTxn {
+    /// The snapshot every read sees.
+    pub fn read_ts(&self) -> Timestamp {
+        self.txn.read_ts()
+    }
+
+    fn outside(&self, what: String) -> TenantError {
+        TenantError::OutsideTenant {
+            tenant: self.tenant,
+            what,
+        }
+    }
+
+    /// The global key of the tenant's `key`.
+    fn global_key(&self, key: &[u8]) -> TenantResult<Vec<u8>> {
+        let global = if self.tenant.is_system() {
+            // The system tenant owns everything outside [0xfe, 0xff).
+            if key >= TENANT_KEYSPACE_START && key < TENANT_KEYSPACE_END {
+                return Err(self.outside(format!("key {}", pretty_key(key))));
+            }
+            key.to_vec()
+        } else {
+            let mut g = self.tenant.prefix();
+            g.extend_from_slice(key);
+            g
+        };
+        self.assert_inside(&global);
+        Ok(global)
+    }
+
+    /// The global span of the tenant's `span`.
+    fn global_span(&self, span: &Span) -> TenantResult<Span> {
+        span.validate()
+            .map_err(|_| self.outside("an empty span".into()))?;
+        let global = if self.tenant.is_system() {
+            let start_inside = span.start.as_slice() < TENANT_KEYSPACE_END;
+            let end_after = span
+                .end
+                .as_deref()
+                .is_none_or(|e| e > TENANT_KEYSPACE_START);
+            if start_inside && end_after {
+                return Err(self.outside(format!(
+                    "span [{}, {}) overlaps the tenants' keyspace",
+                    pretty_key(&span.start),
+                    span.end.as_deref().map_or("∞".to_string(), pretty_key)
+                )));
+            }
+            span.clone()
+        } else {
+            let tenant_span = self.tenant.span();
+            let start = self.global_key(&span.start)?;
+            let end = match &span.end {
+                Some(e) => self.global_key(e)?,
+                None => tenant_span.end.clone().expect("a tenant span has an end"),
+            };
+            Span::new(start, end)
+        };
+        Ok(global)
+    }
+
+    /// Panics if a global key is outside the tenant: that would be a bug here, and writing it
+    /// would corrupt another tenant.
+    fn assert_inside(&self, global: &[u8]) {
+        if self.tenant.is_system() {
+            assert!(
+                !(global >= TENANT_KEYSPACE_START && global < TENANT_KEYSPACE_END),
+                "tenant: system key {} inside the tenants' keyspace",
+                pretty_key(global)
+            );
+        } else {
+            assert!(
+                self.tenant.span().contains(global),
+                "tenant: key {} outside virtual cluster {}",
+                pretty_key(global),
+                self.tenant
+            );
+        }
+    }
+
+    /// The tenant key of a global key read back.
+    fn local_key(&self, global: Vec<u8>) -> Vec<u8> {
+        self.assert_inside(&global);
+        if self.tenant.is_system() {
+            global
+        } else {
+            global[self.tenant.prefix().len()..].to_vec()
+        }
+    }
+
+    /// Reads `key`.
+    pub async fn get(&mut self, key: &[u8]) -> TenantResult<Option<Vec<u8>>> {
+        let global = self.global_key(key)?;
+        Ok(self.txn.get(&global).await?)
+    }
+
+    /// Scans `span` (of the tenant's keys), at most `limit` rows.
+    pub async fn scan(&mut self, span: &Span, limit: usize) -> TenantResult<ScanResult> {
+        let global = self.global_span(span)?;
+        let page = self.txn.scan(&global, limit).await?;
+        Ok(ScanResult {
+            rows: page
+                .rows
+                .into_iter()
+                .map(|kv| KeyValue {
+                    key: self.local_key(kv.key),
+                    ts: kv.ts,
+                    value: kv.value,
+                })
+                .collect(),
+            resume_key: page.resume_key.map(|k| self.local_key(k)),
+        })
+    }
+
+    /// Buffers `key = value`.
+    pub fn put(&mut self, key: &[u8], value: impl Into<Vec<u8>>) -> TenantResult<()> {
+        let global = self.global_key(key)?;
+        self.txn.put(global, value);
+        Ok(())
+    }
+
+    /// Buffers a delete of `key`.
+    pub fn delete(&mut self, key: &[u8]) -> TenantResult<()> {
+        let global = self.global_key(key)?;
+        self.txn.delete(global);
+        Ok(())
+    }
+
+    /// Commits; returns the commit timestamp.
+    pub async fn commit(self) -> TenantResult<Timestamp> {
+        Ok(self.txn.commit().await?)
+    }
+}
