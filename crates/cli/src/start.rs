@@ -48,6 +48,9 @@ pub struct StartArgs {
     /// Write the bound addresses to this file once listening (for scripts and tests).
     #[arg(long)]
     pub listening_addr_file: Option<PathBuf>,
+    /// The configuration profile applied when this node initialises the cluster.
+    #[arg(long, default_value = "default", value_parser = clap::builder::PossibleValuesParser::new(server::profiles::names()))]
+    pub config_profile: String,
 }
 
 impl StartArgs {
@@ -78,6 +81,7 @@ impl StartArgs {
             max_sql_memory_bytes: size("max-sql-memory", &self.max_sql_memory)?,
             listening_file: self.listening_addr_file.clone(),
             kv: kv::KvConfig::default(),
+            profile: server::profiles::load(&self.config_profile)?,
         })
     }
 }

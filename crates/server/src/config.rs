@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub listening_file: Option<PathBuf>,
     /// KV layer settings.
     pub kv: KvConfig,
+    /// The configuration profile applied if this node initialises the cluster.
+    pub profile: sql::bootstrap::Profile,
 }
 
 /// Reads a size: bytes with an optional unit (`B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`,

@@ -31,6 +31,9 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
+    /// The SQL layer failed (for example applying the profile).
+    #[error("{0}")]
+    Sql(#[from] sql::SqlError),
     /// `init` on a node that already belongs to a cluster.
     #[error("cluster has already been initialized")]
     AlreadyInitialized,

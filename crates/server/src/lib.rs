@@ -28,6 +28,7 @@ mod error;
 mod http;
 pub mod logging;
 pub mod node;
+pub mod profiles;
 pub mod tls;
 
 pub use error::ServerError;

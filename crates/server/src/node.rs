@@ -2,7 +2,9 @@
 //! cluster (`init`, `--join`, or restarting with a store that already has a node id).
 
 use crate::config::NodeConfig;
-use crate::tls::{CertsDir, NODE_COMMON_NAME, common_name, node_pem};
+use crate::tls::{
+    CertsDir, ClientCertMode, NODE_COMMON_NAME, common_name, node_pem, node_server_config,
+};
 use crate::{ServerError, http, logging};
 use hlc::Clock;
 use kv::{KvClient, KvMetrics, KvNode, KvService, NodeId, NodeSlot, RaftService};
@@ -12,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Durability, Engine, FjallEngine, StoreOptions, WriteBatch};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
@@ -139,7 +141,8 @@ impl Shared {
             Ok(()) | Err(kv::KvError::AlreadyInitialized) => {}
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(node_id = id.0, "initialized a new cluster");
+        sql::bootstrap::apply(&node, &self.config.profile).await?;
+        tracing::info!(node_id = id.0, profile = %self.config.profile.name, "initialized a new cluster");
         Ok(id)
     }
 
@@ -272,6 +275,47 @@ pub struct Node {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// How long a new connection may take to send its first byte.
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on the shared port and hands each to gRPC or pgwire.
+async fn accept_loop(
+    listener: TcpListener,
+    grpc: tokio::sync::mpsc::Sender<Result<TcpStream, std::io::Error>>,
+    pg: Arc<sql::PgHandlers>,
+    pg_tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let grpc = grpc.clone();
+        let pg = pg.clone();
+        let pg_tls = pg_tls.clone();
+        tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            let peeked = tokio::time::timeout(FIRST_BYTE_TIMEOUT, socket.peek(&mut first)).await;
+            match peeked {
+                Ok(Ok(1)) if first[0] == 0x16 || first[0] == b'P' => {
+                    let _ = grpc.send(Ok(socket)).await;
+                }
+                Ok(Ok(1)) => {
+                    if let Err(e) = pgwire::tokio::process_socket(socket, pg_tls, pg).await {
+                        tracing::debug!(%peer, error = %e, "SQL connection ended with an error");
+                    }
+                }
+                _ => tracing::debug!(%peer, "connection closed before sending anything"),
+            }
+        });
+    }
+}
+
 /// Lets only nodes (certificate CN `node`) send Raft messages: a client certificate from the
 /// same CA (say `client.root`) must not be able to vote or append entries.
 fn require_node_peer(
@@ -385,13 +429,24 @@ impl Node {
         let registry = prometheus::Registry::new();
         let metrics = KvMetrics::new(&registry)
             .map_err(|e| ServerError::Config(format!("registering metrics: {e}")))?;
+        let slot = NodeSlot::default();
+        let sql_server = Arc::new(sql::SqlServer::new(
+            slot.clone(),
+            config.certs_dir.is_none(),
+        ));
+        let pg_tls = match &config.certs_dir {
+            Some(dir) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+                node_server_config(&CertsDir::new(dir), ClientCertMode::Optional, &[])?,
+            ))),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             config,
             engine: Arc::new(engine),
             clock: Arc::new(Clock::system()),
             registry,
             metrics,
-            slot: NodeSlot::default(),
+            slot,
             client_tls,
             advertise_addr,
             membership: Mutex::new(()),
@@ -413,12 +468,24 @@ impl Node {
             .add_service(spb::admin_server::AdminServer::new(AdminService {
                 shared: shared.clone(),
             }));
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(rpc_listener);
+        // One port for gRPC and pgwire: gRPC connections start with a TLS ClientHello (0x16)
+        // or, insecure, with the HTTP/2 preface ("PRI"); pgwire ones with a length whose first
+        // byte is 0 (a startup or SSLRequest message).
+        let (grpc_tx, grpc_rx) =
+            tokio::sync::mpsc::channel::<Result<TcpStream, std::io::Error>>(256);
+        let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_rx);
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = router.serve_with_incoming(incoming).await {
                 tracing::error!(error = %e, "RPC server stopped");
             }
         })];
+        let pg_handlers = Arc::new(sql::PgHandlers::new(sql_server));
+        tasks.push(tokio::spawn(accept_loop(
+            rpc_listener,
+            grpc_tx,
+            pg_handlers,
+            pg_tls,
+        )));
         let app = http::router(shared.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(http_listener, app).await {

@@ -1,0 +1,106 @@
+//! SQL errors: every error a client sees has a SQLSTATE and, where it helps, a hint.
+
+use pgwire::error::{ErrorInfo, PgWireError};
+
+/// SQLSTATE codes used by roach.
+pub mod code {
+    pub const SYNTAX: &str = "42601";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const DUPLICATE_OBJECT: &str = "42710";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const INVALID_PASSWORD: &str = "28P01";
+    pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const INVALID_CATALOG_NAME: &str = "3D000";
+    pub const CONNECTION_REJECTED: &str = "08004";
+    pub const CANNOT_CONNECT_NOW: &str = "57P03";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const OBJECT_IN_USE: &str = "55006";
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const INTERNAL: &str = "XX000";
+    pub const UNDEFINED_FUNCTION: &str = "42883";
+}
+
+/// An error for a SQL client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SqlError {
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// The result of a SQL operation.
+pub type SqlResult<T> = Result<T, SqlError>;
+
+impl SqlError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        SqlError {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn syntax(message: impl Into<String>) -> Self {
+        SqlError::new(code::SYNTAX, message)
+    }
+
+    pub fn privilege(message: impl Into<String>) -> Self {
+        SqlError::new(code::INSUFFICIENT_PRIVILEGE, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        SqlError::new(code::INTERNAL, message)
+    }
+
+    /// The pgwire error carrying this one (severity ERROR).
+    pub fn into_pgwire(self) -> PgWireError {
+        PgWireError::UserError(Box::new(self.into_info("ERROR")))
+    }
+
+    /// The pgwire error carrying this one with severity FATAL (ends the connection).
+    pub fn into_pgwire_fatal(self) -> PgWireError {
+        PgWireError::UserError(Box::new(self.into_info("FATAL")))
+    }
+
+    fn into_info(self, severity: &str) -> ErrorInfo {
+        let mut info = ErrorInfo::new(severity.to_string(), self.code.to_string(), self.message);
+        info.hint = self.hint;
+        info
+    }
+}
+
+impl From<kv::KvError> for SqlError {
+    fn from(e: kv::KvError) -> Self {
+        match e {
+            kv::KvError::TxnRetry { .. } => {
+                SqlError::new(code::SERIALIZATION_FAILURE, e.to_string())
+                    .with_hint("retry the transaction")
+            }
+            other => SqlError::internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tenant::TenantError> for SqlError {
+    fn from(e: tenant::TenantError) -> Self {
+        use tenant::TenantError as T;
+        match e {
+            T::Kv(kv) => kv.into(),
+            T::NotFound(_) | T::IdNotFound(_) => {
+                SqlError::new(code::UNDEFINED_OBJECT, e.to_string())
+            }
+            T::AlreadyExists(_) | T::IdInUse(_) => {
+                SqlError::new(code::DUPLICATE_OBJECT, e.to_string())
+            }
+            T::InvalidName { .. } => SqlError::new(code::INVALID_PARAMETER_VALUE, e.to_string()),
+            T::OutsideTenant { .. } | T::Corrupt(_) => SqlError::internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,906 @@
+//! The executor of administrative statements and simple SELECTs, for one session.
+
+use crate::catalog::{self, ADMIN_ROLE, ROOT, SYSTEM_PRIVILEGES, ScramVerifier, UserRecord};
+use crate::error::{SqlError, SqlResult, code};
+use crate::parser::{Grantable, Statement, Value};
+use crate::settings::{self, SETTINGS};
+use kv::{KvNode, NodeSlot, RangeId};
+use pgwire::api::auth::sasl::scram::{ScramSecret, gen_salted_password};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use storage::Span;
+use tenant::{DataState, ServiceMode, TenantId, TenantKv, TenantRecord, registry};
+
+/// SCRAM iterations for new verifiers (PostgreSQL's default).
+pub const SCRAM_ITERATIONS: u32 = 4096;
+/// Keys deleted per transaction when a dropped virtual cluster's data is cleared.
+const CLEAR_BATCH: usize = 1000;
+
+/// A column's type on the wire (values are sent as text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    Int,
+    Text,
+    Bool,
+    Numeric,
+}
+
+/// A result column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub typ: ColType,
+}
+
+fn col(name: &str, typ: ColType) -> Column {
+    Column {
+        name: name.to_string(),
+        typ,
+    }
+}
+
+/// What a statement returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryResult {
+    /// Rows, as text (`None` is NULL).
+    Rows {
+        columns: Vec<Column>,
+        rows: Vec<Vec<Option<String>>>,
+    },
+    /// A command tag, with a row count where the protocol has one.
+    Command { tag: String, rows: Option<usize> },
+    /// An empty query.
+    Empty,
+}
+
+/// A connection's session state.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: String,
+    pub tenant: TenantRecord,
+    pub database: String,
+    pub vars: BTreeMap<String, String>,
+}
+
+/// The SQL layer of a node: shared by every connection.
+#[derive(Debug)]
+pub struct SqlServer {
+    slot: NodeSlot,
+    insecure: bool,
+}
+
+/// The virtual cluster statements may only run in the system virtual cluster.
+fn require_system(session: &Session, what: &str) -> SqlResult<()> {
+    if session.tenant.id.is_system() {
+        return Ok(());
+    }
+    Err(SqlError::privilege(format!(
+        "{what} can only be run from the system virtual cluster (connected to {:?})",
+        session.tenant.name
+    ))
+    .with_hint("connect with options=-ccluster=system"))
+}
+
+fn text(v: impl Into<String>) -> Option<String> {
+    Some(v.into())
+}
+
+impl SqlServer {
+    /// The SQL layer over the node in `slot`; `insecure` nodes accept connections without
+    /// authentication.
+    pub fn new(slot: NodeSlot, insecure: bool) -> Self {
+        SqlServer { slot, insecure }
+    }
+
+    /// Whether the node runs insecure.
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The node's replica, once it is part of an initialised cluster.
+    pub fn node(&self) -> SqlResult<Arc<KvNode>> {
+        self.slot.get().cloned().ok_or_else(|| {
+            SqlError::new(
+                code::CANNOT_CONNECT_NOW,
+                "node is not part of an initialized cluster yet",
+            )
+            .with_hint("run `roach init` against one of the nodes")
+        })
+    }
+
+    fn kv(&self, tenant: TenantId) -> SqlResult<TenantKv> {
+        Ok(TenantKv::new(self.node()?, tenant))
+    }
+
+    /// Reads a cluster setting of the system virtual cluster.
+    pub async fn setting(&self, name: &str) -> SqlResult<String> {
+        let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
+        catalog::get_setting(&mut txn, name).await
+    }
+
+    /// The virtual cluster named `name`.
+    pub async fn tenant_by_name(&self, name: &str) -> SqlResult<Option<TenantRecord>> {
+        let mut txn = self.node()?.begin(RangeId::FIRST)?;
+        Ok(registry::get_by_name(&mut txn, name).await?)
+    }
+
+    /// The user `name` of `tenant`.
+    pub async fn user(&self, tenant: TenantId, name: &str) -> SqlResult<Option<UserRecord>> {
+        let mut txn = self.kv(tenant)?.begin()?;
+        catalog::get_user(&mut txn, name).await
+    }
+
+    /// The columns a statement returns, known before it runs (for Describe).
+    pub fn result_columns(stmt: &Statement) -> Vec<Column> {
+        use ColType::*;
+        match stmt {
+            Statement::ShowVirtualClusters | Statement::ShowVirtualCluster { .. } => vec![
+                col("id", Int),
+                col("name", Text),
+                col("data_state", Text),
+                col("service_mode", Text),
+            ],
+            Statement::ShowUsers => vec![
+                col("username", Text),
+                col("options", Text),
+                col("member_of", Text),
+            ],
+            Statement::ShowGrants { .. } => vec![
+                col("grantee", Text),
+                col("privilege_type", Text),
+                col("is_grantable", Bool),
+            ],
+            Statement::ShowClusterSetting { name } => vec![col(name, Text)],
+            Statement::ShowClusterSettings => vec![
+                col("variable", Text),
+                col("value", Text),
+                col("setting_type", Text),
+                col("description", Text),
+            ],
+            Statement::ShowJobs => vec![
+                col("job_id", Int),
+                col("job_type", Text),
+                col("description", Text),
+                col("status", Text),
+                col("created", Text),
+                col("finished", Text),
+                col("error", Text),
+            ],
+            Statement::ShowVar { name } => vec![col(name, Text)],
+            Statement::Select(q) => select_columns(q).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Runs one statement. `params` are the extended protocol's `$n` values, as text.
+    pub async fn execute(
+        &self,
+        session: &mut Session,
+        stmt: &Statement,
+        params: &[Option<String>],
+    ) -> SqlResult<QueryResult> {
+        let value = |v: &Value| -> SqlResult<Option<String>> {
+            match v {
+                Value::Text(s) => Ok(Some(s.clone())),
+                Value::Null | Value::Default => Ok(None),
+                Value::Placeholder(n) => params.get(n - 1).cloned().ok_or_else(|| {
+                    SqlError::new(
+                        code::INVALID_PARAMETER_VALUE,
+                        format!("no value for placeholder ${n}"),
+                    )
+                }),
+            }
+        };
+        let command = |tag: &str| QueryResult::Command {
+            tag: tag.to_string(),
+            rows: None,
+        };
+        match stmt {
+            Statement::Empty => Ok(QueryResult::Empty),
+            // Administrative statements apply at once; an explicit transaction is accepted so
+            // drivers that wrap statements in one keep working.
+            Statement::Begin | Statement::Commit | Statement::Rollback => Ok(command(stmt.tag())),
+            Statement::CreateUser {
+                name,
+                if_not_exists,
+                password,
+            } => {
+                let password = match password {
+                    Some(p) => value(p)?,
+                    None => None,
+                };
+                self.create_user(session, name, *if_not_exists, password.as_deref())
+                    .await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::AlterUserPassword { name, password } => {
+                self.alter_password(session, name, value(password)?.as_deref())
+                    .await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::DropUser { names, if_exists } => {
+                self.drop_users(session, names, *if_exists).await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::ShowUsers => self.show_users(session).await,
+            Statement::Grant { what, to } => {
+                self.grant(session, what, to, true).await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::Revoke { what, from } => {
+                self.grant(session, what, from, false).await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::ShowGrants { users } => self.show_grants(session, users).await,
+            Statement::SetClusterSetting { name, value: v } => {
+                require_system(session, "SET CLUSTER SETTING")?;
+                let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
+                self.session_user(&mut txn, session)
+                    .await?
+                    .require("MODIFYCLUSTERSETTING", "change cluster settings")?;
+                catalog::put_setting(&mut txn, name, value(v)?.as_deref())?;
+                txn.commit().await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::ShowClusterSetting { name } => {
+                require_system(session, "SHOW CLUSTER SETTING")?;
+                let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
+                self.require_view_settings(&mut txn, session).await?;
+                let v = catalog::get_setting(&mut txn, name).await?;
+                Ok(QueryResult::Rows {
+                    columns: Self::result_columns(stmt),
+                    rows: vec![vec![text(v)]],
+                })
+            }
+            Statement::ShowClusterSettings => {
+                require_system(session, "SHOW CLUSTER SETTINGS")?;
+                let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
+                self.require_view_settings(&mut txn, session).await?;
+                let mut rows = Vec::new();
+                for def in SETTINGS {
+                    let v = catalog::get_setting(&mut txn, def.name).await?;
+                    rows.push(vec![
+                        text(def.name),
+                        text(v),
+                        text(def.typ.name()),
+                        text(def.description),
+                    ]);
+                }
+                Ok(QueryResult::Rows {
+                    columns: Self::result_columns(stmt),
+                    rows,
+                })
+            }
+            Statement::ShowVirtualClusters | Statement::ShowVirtualCluster { .. } => {
+                self.show_virtual_clusters(session, stmt).await
+            }
+            Statement::CreateVirtualCluster {
+                name,
+                if_not_exists,
+                like,
+            } => {
+                self.create_virtual_cluster(session, name, *if_not_exists, like.as_deref())
+                    .await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::AlterVirtualClusterService { name, start_shared } => {
+                self.alter_service(session, name, *start_shared).await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::AlterVirtualClusterRename { name, to } => {
+                self.require_manage(session).await?;
+                if name == "system" {
+                    return Err(SqlError::new(
+                        code::INVALID_PARAMETER_VALUE,
+                        "the system virtual cluster cannot be renamed",
+                    ));
+                }
+                let mut txn = self.node()?.begin(RangeId::FIRST)?;
+                let rec = registry::must_get_by_name(&mut txn, name).await?;
+                if rec.service_mode != ServiceMode::None {
+                    return Err(SqlError::new(
+                        code::OBJECT_IN_USE,
+                        format!("cannot rename virtual cluster {name:?} while it is serving SQL"),
+                    )
+                    .with_hint(format!(
+                        "run ALTER VIRTUAL CLUSTER {name} STOP SERVICE first"
+                    )));
+                }
+                registry::rename(&mut txn, name, to).await?;
+                txn.commit().await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::AlterVirtualClusterSetting {
+                name,
+                setting,
+                value: v,
+            } => {
+                self.require_manage(session).await?;
+                let def = settings::lookup(setting)?;
+                if let Some(v) = value(v)? {
+                    settings::normalize(def, &v)?;
+                }
+                let mut txn = self.node()?.begin(RangeId::FIRST)?;
+                registry::must_get_by_name(&mut txn, name).await?;
+                Err(SqlError::new(
+                    code::FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "per-virtual-cluster overrides of {setting} are not supported yet; the system value applies to every virtual cluster"
+                    ),
+                ))
+            }
+            Statement::DropVirtualCluster {
+                name,
+                if_exists,
+                immediate: _,
+            } => {
+                self.drop_virtual_cluster(session, name, *if_exists).await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::ShowJobs => {
+                require_system(session, "SHOW JOBS")?;
+                Ok(QueryResult::Rows {
+                    columns: Self::result_columns(stmt),
+                    rows: self.jobs().await?,
+                })
+            }
+            Statement::ShowVar { name } => {
+                let v = match name.as_str() {
+                    "database" => session.database.clone(),
+                    "virtual_cluster_name" => session.tenant.name.clone(),
+                    "server_version" => "13.0.0".to_string(),
+                    "session_user" | "current_user" => session.user.clone(),
+                    other => session.vars.get(other).cloned().ok_or_else(|| {
+                        SqlError::new(
+                            code::UNDEFINED_OBJECT,
+                            format!("unrecognized configuration parameter {other:?}"),
+                        )
+                    })?,
+                };
+                Ok(QueryResult::Rows {
+                    columns: Self::result_columns(stmt),
+                    rows: vec![vec![text(v)]],
+                })
+            }
+            Statement::SetVar { name, value: v } => {
+                let v = value(v)?.unwrap_or_default();
+                if name == "database" {
+                    session.database = v;
+                } else {
+                    session.vars.insert(name.clone(), v);
+                }
+                Ok(command(stmt.tag()))
+            }
+            Statement::Select(q) => evaluate_select(q, session),
+        }
+    }
+
+    async fn session_user(
+        &self,
+        txn: &mut tenant::TenantTxn,
+        session: &Session,
+    ) -> SqlResult<UserRecord> {
+        catalog::get_user(txn, &session.user)
+            .await?
+            .ok_or_else(|| SqlError::privilege(format!("user {:?} no longer exists", session.user)))
+    }
+
+    async fn require_view_settings(
+        &self,
+        txn: &mut tenant::TenantTxn,
+        session: &Session,
+    ) -> SqlResult<()> {
+        let user = self.session_user(txn, session).await?;
+        if user.has("VIEWCLUSTERSETTING") {
+            return Ok(());
+        }
+        user.require("MODIFYCLUSTERSETTING", "view cluster settings")
+    }
+
+    /// The session user, from the session's virtual cluster.
+    async fn current_user(&self, session: &Session) -> SqlResult<UserRecord> {
+        let mut txn = self.kv(session.tenant.id)?.begin()?;
+        self.session_user(&mut txn, session).await
+    }
+
+    async fn require_manage(&self, session: &Session) -> SqlResult<()> {
+        require_system(session, "virtual cluster statements")?;
+        self.current_user(session)
+            .await?
+            .require("MANAGEVIRTUALCLUSTER", "manage virtual clusters")
+    }
+
+    async fn create_user(
+        &self,
+        session: &Session,
+        name: &str,
+        if_not_exists: bool,
+        password: Option<&str>,
+    ) -> SqlResult<()> {
+        catalog::validate_user_name(name)?;
+        let mut txn = self.kv(session.tenant.id)?.begin()?;
+        self.session_user(&mut txn, session)
+            .await?
+            .require("CREATEROLE", "create users")?;
+        if name == ADMIN_ROLE || catalog::get_user(&mut txn, name).await?.is_some() {
+            if if_not_exists {
+                return Ok(());
+            }
+            return Err(SqlError::new(
+                code::DUPLICATE_OBJECT,
+                format!("a role or user named {name} already exists"),
+            ));
+        }
+        let user = UserRecord {
+            name: name.to_string(),
+            password: password.map(make_verifier).transpose()?,
+            admin: false,
+            privileges: Default::default(),
+        };
+        catalog::put_user(&mut txn, &user)?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn alter_password(
+        &self,
+        session: &Session,
+        name: &str,
+        password: Option<&str>,
+    ) -> SqlResult<()> {
+        let mut txn = self.kv(session.tenant.id)?.begin()?;
+        let me = self.session_user(&mut txn, session).await?;
+        if me.name != name {
+            me.require("CREATEROLE", "change another user's password")?;
+        }
+        let mut user = catalog::must_get_user(&mut txn, name).await?;
+        user.password = password.map(make_verifier).transpose()?;
+        catalog::put_user(&mut txn, &user)?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn drop_users(
+        &self,
+        session: &Session,
+        names: &[String],
+        if_exists: bool,
+    ) -> SqlResult<()> {
+        let mut txn = self.kv(session.tenant.id)?.begin()?;
+        self.session_user(&mut txn, session)
+            .await?
+            .require("CREATEROLE", "drop users")?;
+        for name in names {
+            if name == ROOT || name == ADMIN_ROLE {
+                return Err(SqlError::new(
+                    code::INVALID_PARAMETER_VALUE,
+                    format!("cannot drop {name}"),
+                ));
+            }
+            if name == &session.user {
+                return Err(SqlError::new(
+                    code::OBJECT_IN_USE,
+                    "cannot drop the current user",
+                ));
+            }
+            match catalog::get_user(&mut txn, name).await? {
+                Some(_) => catalog::delete_user(&mut txn, name)?,
+                None if if_exists => {}
+                None => {
+                    return Err(SqlError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!("user {name:?} does not exist"),
+                    ));
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn show_users(&self, session: &Session) -> SqlResult<QueryResult> {
+        let mut txn = self.kv(session.tenant.id)?.begin()?;
+        let users = catalog::list_users(&mut txn).await?;
+        let rows = users
+            .into_iter()
+            .map(|u| {
+                let member_of = if u.admin { "{admin}" } else { "{}" };
+                vec![text(u.name), text(""), text(member_of)]
+            })
+            .collect();
+        Ok(QueryResult::Rows {
+            columns: Self::result_columns(&Statement::ShowUsers),
+            rows,
+        })
+    }
+
+    async fn grant(
+        &self,
+        session: &Session,
+        what: &Grantable,
+        users: &[String],
+        grant: bool,
+    ) -> SqlResult<()> {
+        let mut txn = self.kv(session.tenant.id)?.begin()?;
+        let me = self.session_user(&mut txn, session).await?;
+        if !me.admin {
+            return Err(SqlError::privilege(format!(
+                "user {} must be an admin to grant or revoke privileges",
+                me.name
+            ))
+            .with_hint("an admin can run GRANT admin TO <user>"));
+        }
+        if let Grantable::System(privs) = what {
+            for p in privs {
+                if !SYSTEM_PRIVILEGES.contains(&p.as_str()) {
+                    return Err(SqlError::new(
+                        code::INVALID_PARAMETER_VALUE,
+                        format!(
+                            "unknown system privilege {p}; known: {}",
+                            SYSTEM_PRIVILEGES.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Grantable::Role(role) = what
+            && role != ADMIN_ROLE
+        {
+            return Err(SqlError::new(code::UNDEFINED_OBJECT, format!("role {role:?} does not exist"))
+                .with_hint("the only role is admin; system privileges are granted with GRANT SYSTEM <privilege> TO <user>"));
+        }
+        for name in users {
+            if name == ROOT {
+                continue;
+            }
+            let mut user = catalog::must_get_user(&mut txn, name).await?;
+            match what {
+                Grantable::System(privs) => {
+                    for p in privs {
+                        if grant {
+                            user.privileges.insert(p.clone());
+                        } else {
+                            user.privileges.remove(p);
+                        }
+                    }
+                }
+                Grantable::Role(_) => user.admin = grant,
+            }
+            catalog::put_user(&mut txn, &user)?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn show_grants(&self, session: &Session, users: &[String]) -> SqlResult<QueryResult> {
+        let mut txn = self.kv(session.tenant.id)?.begin()?;
+        let all = catalog::list_users(&mut txn).await?;
+        let mut rows = Vec::new();
+        for u in all
+            .into_iter()
+            .filter(|u| users.is_empty() || users.contains(&u.name))
+        {
+            if u.admin {
+                rows.push(vec![text(&u.name), text("ALL"), text("true")]);
+            }
+            for p in &u.privileges {
+                rows.push(vec![text(&u.name), text(p), text("false")]);
+            }
+        }
+        Ok(QueryResult::Rows {
+            columns: Self::result_columns(&Statement::ShowGrants { users: vec![] }),
+            rows,
+        })
+    }
+
+    async fn show_virtual_clusters(
+        &self,
+        session: &Session,
+        stmt: &Statement,
+    ) -> SqlResult<QueryResult> {
+        self.require_manage(session).await?;
+        let mut txn = self.node()?.begin(RangeId::FIRST)?;
+        let records = match stmt {
+            Statement::ShowVirtualCluster { name } => {
+                vec![registry::must_get_by_name(&mut txn, name).await?]
+            }
+            _ => registry::list(&mut txn).await?,
+        };
+        let rows = records
+            .into_iter()
+            .map(|r| {
+                vec![
+                    text(r.id.to_string()),
+                    text(r.name),
+                    text(r.data_state.to_string()),
+                    text(r.service_mode.to_string()),
+                ]
+            })
+            .collect();
+        Ok(QueryResult::Rows {
+            columns: Self::result_columns(stmt),
+            rows,
+        })
+    }
+
+    async fn create_virtual_cluster(
+        &self,
+        session: &Session,
+        name: &str,
+        if_not_exists: bool,
+        like: Option<&str>,
+    ) -> SqlResult<()> {
+        self.require_manage(session).await?;
+        let node = self.node()?;
+        let mut txn = node.begin(RangeId::FIRST)?;
+        if let Some(template) = like {
+            registry::must_get_by_name(&mut txn, template).await?;
+        }
+        if registry::get_by_name(&mut txn, name).await?.is_some() {
+            if if_not_exists {
+                return Ok(());
+            }
+            return Err(tenant::TenantError::AlreadyExists(name.to_string()).into());
+        }
+        registry::create(
+            &mut txn,
+            name,
+            DataState::Ready,
+            ServiceMode::None,
+            node.now(),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn alter_service(
+        &self,
+        session: &Session,
+        name: &str,
+        start_shared: bool,
+    ) -> SqlResult<()> {
+        self.require_manage(session).await?;
+        let mut txn = self.node()?.begin(RangeId::FIRST)?;
+        let mut rec = registry::must_get_by_name(&mut txn, name).await?;
+        if rec.id.is_system() {
+            return Err(SqlError::new(
+                code::INVALID_PARAMETER_VALUE,
+                "the system virtual cluster always serves SQL",
+            ));
+        }
+        if start_shared && rec.data_state != DataState::Ready {
+            return Err(SqlError::new(
+                code::OBJECT_IN_USE,
+                format!(
+                    "virtual cluster {name:?} cannot serve SQL while its data state is {}",
+                    rec.data_state
+                ),
+            ));
+        }
+        rec.service_mode = if start_shared {
+            ServiceMode::Shared
+        } else {
+            ServiceMode::None
+        };
+        registry::update(&mut txn, &rec).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn drop_virtual_cluster(
+        &self,
+        session: &Session,
+        name: &str,
+        if_exists: bool,
+    ) -> SqlResult<()> {
+        self.require_manage(session).await?;
+        if self.setting("sql.drop_virtual_cluster.enabled").await? != "true" {
+            return Err(SqlError::privilege(format!(
+                "DROP VIRTUAL CLUSTER {name} is disabled on this cluster"
+            ))
+            .with_hint("SET CLUSTER SETTING sql.drop_virtual_cluster.enabled = true allows it"));
+        }
+        let node = self.node()?;
+        let mut txn = node.begin(RangeId::FIRST)?;
+        let Some(mut rec) = registry::get_by_name(&mut txn, name).await? else {
+            if if_exists {
+                return Ok(());
+            }
+            return Err(tenant::TenantError::NotFound(name.to_string()).into());
+        };
+        if rec.id.is_system() {
+            return Err(SqlError::new(
+                code::INVALID_PARAMETER_VALUE,
+                "the system virtual cluster cannot be dropped",
+            ));
+        }
+        if rec.service_mode != ServiceMode::None {
+            return Err(SqlError::new(
+                code::OBJECT_IN_USE,
+                format!("cannot drop virtual cluster {name:?} while it is serving SQL"),
+            )
+            .with_hint(format!(
+                "run ALTER VIRTUAL CLUSTER {name} STOP SERVICE first"
+            )));
+        }
+        rec.data_state = DataState::Dropping;
+        registry::update(&mut txn, &rec).await?;
+        txn.commit().await?;
+        // Clear the data, then the record; a crash in between leaves it `dropping`, and a
+        // repeated DROP finishes the job.
+        let span = rec.id.span();
+        loop {
+            let mut txn = node.begin(RangeId::FIRST)?;
+            let page = txn.scan(&span, CLEAR_BATCH).await?;
+            if page.rows.is_empty() {
+                break;
+            }
+            for row in page.rows {
+                txn.delete(row.key);
+            }
+            txn.commit().await?;
+        }
+        let mut txn = node.begin(RangeId::FIRST)?;
+        registry::remove(&mut txn, rec.id).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn jobs(&self) -> SqlResult<Vec<Vec<Option<String>>>> {
+        let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
+        let page = txn.scan(&Span::prefix(b"/sql/jobs/"), 100_000).await?;
+        // Job records are written by the replication layer; none exist before it runs.
+        page.rows
+            .iter()
+            .map(|kv| {
+                let job: crate::jobs::JobRecord = postcard::from_bytes(&kv.value)
+                    .map_err(|e| SqlError::internal(e.to_string()))?;
+                Ok(job.row())
+            })
+            .collect()
+    }
+}
+
+fn make_verifier(password: &str) -> SqlResult<ScramVerifier> {
+    if password.is_empty() {
+        return Err(SqlError::new(
+            code::INVALID_PARAMETER_VALUE,
+            "a password cannot be empty",
+        ));
+    }
+    let salt: [u8; 16] = rand::random();
+    let salted = gen_salted_password(password, &salt, SCRAM_ITERATIONS as usize);
+    match ScramSecret::verifier_from_salted_password(
+        salt.to_vec(),
+        salted,
+        SCRAM_ITERATIONS as usize,
+    ) {
+        ScramSecret::Verifier {
+            salt,
+            iterations,
+            stored_key,
+            server_key,
+        } => Ok(ScramVerifier {
+            salt,
+            iterations: iterations as u32,
+            stored_key,
+            server_key,
+        }),
+        ScramSecret::SaltedPassword { .. } => Err(SqlError::internal("expected a SCRAM verifier")),
+    }
+}
+
+/// The columns of a `SELECT` without `FROM`.
+fn select_columns(stmt: &sqlparser::ast::Statement) -> SqlResult<Vec<Column>> {
+    let exprs = select_items(stmt)?;
+    Ok(exprs
+        .iter()
+        .map(|(name, e)| Column {
+            name: name.clone(),
+            typ: expr_type(e),
+        })
+        .collect())
+}
+
+fn select_items(
+    stmt: &sqlparser::ast::Statement,
+) -> SqlResult<Vec<(String, sqlparser::ast::Expr)>> {
+    use sqlparser::ast::{SelectItem, SetExpr, Statement as S};
+    let unsupported = || {
+        SqlError::new(
+            code::FEATURE_NOT_SUPPORTED,
+            "only SELECT of constant expressions is supported here",
+        )
+        .with_hint("tables and queries over them arrive with application SQL")
+    };
+    let S::Query(q) = stmt else {
+        return Err(unsupported());
+    };
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return Err(unsupported());
+    };
+    if !s.from.is_empty() || s.selection.is_some() {
+        return Err(unsupported());
+    }
+    s.projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Ok((column_name(e), e.clone())),
+            SelectItem::ExprWithAlias { expr, alias } => Ok((alias.value.clone(), expr.clone())),
+            _ => Err(unsupported()),
+        })
+        .collect()
+}
+
+fn column_name(e: &sqlparser::ast::Expr) -> String {
+    use sqlparser::ast::Expr;
+    match e {
+        Expr::Function(f) => f.name.to_string().to_lowercase(),
+        Expr::Identifier(i) => i.value.to_lowercase(),
+        _ => "?column?".to_string(),
+    }
+}
+
+fn expr_type(e: &sqlparser::ast::Expr) -> ColType {
+    use sqlparser::ast::{Expr, Value as V};
+    match e {
+        Expr::Value(v) => match &v.value {
+            V::Number(n, _) if !n.contains(['.', 'e', 'E']) => ColType::Int,
+            V::Number(..) => ColType::Numeric,
+            V::Boolean(_) => ColType::Bool,
+            _ => ColType::Text,
+        },
+        Expr::UnaryOp { expr, .. } => expr_type(expr),
+        _ => ColType::Text,
+    }
+}
+
+fn eval(e: &sqlparser::ast::Expr, session: &Session) -> SqlResult<Option<String>> {
+    use sqlparser::ast::{Expr, UnaryOperator, Value as V};
+    match e {
+        Expr::Value(v) => Ok(match &v.value {
+            V::Number(n, _) => Some(n.clone()),
+            V::SingleQuotedString(s) => Some(s.clone()),
+            V::Boolean(b) => Some(if *b { "t" } else { "f" }.to_string()),
+            V::Null => None,
+            other => Some(other.to_string()),
+        }),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => Ok(eval(expr, session)?.map(|v| format!("-{v}"))),
+        Expr::Nested(inner) => eval(inner, session),
+        Expr::Identifier(i)
+            if i.value.eq_ignore_ascii_case("current_user")
+                || i.value.eq_ignore_ascii_case("session_user") =>
+        {
+            Ok(Some(session.user.clone()))
+        }
+        Expr::Function(f) => match f.name.to_string().to_lowercase().as_str() {
+            "version" => Ok(Some(format!("roach {}", env!("CARGO_PKG_VERSION")))),
+            "current_database" => Ok(Some(session.database.clone())),
+            "current_user" | "session_user" => Ok(Some(session.user.clone())),
+            other => Err(SqlError::new(
+                code::UNDEFINED_FUNCTION,
+                format!("unknown function: {other}()"),
+            )),
+        },
+        _ => Err(SqlError::new(
+            code::FEATURE_NOT_SUPPORTED,
+            format!("unsupported expression {e}"),
+        )),
+    }
+}
+
+fn evaluate_select(stmt: &sqlparser::ast::Statement, session: &Session) -> SqlResult<QueryResult> {
+    let items = select_items(stmt)?;
+    let mut row = Vec::with_capacity(items.len());
+    for (_, e) in &items {
+        row.push(eval(e, session)?);
+    }
+    Ok(QueryResult::Rows {
+        columns: select_columns(stmt)?,
+        rows: vec![row],
+    })
+}

@@ -1,0 +1,29 @@
+//! The SQL layer: the PostgreSQL wire protocol front end, sessions, the statement parser,
+//! the catalog of users, privileges and cluster settings, and the executor.
+//!
+//! Owns: authentication (client certificates and SCRAM-SHA-256 verifiers; passwords are never
+//! stored, logged or shown), routing a connection to a virtual cluster, the administrative
+//! statements of the system virtual cluster (users, grants, cluster settings, virtual
+//! clusters, jobs), and applying a configuration profile at cluster initialisation.
+//!
+//! Does not own: the listener and TLS configuration (`server`), keyspaces (`tenant`),
+//! replication (`replication`).
+//!
+//! Invariants:
+//! - Every error a client sees carries a SQLSTATE.
+//! - A session reads and writes only its own virtual cluster's keyspace (through
+//!   `tenant::TenantKv`), except the system virtual cluster's statements about tenants.
+//! - Only users with the matching system privilege (or admins) run administrative statements.
+
+pub mod bootstrap;
+pub mod catalog;
+pub mod error;
+pub mod exec;
+pub mod jobs;
+pub mod parser;
+pub mod pgserver;
+pub mod settings;
+
+pub use error::{SqlError, SqlResult};
+pub use exec::SqlServer;
+pub use pgserver::PgHandlers;

@@ -1,0 +1,596 @@
+//! The PostgreSQL wire protocol front end (pgwire): start-up with routing to a virtual
+//! cluster and authentication, and the simple and extended query protocols.
+
+use crate::catalog::ScramVerifier;
+use crate::error::{SqlError, SqlResult, code};
+use crate::exec::{ColType, Column, QueryResult, Session, SqlServer};
+use crate::parser::{self, Statement};
+use async_trait::async_trait;
+use futures::{Sink, stream};
+use pgwire::api::auth::mechanism::AuthMechanismFactory;
+use pgwire::api::auth::sasl::SaslMechanisms;
+use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
+use pgwire::api::auth::{
+    AuthDriver, AuthOutcome, AuthSource, DefaultServerParameterProvider, LoginInfo, Password,
+    StartupHandler, protocol_negotiation, save_startup_parameters_to_metadata,
+};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
+    QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, METADATA_DATABASE, METADATA_USER, PgWireServerHandlers, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use tenant::{DataState, ServiceMode, TenantId, TenantRecord};
+
+/// Connection metadata keys holding the session's routing.
+const META_TENANT_ID: &str = "roach.tenant_id";
+const META_TENANT_NAME: &str = "roach.tenant_name";
+/// The default database of every virtual cluster.
+pub const DEFAULT_DATABASE: &str = "defaultdb";
+
+type Driver = Arc<AuthDriver<Arc<DefaultServerParameterProvider>>>;
+
+/// Serves pgwire connections for one node.
+pub struct PgHandlers {
+    sql: Arc<SqlServer>,
+    driver: Driver,
+    parser: Arc<RoachQueryParser>,
+}
+
+impl Debug for PgHandlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgHandlers").finish_non_exhaustive()
+    }
+}
+
+impl PgHandlers {
+    /// Handlers over `sql`.
+    pub fn new(sql: Arc<SqlServer>) -> Self {
+        let mut params = DefaultServerParameterProvider::default();
+        params.server_version = "13.0.0".to_string();
+        PgHandlers {
+            sql,
+            driver: Arc::new(AuthDriver::new(Arc::new(params))),
+            parser: Arc::new(RoachQueryParser),
+        }
+    }
+}
+
+impl PgWireServerHandlers for PgHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(QueryHandler {
+            sql: self.sql.clone(),
+            parser: self.parser.clone(),
+        })
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(QueryHandler {
+            sql: self.sql.clone(),
+            parser: self.parser.clone(),
+        })
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(Startup {
+            sql: self.sql.clone(),
+            driver: self.driver.clone(),
+        })
+    }
+}
+
+/// Where a connection goes: `options=-ccluster=NAME`, else a `cluster:NAME[/db]` database,
+/// else the `server.controller.default_target_cluster` setting.
+pub fn route(options: Option<&str>, database: Option<&str>) -> (Option<String>, Option<String>) {
+    let from_options = options.and_then(|o| {
+        o.split_whitespace().find_map(|opt| {
+            opt.strip_prefix("-ccluster=")
+                .or_else(|| opt.strip_prefix("--cluster="))
+                .map(str::to_string)
+        })
+    });
+    let (from_db, db) = match database {
+        Some(d) => match d.strip_prefix("cluster:") {
+            Some(rest) => match rest.split_once('/') {
+                Some((c, db)) => (
+                    Some(c.to_string()),
+                    Some(db.to_string()).filter(|s| !s.is_empty()),
+                ),
+                None => (Some(rest.to_string()), None),
+            },
+            None => (None, Some(d.to_string())),
+        },
+        None => (None, None),
+    };
+    (from_options.or(from_db), db)
+}
+
+struct Startup {
+    sql: Arc<SqlServer>,
+    driver: Driver,
+}
+
+/// The stored SCRAM verifier of one user, for one connection.
+#[derive(Debug)]
+struct VerifierSource {
+    verifier: ScramVerifier,
+}
+
+#[async_trait]
+impl AuthSource for VerifierSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        Err(PgWireError::InvalidPassword(
+            login.user().unwrap_or_default().to_string(),
+        ))
+    }
+
+    async fn get_scram_secret(
+        &self,
+        _login: &LoginInfo,
+    ) -> PgWireResult<(ScramSecret, Option<()>)> {
+        Ok((
+            ScramSecret::Verifier {
+                salt: self.verifier.salt.clone(),
+                iterations: self.verifier.iterations as usize,
+                stored_key: self.verifier.stored_key.clone(),
+                server_key: self.verifier.server_key.clone(),
+            },
+            None,
+        ))
+    }
+}
+
+fn client_cert_user<C: ClientInfo>(client: &C) -> Option<String> {
+    let cert = client.client_certificates()?.first()?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
+    Some(cn)
+}
+
+impl Startup {
+    /// Resolves the virtual cluster and checks it serves SQL.
+    async fn resolve(
+        &self,
+        options: Option<&str>,
+        database: Option<&str>,
+    ) -> SqlResult<(TenantRecord, String)> {
+        let (cluster, db) = route(options, database);
+        let cluster = match cluster {
+            Some(c) => c,
+            None => {
+                self.sql
+                    .setting("server.controller.default_target_cluster")
+                    .await?
+            }
+        };
+        let record = self.sql.tenant_by_name(&cluster).await?.ok_or_else(|| {
+            SqlError::new(
+                code::INVALID_CATALOG_NAME,
+                format!("virtual cluster {cluster:?} does not exist"),
+            )
+            .with_hint("SHOW VIRTUAL CLUSTERS in the system virtual cluster lists them")
+        })?;
+        if record.service_mode != ServiceMode::Shared || record.data_state != DataState::Ready {
+            return Err(SqlError::new(
+                code::CONNECTION_REJECTED,
+                format!(
+                    "virtual cluster {:?} is not serving SQL (data_state {}, service_mode {})",
+                    record.name, record.data_state, record.service_mode
+                ),
+            )
+            .with_hint(format!(
+                "an admin can run ALTER VIRTUAL CLUSTER {} START SERVICE SHARED from the system virtual cluster",
+                record.name
+            )));
+        }
+        Ok((record, db.unwrap_or_else(|| DEFAULT_DATABASE.to_string())))
+    }
+
+    async fn start<C>(&self, client: &mut C) -> SqlResult<Option<ScramVerifier>>
+    where
+        C: ClientInfo,
+    {
+        let user = client
+            .metadata()
+            .get(METADATA_USER)
+            .cloned()
+            .ok_or_else(|| {
+                SqlError::new(
+                    code::INVALID_AUTHORIZATION,
+                    "no user name in the startup message",
+                )
+            })?;
+        let options = client.metadata().get("options").cloned();
+        let database = client.metadata().get(METADATA_DATABASE).cloned();
+        let (tenant, db) = self
+            .resolve(options.as_deref(), database.as_deref())
+            .await?;
+        let meta = client.metadata_mut();
+        meta.insert(META_TENANT_ID.into(), tenant.id.0.to_string());
+        meta.insert(META_TENANT_NAME.into(), tenant.name.clone());
+        meta.insert(METADATA_DATABASE.into(), db);
+
+        let failed = || {
+            SqlError::new(
+                code::INVALID_PASSWORD,
+                format!("password authentication failed for user {user}"),
+            )
+        };
+        if self.sql.insecure() {
+            return Ok(None);
+        }
+        let user_record = self.sql.user(tenant.id, &user).await?;
+        if user_record.is_some() && client_cert_user(client).as_deref() == Some(user.as_str()) {
+            return Ok(None);
+        }
+        if !client.is_secure() {
+            return Err(SqlError::new(
+                code::INVALID_AUTHORIZATION,
+                "password authentication requires a TLS connection",
+            )
+            .with_hint(
+                "connect with sslmode=require or stronger, or run the node with --insecure",
+            ));
+        }
+        match user_record.and_then(|u| u.password) {
+            Some(v) => Ok(Some(v)),
+            None => Err(failed()),
+        }
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                match self
+                    .start(client)
+                    .await
+                    .map_err(SqlError::into_pgwire_fatal)?
+                {
+                    None => self.driver.complete_authentication(client, None).await,
+                    Some(verifier) => {
+                        let scram: ScramAuth =
+                            ScramAuth::new(Arc::new(VerifierSource { verifier }));
+                        let mechanism = SaslMechanisms::new(vec![Arc::new(scram)]).create();
+                        match self.driver.begin_authentication(client, mechanism).await? {
+                            AuthOutcome::InProgress => Ok(()),
+                            AuthOutcome::Authenticated { final_message, .. } => {
+                                self.driver
+                                    .complete_authentication(client, final_message)
+                                    .await
+                            }
+                        }
+                    }
+                }
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let outcome = match self.driver.advance_authentication(client, message).await {
+                    Err(PgWireError::InvalidPassword(_))
+                    | Err(PgWireError::InvalidScramMessage(_)) => {
+                        let user = client
+                            .metadata()
+                            .get(METADATA_USER)
+                            .cloned()
+                            .unwrap_or_default();
+                        return Err(SqlError::new(
+                            code::INVALID_PASSWORD,
+                            format!("password authentication failed for user {user}"),
+                        )
+                        .into_pgwire_fatal());
+                    }
+                    other => other?,
+                };
+                match outcome {
+                    AuthOutcome::InProgress => Ok(()),
+                    AuthOutcome::Authenticated { final_message, .. } => {
+                        self.driver
+                            .complete_authentication(client, final_message)
+                            .await
+                    }
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Parses statements for the extended protocol.
+#[derive(Debug)]
+pub struct RoachQueryParser;
+
+#[async_trait]
+impl QueryParser for RoachQueryParser {
+    type Statement = Statement;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut stmts = parser::parse(sql).map_err(SqlError::into_pgwire)?;
+        match stmts.len() {
+            1 => Ok(Some(stmts.remove(0))),
+            _ => Err(
+                SqlError::syntax("prepared statements take exactly one statement").into_pgwire(),
+            ),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
+        Ok(vec![Type::TEXT; max_placeholder(stmt)])
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(fields(&SqlServer::result_columns(stmt), format))
+    }
+}
+
+fn max_placeholder(stmt: &Statement) -> usize {
+    let text = format!("{stmt:?}");
+    let mut max = 0;
+    for part in text.split("Placeholder(").skip(1) {
+        if let Some(n) = part.split(')').next().and_then(|n| n.parse::<usize>().ok()) {
+            max = max.max(n);
+        }
+    }
+    max
+}
+
+fn pg_type(t: ColType) -> Type {
+    match t {
+        ColType::Int => Type::INT8,
+        ColType::Text => Type::TEXT,
+        ColType::Bool => Type::BOOL,
+        ColType::Numeric => Type::NUMERIC,
+    }
+}
+
+fn fields(columns: &[Column], format: Option<&Format>) -> Vec<FieldInfo> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let f = format.map_or(FieldFormat::Text, |f| f.format_for(i));
+            FieldInfo::new(c.name.clone(), None, None, pg_type(c.typ), f)
+        })
+        .collect()
+}
+
+fn session_of<C: ClientInfo>(client: &C) -> SqlResult<Session> {
+    let meta = client.metadata();
+    let tenant_id = meta
+        .get(META_TENANT_ID)
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| SqlError::internal("connection has no virtual cluster"))?;
+    Ok(Session {
+        user: meta.get(METADATA_USER).cloned().unwrap_or_default(),
+        tenant: TenantRecord {
+            id: TenantId(tenant_id),
+            name: meta.get(META_TENANT_NAME).cloned().unwrap_or_default(),
+            data_state: DataState::Ready,
+            service_mode: ServiceMode::Shared,
+            created_at: hlc::Timestamp::ZERO,
+            replication_job_id: None,
+        },
+        database: meta
+            .get(METADATA_DATABASE)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_DATABASE.into()),
+        vars: meta
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("roach.var.")
+                    .map(|k| (k.to_string(), v.clone()))
+            })
+            .collect::<BTreeMap<_, _>>(),
+    })
+}
+
+fn save_session<C: ClientInfo>(client: &mut C, session: &Session) {
+    let meta = client.metadata_mut();
+    meta.insert(METADATA_DATABASE.into(), session.database.clone());
+    for (k, v) in &session.vars {
+        meta.insert(format!("roach.var.{k}"), v.clone());
+    }
+}
+
+fn to_response(result: QueryResult, format: Option<&Format>) -> PgWireResult<Response> {
+    match result {
+        QueryResult::Empty => Ok(Response::EmptyQuery),
+        QueryResult::Command { tag, rows } => {
+            let mut t = Tag::new(&tag);
+            if let Some(n) = rows {
+                t = t.with_rows(n);
+            }
+            Ok(Response::Execution(t))
+        }
+        QueryResult::Rows { columns, rows } => {
+            let schema = Arc::new(fields(&columns, format));
+            let mut encoded = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut enc = DataRowEncoder::new(schema.clone());
+                for v in row {
+                    enc.encode_field(&v)?;
+                }
+                encoded.push(Ok(enc.take_row()));
+            }
+            Ok(Response::Query(QueryResponse::new(
+                schema,
+                stream::iter(encoded),
+            )))
+        }
+    }
+}
+
+#[derive(Debug)]
+struct QueryHandler {
+    sql: Arc<SqlServer>,
+    parser: Arc<RoachQueryParser>,
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+    {
+        let mut session = session_of(client).map_err(SqlError::into_pgwire)?;
+        let stmts = parser::parse(query).map_err(SqlError::into_pgwire)?;
+        let mut out = Vec::with_capacity(stmts.len());
+        for stmt in &stmts {
+            match self.sql.execute(&mut session, stmt, &[]).await {
+                Ok(r) => out.push(to_response(r, None)?),
+                Err(e) => {
+                    save_session(client, &session);
+                    // Earlier statements' results are sent; the error ends the batch.
+                    if out.is_empty() {
+                        return Err(e.into_pgwire());
+                    }
+                    out.push(Response::Error(Box::new(pgwire::error::ErrorInfo::new(
+                        "ERROR".into(),
+                        e.code.into(),
+                        e.message,
+                    ))));
+                    return Ok(out);
+                }
+            }
+        }
+        save_session(client, &session);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = Statement;
+    type QueryParser = RoachQueryParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = session_of(client).map_err(SqlError::into_pgwire)?;
+        let params: Vec<Option<String>> = (0..portal.parameter_len())
+            .map(|i| portal.parameter::<String>(i, &Type::TEXT))
+            .collect::<PgWireResult<_>>()?;
+        let result = self
+            .sql
+            .execute(&mut session, &portal.statement.statement, &params)
+            .await
+            .map_err(SqlError::into_pgwire)?;
+        save_session(client, &session);
+        to_response(result, Some(&portal.result_column_format))
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = vec![Type::TEXT; max_placeholder(&target.statement)];
+        let cols = SqlServer::result_columns(&target.statement);
+        Ok(DescribeStatementResponse::new(params, fields(&cols, None)))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let cols = SqlServer::result_columns(&portal.statement.statement);
+        Ok(DescribePortalResponse::new(fields(
+            &cols,
+            Some(&portal.result_column_format),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: routing follows options, then the cluster: database form, then the default.
+    #[test]
+    fn routing() {
+        assert_eq!(
+            route(Some("-ccluster=system"), Some("defaultdb")),
+            (Some("system".into()), Some("defaultdb".into()))
+        );
+        assert_eq!(
+            route(None, Some("cluster:app/mydb")),
+            (Some("app".into()), Some("mydb".into()))
+        );
+        assert_eq!(route(None, Some("cluster:app")), (Some("app".into()), None));
+        assert_eq!(
+            route(Some("-c statement_timeout=5 -ccluster=x"), None),
+            (Some("x".into()), None)
+        );
+        assert_eq!(route(None, None), (None, None));
+        assert_eq!(
+            route(Some("-ccluster=a"), Some("cluster:b/db")),
+            (Some("a".into()), Some("db".into()))
+        );
+    }
+}

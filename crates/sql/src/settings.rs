@@ -1,0 +1,209 @@
+//! Cluster settings: one typed registry with defaults; values set with `SET CLUSTER SETTING`
+//! are stored in the system virtual cluster's keyspace.
+
+use crate::error::{SqlError, SqlResult, code};
+use std::time::Duration;
+
+/// The type of a setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingType {
+    Bool,
+    String,
+    Duration,
+    Int,
+}
+
+impl SettingType {
+    /// The name `SHOW CLUSTER SETTINGS` prints (as CockroachDB's one-letter codes spelled out).
+    pub fn name(self) -> &'static str {
+        match self {
+            SettingType::Bool => "b",
+            SettingType::String => "s",
+            SettingType::Duration => "d",
+            SettingType::Int => "i",
+        }
+    }
+}
+
+/// A setting's definition.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDef {
+    pub name: &'static str,
+    pub typ: SettingType,
+    pub default: &'static str,
+    pub description: &'static str,
+}
+
+/// Every setting roach knows.
+pub const SETTINGS: &[SettingDef] = &[
+    SettingDef {
+        name: "kv.rangefeed.enabled",
+        typ: SettingType::Bool,
+        default: "false",
+        description: "if set, rangefeeds (and so replication streams) may be served",
+    },
+    SettingDef {
+        name: "kv.closed_timestamp.target_interval",
+        typ: SettingType::Duration,
+        default: "200ms",
+        description: "how far closed timestamps may trail real time while idle",
+    },
+    SettingDef {
+        name: "kv.rangefeed.checkpoint_interval",
+        typ: SettingType::Duration,
+        default: "200ms",
+        description: "the longest gap between rangefeed checkpoints",
+    },
+    SettingDef {
+        name: "server.controller.default_target_cluster",
+        typ: SettingType::String,
+        default: "system",
+        description: "the virtual cluster a SQL connection lands on when it names none",
+    },
+    SettingDef {
+        name: "sql.drop_virtual_cluster.enabled",
+        typ: SettingType::Bool,
+        default: "true",
+        description: "if false, DROP VIRTUAL CLUSTER is refused",
+    },
+    SettingDef {
+        name: "physical_replication.enabled",
+        typ: SettingType::Bool,
+        default: "true",
+        description: "if set, physical cluster replication may be started",
+    },
+    SettingDef {
+        name: "physical_replication.producer.min_checkpoint_interval",
+        typ: SettingType::Duration,
+        default: "200ms",
+        description: "the longest a replication partition stream goes without a checkpoint",
+    },
+    SettingDef {
+        name: "physical_replication.producer.expiration_window",
+        typ: SettingType::Duration,
+        default: "24h",
+        description: "how long a replication stream stays alive without a heartbeat",
+    },
+    SettingDef {
+        name: "physical_replication.consumer.heartbeat_frequency",
+        typ: SettingType::Duration,
+        default: "1s",
+        description: "how often the standby heartbeats the source",
+    },
+    SettingDef {
+        name: "physical_replication.consumer.minimum_flush_interval",
+        typ: SettingType::Duration,
+        default: "200ms",
+        description: "how often the standby persists replication progress",
+    },
+    SettingDef {
+        name: "physical_replication.consumer.retention",
+        typ: SettingType::Duration,
+        default: "4h",
+        description: "the default retention window of replicated history on the standby",
+    },
+];
+
+/// The definition of `name`, or an error naming it.
+pub fn lookup(name: &str) -> SqlResult<&'static SettingDef> {
+    SETTINGS.iter().find(|s| s.name == name).ok_or_else(|| {
+        SqlError::new(
+            code::UNDEFINED_OBJECT,
+            format!("unknown cluster setting {name:?}"),
+        )
+        .with_hint("SHOW ALL CLUSTER SETTINGS lists them")
+    })
+}
+
+/// Parses a duration like `200ms`, `10s`, `4h`, `1h30m`, `2d`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() || n == 'µ' {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let value: f64 = num.parse().ok()?;
+        num.clear();
+        let secs = match unit.as_str() {
+            "ns" => value / 1e9,
+            "us" | "µs" => value / 1e6,
+            "ms" => value / 1e3,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            "d" => value * 86400.0,
+            _ => return None,
+        };
+        total += Duration::from_secs_f64(secs);
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+/// Validates and normalises `value` for the setting.
+pub fn normalize(def: &SettingDef, value: &str) -> SqlResult<String> {
+    let bad = |expect: &str| {
+        SqlError::new(
+            code::INVALID_PARAMETER_VALUE,
+            format!(
+                "invalid value {value:?} for cluster setting {}: expected {expect}",
+                def.name
+            ),
+        )
+    };
+    match def.typ {
+        SettingType::Bool => match value.to_ascii_lowercase().as_str() {
+            "true" | "on" | "yes" | "1" => Ok("true".into()),
+            "false" | "off" | "no" | "0" => Ok("false".into()),
+            _ => Err(bad("true or false")),
+        },
+        SettingType::Int => value
+            .parse::<i64>()
+            .map(|v| v.to_string())
+            .map_err(|_| bad("an integer")),
+        SettingType::Duration => parse_duration(value)
+            .map(|_| value.trim().to_string())
+            .ok_or_else(|| bad("a duration such as 200ms, 10s or 4h")),
+        SettingType::String => Ok(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: defaults are valid for their own type, names are unique, and bad values are refused.
+    #[test]
+    fn registry_is_consistent() {
+        for def in SETTINGS {
+            assert!(normalize(def, def.default).is_ok(), "{}", def.name);
+            assert_eq!(SETTINGS.iter().filter(|d| d.name == def.name).count(), 1);
+        }
+        let b = lookup("kv.rangefeed.enabled").expect("known");
+        assert_eq!(normalize(b, "ON").expect("bool"), "true");
+        assert!(normalize(b, "maybe").is_err());
+        assert!(lookup("no.such.setting").is_err());
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("3x"), None);
+    }
+}
