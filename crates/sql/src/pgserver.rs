@@ -232,10 +232,20 @@ impl Startup {
                 format!("password authentication failed for user {user}"),
             )
         };
-        if self.sql.insecure() {
-            return Ok(None);
-        }
         let user_record = self.sql.user(tenant.id, &user).await?;
+        if self.sql.insecure() {
+            // No authentication, but only existing users.
+            return match user_record {
+                Some(_) => Ok(None),
+                None => Err(SqlError::new(
+                    code::INVALID_AUTHORIZATION,
+                    format!(
+                        "user {user} does not exist in virtual cluster {}",
+                        tenant.name
+                    ),
+                )),
+            };
+        }
         if user_record.is_some() && client_cert_user(client).as_deref() == Some(user.as_str()) {
             return Ok(None);
         }
@@ -378,7 +388,7 @@ fn pg_type(t: ColType) -> Type {
         ColType::Int => Type::INT8,
         ColType::Text => Type::TEXT,
         ColType::Bool => Type::BOOL,
-        ColType::Numeric => Type::NUMERIC,
+        ColType::Numeric => Type::FLOAT8,
     }
 }
 
@@ -431,6 +441,34 @@ fn save_session<C: ClientInfo>(client: &mut C, session: &Session) {
     }
 }
 
+/// Encodes a text value by its column's type: clients may ask for binary results.
+fn encode_value(enc: &mut DataRowEncoder, v: Option<String>, c: &Column) -> PgWireResult<()> {
+    let bad = |e: &dyn std::fmt::Display| {
+        SqlError::internal(format!("column {} holds an unexpected value: {e}", c.name))
+            .into_pgwire()
+    };
+    match c.typ {
+        ColType::Int => {
+            let v = v
+                .as_deref()
+                .map(str::parse::<i64>)
+                .transpose()
+                .map_err(|e| bad(&e))?;
+            enc.encode_field(&v)
+        }
+        ColType::Numeric => {
+            let v = v
+                .as_deref()
+                .map(str::parse::<f64>)
+                .transpose()
+                .map_err(|e| bad(&e))?;
+            enc.encode_field(&v)
+        }
+        ColType::Bool => enc.encode_field(&v.as_deref().map(|s| matches!(s, "t" | "true"))),
+        ColType::Text => enc.encode_field(&v),
+    }
+}
+
 fn to_response(result: QueryResult, format: Option<&Format>) -> PgWireResult<Response> {
     match result {
         QueryResult::Empty => Ok(Response::EmptyQuery),
@@ -446,8 +484,8 @@ fn to_response(result: QueryResult, format: Option<&Format>) -> PgWireResult<Res
             let mut encoded = Vec::with_capacity(rows.len());
             for row in rows {
                 let mut enc = DataRowEncoder::new(schema.clone());
-                for v in row {
-                    enc.encode_field(&v)?;
+                for (v, c) in row.into_iter().zip(&columns) {
+                    encode_value(&mut enc, v, c)?;
                 }
                 encoded.push(Ok(enc.take_row()));
             }

@@ -1,0 +1,95 @@
+//! An in-process node serving SQL over pgwire on 127.0.0.1 (insecure), for SQL tests.
+#![allow(dead_code)]
+
+use hlc::Clock;
+use kv::{KvConfig, KvMetrics, KvNode, NodeId, filled_slot};
+use sql::bootstrap::Profile;
+use sql::{PgHandlers, SqlServer};
+use std::sync::Arc;
+use storage::FjallEngine;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+/// A running single-node cluster with its SQL port.
+pub struct SqlTestServer {
+    pub addr: String,
+    pub node: Arc<KvNode>,
+    _dir: TempDir,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SqlTestServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Loads a profile from `profiles/`.
+pub fn profile(name: &str) -> Profile {
+    let path = format!("{}/../../profiles/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    toml::from_str(&std::fs::read_to_string(&path).expect("profile file")).expect("profile parses")
+}
+
+impl SqlTestServer {
+    /// Starts a node initialised with `profile` and serves SQL on an OS-assigned port.
+    pub async fn must_start(profile_name: &str) -> SqlTestServer {
+        let dir = tempfile::tempdir().expect("dir");
+        let engine = Arc::new(FjallEngine::open(dir.path()).expect("store"));
+        let node = KvNode::start(
+            NodeId(1),
+            "127.0.0.1:1".into(),
+            engine,
+            Arc::new(Clock::system()),
+            KvConfig::default(),
+            None,
+            KvMetrics::unregistered(),
+        )
+        .await
+        .expect("start");
+        node.bootstrap().await.expect("bootstrap");
+        sql::bootstrap::apply(&node, &profile(profile_name))
+            .await
+            .expect("profile");
+        let sql_server = Arc::new(SqlServer::new(filled_slot(node.clone()), true));
+        let handlers = Arc::new(PgHandlers::new(sql_server));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let accept = tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let handlers = handlers.clone();
+                tokio::spawn(async move {
+                    let _ = pgwire::tokio::process_socket(sock, None, handlers).await;
+                });
+            }
+        });
+        SqlTestServer {
+            addr,
+            node,
+            _dir: dir,
+            accept,
+        }
+    }
+
+    /// A tokio-postgres connection as `user` with startup `options`.
+    pub async fn connect(
+        &self,
+        user: &str,
+        options: Option<&str>,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (host, port) = self.addr.split_once(':').expect("host:port");
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(host)
+            .port(port.parse().expect("port"))
+            .user(user)
+            .dbname("defaultdb");
+        if let Some(o) = options {
+            config.options(o);
+        }
+        let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+}
