@@ -80,6 +80,17 @@ impl ProcNode {
         join: &[String],
         certs: Option<&Path>,
     ) -> ProcNode {
+        Self::must_spawn_with(store, listen, join, certs, &[])
+    }
+
+    /// [`ProcNode::must_spawn`] with extra `roach start` flags.
+    pub fn must_spawn_with(
+        store: &Path,
+        listen: &str,
+        join: &[String],
+        certs: Option<&Path>,
+        extra: &[&str],
+    ) -> ProcNode {
         std::fs::create_dir_all(store).expect("store dir");
         let listening = store.join("test-listening");
         let _ = std::fs::remove_file(&listening);
@@ -98,6 +109,7 @@ impl ProcNode {
         if !join.is_empty() {
             cmd.args(["--join", &join.join(",")]);
         }
+        cmd.args(extra);
         match certs {
             Some(c) => cmd.arg("--certs-dir").arg(c),
             None => cmd.arg("--insecure"),
@@ -229,18 +241,29 @@ impl ProcCluster {
     /// Starts `n` nodes (node 1 first, the others joining it), runs `roach init` on node 1
     /// and waits until every node is ready.
     pub fn must_start(n: usize, secure: bool) -> ProcCluster {
+        Self::must_start_with(n, secure, &[])
+    }
+
+    /// [`ProcCluster::must_start`] with extra `roach start` flags on every node.
+    pub fn must_start_with(n: usize, secure: bool, extra: &[&str]) -> ProcCluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let certs = secure.then(|| must_make_certs(dir.path(), "certs"));
-        let first =
-            ProcNode::must_spawn(&dir.path().join("n1"), "127.0.0.1:0", &[], certs.as_deref());
+        let first = ProcNode::must_spawn_with(
+            &dir.path().join("n1"),
+            "127.0.0.1:0",
+            &[],
+            certs.as_deref(),
+            extra,
+        );
         let join = vec![first.rpc_addr.clone()];
         let mut nodes = vec![first];
         for i in 2..=n {
-            nodes.push(ProcNode::must_spawn(
+            nodes.push(ProcNode::must_spawn_with(
                 &dir.path().join(format!("n{i}")),
                 "127.0.0.1:0",
                 &join,
                 certs.as_deref(),
+                extra,
             ));
         }
         let mut init = vec!["init", "--host", &nodes[0].rpc_addr];
