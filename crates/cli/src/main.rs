@@ -7,6 +7,7 @@
 mod cert;
 mod init;
 mod security;
+mod sql;
 mod start;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     StartSingleNode(start::StartArgs),
     /// Initialise a new cluster through one of its started nodes.
     Init(init::InitArgs),
+    /// Open a SQL shell on a node (or run statements with -e, or from piped stdin).
+    Sql(sql::SqlArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +48,6 @@ fn main() -> anyhow::Result<()> {
             start::run(args, true)
         }
         Command::Init(args) => init::run(args),
+        Command::Sql(args) => sql::run(args),
     }
 }
