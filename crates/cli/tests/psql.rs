@@ -111,6 +111,38 @@ fn replication_source_profile_through_psql() {
     let (ok, out, err) = psql(&default, None, &["SHOW virtual_cluster_name"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "application");
+    // The same list through roach's own shell (certificates from --certs-dir; the shell goes
+    // to the system virtual cluster by default).
+    let certs = cluster
+        .certs
+        .as_ref()
+        .expect("secure")
+        .display()
+        .to_string();
+    let out = common::roach(&[
+        "sql",
+        "--certs-dir",
+        &certs,
+        "--host",
+        &cluster.nodes[0].rpc_addr,
+        "-e",
+        "SHOW VIRTUAL CLUSTERS",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for row in [
+        "1  | system      | ready      | shared",
+        "2  | template    | ready      | none",
+        "3  | application | ready      | shared",
+        "(3 rows)",
+    ] {
+        assert!(text.contains(row), "missing {row:?} in:\n{text}");
+    }
+
     let template = url(&cluster, 0, "root", Some("-ccluster=template"), true);
     let (ok, _, err) = psql(&template, None, &["SELECT 1"]);
     assert!(!ok);

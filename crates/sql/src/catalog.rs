@@ -10,6 +10,7 @@ use tenant::TenantTxn;
 
 const USER_PREFIX: &[u8] = b"/sql/users/";
 const SETTING_PREFIX: &[u8] = b"/sql/settings/";
+const TENANT_SETTING_PREFIX: &[u8] = b"/sql/tenant-settings/";
 /// Rows a catalog listing reads at most.
 const LIST_LIMIT: usize = 100_000;
 
@@ -181,6 +182,33 @@ pub fn put_setting(txn: &mut TenantTxn, name: &str, value: Option<&str>) -> SqlR
             txn.put(&setting_key(name), v.into_bytes())?;
         }
         None => txn.delete(&setting_key(name))?,
+    }
+    Ok(())
+}
+
+fn tenant_setting_key(tenant: tenant::TenantId, name: &str) -> Vec<u8> {
+    let mut k = TENANT_SETTING_PREFIX.to_vec();
+    k.extend_from_slice(&tenant.0.to_be_bytes());
+    k.push(b'/');
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Sets (or with `None`, removes) a virtual cluster's override of a setting, stored in the
+/// system virtual cluster's keyspace. Which settings honour overrides is up to their readers.
+pub fn put_tenant_setting(
+    txn: &mut TenantTxn,
+    tenant: tenant::TenantId,
+    name: &str,
+    value: Option<&str>,
+) -> SqlResult<()> {
+    let def = settings::lookup(name)?;
+    match value {
+        Some(v) => {
+            let v = settings::normalize(def, v)?;
+            txn.put(&tenant_setting_key(tenant, name), v.into_bytes())?;
+        }
+        None => txn.delete(&tenant_setting_key(tenant, name))?,
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use crate::catalog::{self, ADMIN_ROLE, ROOT, SYSTEM_PRIVILEGES, ScramVerifier, UserRecord};
 use crate::error::{SqlError, SqlResult, code};
 use crate::parser::{Grantable, Statement, Value};
-use crate::settings::{self, SETTINGS};
+use crate::settings::SETTINGS;
 use kv::{KvNode, NodeSlot, RangeId};
 use pgwire::api::auth::sasl::scram::{ScramSecret, gen_salted_password};
 use std::collections::BTreeMap;
@@ -316,18 +316,14 @@ impl SqlServer {
                 value: v,
             } => {
                 self.require_manage(session).await?;
-                let def = settings::lookup(setting)?;
-                if let Some(v) = value(v)? {
-                    settings::normalize(def, &v)?;
-                }
+                let value = value(v)?;
                 let mut txn = self.node()?.begin(RangeId::FIRST)?;
-                registry::must_get_by_name(&mut txn, name).await?;
-                Err(SqlError::new(
-                    code::FEATURE_NOT_SUPPORTED,
-                    format!(
-                        "per-virtual-cluster overrides of {setting} are not supported yet; the system value applies to every virtual cluster"
-                    ),
-                ))
+                let rec = registry::must_get_by_name(&mut txn, name).await?;
+                drop(txn);
+                let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
+                catalog::put_tenant_setting(&mut txn, rec.id, setting, value.as_deref())?;
+                txn.commit().await?;
+                Ok(command(stmt.tag()))
             }
             Statement::DropVirtualCluster {
                 name,
