@@ -75,45 +75,50 @@ impl RaftService {
     }
 }
 
+impl RaftService {
+    /// Decodes an openraft request, hands it to the local Raft, and encodes the result.
+    async fn handle<Req, Resp, F, Fut>(
+        &self,
+        req: Request<pb::RaftRequest>,
+        call: F,
+    ) -> Result<Response<pb::RaftResponse>, Status>
+    where
+        Req: DeserializeOwned,
+        Resp: Serialize,
+        F: FnOnce(openraft::Raft<crate::TypeConfig>, Req) -> Fut,
+        Fut: std::future::Future<Output = Resp>,
+    {
+        let req = req.into_inner();
+        check_range(req.range_id)?;
+        let raft = node_of(&self.slot)?.raft().clone();
+        encode(&call(raft, decode(&req.payload)?).await)
+    }
+}
+
 #[tonic::async_trait]
 impl pb::raft_server::Raft for RaftService {
     async fn append_entries(
         &self,
         req: Request<pb::RaftRequest>,
     ) -> Result<Response<pb::RaftResponse>, Status> {
-        let req = req.into_inner();
-        check_range(req.range_id)?;
-        let result = node_of(&self.slot)?
-            .raft()
-            .append_entries(decode(&req.payload)?)
-            .await;
-        encode(&result)
+        self.handle(req, |raft, r| async move { raft.append_entries(r).await })
+            .await
     }
 
     async fn vote(
         &self,
         req: Request<pb::RaftRequest>,
     ) -> Result<Response<pb::RaftResponse>, Status> {
-        let req = req.into_inner();
-        check_range(req.range_id)?;
-        let result = node_of(&self.slot)?
-            .raft()
-            .vote(decode(&req.payload)?)
-            .await;
-        encode(&result)
+        self.handle(req, |raft, r| async move { raft.vote(r).await })
+            .await
     }
 
     async fn install_snapshot(
         &self,
         req: Request<pb::RaftRequest>,
     ) -> Result<Response<pb::RaftResponse>, Status> {
-        let req = req.into_inner();
-        check_range(req.range_id)?;
-        let result = node_of(&self.slot)?
-            .raft()
-            .install_snapshot(decode(&req.payload)?)
-            .await;
-        encode(&result)
+        self.handle(req, |raft, r| async move { raft.install_snapshot(r).await })
+            .await
     }
 }
 
