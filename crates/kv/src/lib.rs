@@ -36,6 +36,8 @@ mod node;
 mod rangefeed;
 mod service;
 mod state_machine;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod txn;
 
 pub use client::{KvClient, RemoteRangefeed, RemoteTxn};

@@ -1,26 +1,12 @@
 //! The registry and tenant-scoped clients on a real single-node KV cluster (in process).
 
-use hlc::Clock;
-use kv::{KvConfig, KvMetrics, KvNode, NodeId, RangeId};
+use kv::{KvNode, RangeId};
 use std::sync::Arc;
-use storage::{FjallEngine, Span};
+use storage::Span;
 use tenant::{DataState, ServiceMode, TenantError, TenantId, TenantKv, registry};
 
 async fn must_node(dir: &tempfile::TempDir) -> Arc<KvNode> {
-    let engine = Arc::new(FjallEngine::open(dir.path()).expect("store"));
-    let node = KvNode::start(
-        NodeId(1),
-        "127.0.0.1:1".into(),
-        engine,
-        Arc::new(Clock::system()),
-        KvConfig::default(),
-        None,
-        KvMetrics::unregistered(),
-    )
-    .await
-    .expect("start");
-    node.bootstrap().await.expect("bootstrap");
-    node
+    kv::testing::must_start_single_node(dir.path()).await
 }
 
 // Goal: records can be created, found, listed, renamed and removed; names are validated and

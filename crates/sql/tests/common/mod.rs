@@ -1,12 +1,10 @@
 //! An in-process node serving SQL over pgwire on 127.0.0.1 (insecure), for SQL tests.
 #![allow(dead_code)]
 
-use hlc::Clock;
-use kv::{KvConfig, KvMetrics, KvNode, NodeId, filled_slot};
+use kv::{KvNode, filled_slot};
 use sql::bootstrap::Profile;
 use sql::{PgHandlers, SqlServer};
 use std::sync::Arc;
-use storage::FjallEngine;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
@@ -34,19 +32,7 @@ impl SqlTestServer {
     /// Starts a node initialised with `profile` and serves SQL on an OS-assigned port.
     pub async fn must_start(profile_name: &str) -> SqlTestServer {
         let dir = tempfile::tempdir().expect("dir");
-        let engine = Arc::new(FjallEngine::open(dir.path()).expect("store"));
-        let node = KvNode::start(
-            NodeId(1),
-            "127.0.0.1:1".into(),
-            engine,
-            Arc::new(Clock::system()),
-            KvConfig::default(),
-            None,
-            KvMetrics::unregistered(),
-        )
-        .await
-        .expect("start");
-        node.bootstrap().await.expect("bootstrap");
+        let node = kv::testing::must_start_single_node(dir.path()).await;
         sql::bootstrap::apply(&node, &profile(profile_name))
             .await
             .expect("profile");
