@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod error;
 pub mod exec;
 pub mod jobs;
+pub mod keycodec;
 pub mod parser;
 pub mod pgserver;
 pub mod settings;
