@@ -205,10 +205,11 @@ async fn status_vars_pass_promtool() {
     );
 }
 
-// Goal: a client certificate from the cluster's own CA cannot send Raft messages: only
-// certificates with CN `node` may (regression test for any CA-signed cert reaching Raft).
+// Goal: a client certificate from the cluster's own CA can use neither the Raft nor the KV
+// service, which reach every virtual cluster's keys: only certificates with CN `node` may
+// (regression test for any CA-signed certificate reaching the internal services).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_certificates_cannot_send_raft_messages() {
+async fn client_certificates_cannot_use_internal_services() {
     let cluster = ProcCluster::must_start(1, true);
     let certs = cluster.certs.clone().expect("secure");
     // cli_client_tls presents client.root when it exists.
@@ -231,4 +232,15 @@ async fn client_certificates_cannot_send_raft_messages() {
         .expect_err("a client certificate may not vote");
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("only nodes"));
+
+    // Nor may it use the KV service, which reaches every virtual cluster's keys.
+    let tls = server::node::cli_client_tls(&certs).expect("tls");
+    let kv = kv::KvClient::connect(&cluster.nodes[0].rpc_addr, Some(tls))
+        .await
+        .expect("connect");
+    let err = kv
+        .put(b"stolen", b"x")
+        .await
+        .expect_err("a client certificate may not write KV");
+    assert!(err.to_string().contains("PermissionDenied"), "{err}");
 }

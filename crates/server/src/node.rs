@@ -316,8 +316,9 @@ async fn accept_loop(
     }
 }
 
-/// Lets only nodes (certificate CN `node`) send Raft messages: a client certificate from the
-/// same CA (say `client.root`) must not be able to vote or append entries.
+/// Lets only nodes (certificate CN `node`) use the internal services (Raft, KV): a client
+/// certificate from the same CA (say `client.root`, or an application user's) must not be able
+/// to vote, append entries, or read and write keys outside its virtual cluster.
 fn require_node_peer(
     req: tonic::Request<()>,
     secure: bool,
@@ -333,7 +334,7 @@ fn require_node_peer(
     match certs.first().map(common_name) {
         Some(Ok(cn)) if cn == NODE_COMMON_NAME => Ok(req),
         Some(Ok(cn)) => Err(tonic::Status::permission_denied(format!(
-            "certificate CN {cn:?} may not send Raft messages; only nodes (CN {NODE_COMMON_NAME:?}) may"
+            "certificate CN {cn:?} may not use the internal RPC services; only nodes (CN {NODE_COMMON_NAME:?}) may"
         ))),
         _ => Err(tonic::Status::unauthenticated(
             "unreadable peer certificate",
@@ -351,6 +352,12 @@ fn tonic_tls(dir: &Path) -> Result<(ServerTlsConfig, ClientTlsConfig), ServerErr
         .client_ca_root(ca.clone());
     let client = ClientTlsConfig::new().ca_certificate(ca).identity(identity);
     Ok((server, client))
+}
+
+/// TLS settings for a node-identity client of the internal services (tools and tests that
+/// talk KV directly): the CA and the node certificate.
+pub fn node_client_tls(dir: &Path) -> Result<ClientTlsConfig, ServerError> {
+    Ok(tonic_tls(dir)?.1)
 }
 
 /// TLS settings for a command-line client (`roach init`, tools): the CA, and `client.root` if
@@ -464,7 +471,12 @@ impl Node {
                 RaftService::server(shared.slot.clone()),
                 move |req| require_node_peer(req, secure),
             ))
-            .add_service(KvService::server(shared.slot.clone()))
+            // The KV service reaches every tenant's keys: nodes only. SQL clients go through
+            // pgwire, where sessions are confined to their virtual cluster.
+            .add_service(InterceptedService::new(
+                KvService::server(shared.slot.clone()),
+                move |req| require_node_peer(req, secure),
+            ))
             .add_service(spb::admin_server::AdminServer::new(AdminService {
                 shared: shared.clone(),
             }));

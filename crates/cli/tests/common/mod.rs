@@ -217,7 +217,7 @@ impl ProcNode {
         let tls = self
             .certs
             .as_deref()
-            .map(|c| server::node::cli_client_tls(c).expect("client tls"));
+            .map(|c| server::node::node_client_tls(c).expect("node client tls"));
         KvClient::connect(&self.rpc_addr, tls)
             .await
             .expect("connect kv client")
