@@ -106,6 +106,12 @@ pub async fn apply(node: &Arc<KvNode>, profile: &Profile) -> SqlResult<()> {
     for (name, value) in &profile.settings {
         catalog::put_setting(&mut txn, name, Some(value))?;
     }
+    crate::descriptors::ensure_default_database(&mut txn).await?;
     txn.commit().await?;
+    for vc in &profile.virtual_clusters {
+        let mut txn = TenantKv::new(node.clone(), TenantId(vc.id)).begin()?;
+        crate::descriptors::ensure_default_database(&mut txn).await?;
+        txn.commit().await?;
+    }
     Ok(())
 }

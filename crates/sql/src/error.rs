@@ -19,6 +19,8 @@ pub mod code {
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const INTERNAL: &str = "XX000";
     pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const DUPLICATE_DATABASE: &str = "42P04";
+    pub const DUPLICATE_TABLE: &str = "42P07";
 }
 
 /// An error for a SQL client.

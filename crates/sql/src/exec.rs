@@ -167,6 +167,7 @@ impl SqlServer {
                 col("error", Text),
             ],
             Statement::ShowVar { name } => vec![col(name, Text)],
+            Statement::ShowDatabases => vec![col("database_name", Text)],
             Statement::Select(q) => select_columns(q).unwrap_or_default(),
             _ => Vec::new(),
         }
@@ -358,9 +359,48 @@ impl SqlServer {
                     rows: vec![vec![text(v)]],
                 })
             }
+            Statement::CreateDatabase {
+                name,
+                if_not_exists,
+            } => {
+                let mut txn = self.kv(session.tenant.id)?.begin()?;
+                let me = self.session_user(&mut txn, session).await?;
+                if !me.admin {
+                    return Err(SqlError::privilege(format!(
+                        "user {} must be an admin to create databases",
+                        me.name
+                    )));
+                }
+                crate::descriptors::create_database(&mut txn, name, *if_not_exists).await?;
+                txn.commit().await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::ShowDatabases => {
+                let mut txn = self.kv(session.tenant.id)?.begin()?;
+                let rows = crate::descriptors::list_databases(&mut txn)
+                    .await?
+                    .into_iter()
+                    .map(|d| vec![text(d.name)])
+                    .collect();
+                Ok(QueryResult::Rows {
+                    columns: Self::result_columns(stmt),
+                    rows,
+                })
+            }
             Statement::SetVar { name, value: v } => {
                 let v = value(v)?.unwrap_or_default();
                 if name == "database" {
+                    let mut txn = self.kv(session.tenant.id)?.begin()?;
+                    if crate::descriptors::database_by_name(&mut txn, &v)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(SqlError::new(
+                            code::INVALID_CATALOG_NAME,
+                            format!("database {v:?} does not exist"),
+                        )
+                        .with_hint("SHOW DATABASES lists them; CREATE DATABASE makes one"));
+                    }
                     session.database = v;
                 } else {
                     session.vars.insert(name.clone(), v);
@@ -638,7 +678,7 @@ impl SqlServer {
             }
             return Err(tenant::TenantError::AlreadyExists(name.to_string()).into());
         }
-        registry::create(
+        let record = registry::create(
             &mut txn,
             name,
             DataState::Ready,
@@ -646,6 +686,9 @@ impl SqlServer {
             node.now(),
         )
         .await?;
+        txn.commit().await?;
+        let mut txn = TenantKv::new(node, record.id).begin()?;
+        crate::descriptors::ensure_default_database(&mut txn).await?;
         txn.commit().await?;
         Ok(())
     }

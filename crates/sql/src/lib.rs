@@ -17,6 +17,7 @@
 
 pub mod bootstrap;
 pub mod catalog;
+pub mod descriptors;
 pub mod error;
 pub mod exec;
 pub mod jobs;

@@ -83,6 +83,11 @@ pub enum Statement {
         immediate: bool,
     },
     ShowJobs,
+    CreateDatabase {
+        name: String,
+        if_not_exists: bool,
+    },
+    ShowDatabases,
     ShowVar {
         name: String,
     },
@@ -121,6 +126,7 @@ impl Statement {
             | Statement::AlterVirtualClusterRename { .. }
             | Statement::AlterVirtualClusterSetting { .. } => "ALTER VIRTUAL CLUSTER",
             Statement::DropVirtualCluster { .. } => "DROP VIRTUAL CLUSTER",
+            Statement::CreateDatabase { .. } => "CREATE DATABASE",
             Statement::SetVar { .. } => "SET",
             _ => "SELECT",
         }
@@ -379,6 +385,11 @@ impl Parser {
             self.show()?
         } else if self.kw("SET") {
             self.set()?
+        } else if self.kw("USE") {
+            Statement::SetVar {
+                name: "database".into(),
+                value: Value::Text(self.ident("a database name")?),
+            }
         } else {
             return Err(SqlError::new(
                 crate::error::code::FEATURE_NOT_SUPPORTED,
@@ -408,6 +419,14 @@ impl Parser {
     }
 
     fn create(&mut self) -> SqlResult<Statement> {
+        if self.kw("DATABASE") {
+            let if_not_exists = self.kws(&["IF", "NOT", "EXISTS"]);
+            let name = self.ident("a database name")?;
+            return Ok(Statement::CreateDatabase {
+                name,
+                if_not_exists,
+            });
+        }
         if self.kw("USER") || self.kw("ROLE") {
             let if_not_exists = self.kws(&["IF", "NOT", "EXISTS"]);
             let name = self.ident("a user name")?;
@@ -575,6 +594,9 @@ impl Parser {
         }
         if self.kw("JOBS") {
             return Ok(Statement::ShowJobs);
+        }
+        if self.kw("DATABASES") {
+            return Ok(Statement::ShowDatabases);
         }
         let _ = self.kw("SESSION");
         Ok(Statement::ShowVar {
