@@ -21,6 +21,7 @@ pub mod code {
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const DUPLICATE_DATABASE: &str = "42P04";
     pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const UNDEFINED_TABLE: &str = "42P01";
 }
 
 /// An error for a SQL client.

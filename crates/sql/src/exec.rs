@@ -168,6 +168,21 @@ impl SqlServer {
             ],
             Statement::ShowVar { name } => vec![col(name, Text)],
             Statement::ShowDatabases => vec![col("database_name", Text)],
+            Statement::ShowTables => vec![
+                col("schema_name", Text),
+                col("table_name", Text),
+                col("type", Text),
+            ],
+            Statement::ShowColumns { .. } => vec![
+                col("column_name", Text),
+                col("data_type", Text),
+                col("is_nullable", Bool),
+                col("column_default", Text),
+                col("is_hidden", Bool),
+            ],
+            Statement::ShowCreateTable { .. } => {
+                vec![col("table_name", Text), col("create_statement", Text)]
+            }
             Statement::Select(q) => select_columns(q).unwrap_or_default(),
             _ => Vec::new(),
         }
@@ -375,6 +390,73 @@ impl SqlServer {
                 txn.commit().await?;
                 Ok(command(stmt.tag()))
             }
+            Statement::CreateTable(ct) => {
+                let mut txn = self.kv(session.tenant.id)?.begin()?;
+                let me = self.session_user(&mut txn, session).await?;
+                if !me.admin {
+                    return Err(SqlError::privilege(format!(
+                        "user {} must be an admin to create tables",
+                        me.name
+                    )));
+                }
+                let db = self.current_database(&mut txn, session).await?;
+                let desc = crate::ddl::table_from_ast(db.id, ct)?;
+                if ct.if_not_exists
+                    && crate::descriptors::table_by_name(&mut txn, db.id, &desc.name)
+                        .await?
+                        .is_some()
+                {
+                    return Ok(command(stmt.tag()));
+                }
+                crate::descriptors::create_table(&mut txn, desc).await?;
+                txn.commit().await?;
+                Ok(command(stmt.tag()))
+            }
+            Statement::ShowTables => {
+                let mut txn = self.kv(session.tenant.id)?.begin()?;
+                let db = self.current_database(&mut txn, session).await?;
+                let rows = crate::descriptors::list_tables(&mut txn, db.id)
+                    .await?
+                    .into_iter()
+                    .map(|t| vec![text("public"), text(t.name), text("table")])
+                    .collect();
+                Ok(QueryResult::Rows {
+                    columns: Self::result_columns(stmt),
+                    rows,
+                })
+            }
+            Statement::ShowColumns { table } | Statement::ShowCreateTable { table } => {
+                let mut txn = self.kv(session.tenant.id)?.begin()?;
+                let db = self.current_database(&mut txn, session).await?;
+                let t = crate::descriptors::table_by_name(&mut txn, db.id, table)
+                    .await?
+                    .ok_or_else(|| {
+                        SqlError::new(
+                            code::UNDEFINED_TABLE,
+                            format!("relation {table:?} does not exist"),
+                        )
+                    })?;
+                let rows = if matches!(stmt, Statement::ShowColumns { .. }) {
+                    t.columns
+                        .iter()
+                        .map(|c| {
+                            vec![
+                                text(&c.name),
+                                text(crate::ddl::type_name(&c.typ)),
+                                text(if c.nullable { "t" } else { "f" }),
+                                c.default_expr.clone(),
+                                text(if c.hidden { "t" } else { "f" }),
+                            ]
+                        })
+                        .collect()
+                } else {
+                    vec![vec![text(&t.name), text(crate::ddl::show_create(&t))]]
+                };
+                Ok(QueryResult::Rows {
+                    columns: Self::result_columns(stmt),
+                    rows,
+                })
+            }
             Statement::ShowDatabases => {
                 let mut txn = self.kv(session.tenant.id)?.begin()?;
                 let rows = crate::descriptors::list_databases(&mut txn)
@@ -419,6 +501,22 @@ impl SqlServer {
         catalog::get_user(txn, &session.user)
             .await?
             .ok_or_else(|| SqlError::privilege(format!("user {:?} no longer exists", session.user)))
+    }
+
+    /// The session's current database, or 3D000.
+    async fn current_database(
+        &self,
+        txn: &mut tenant::TenantTxn,
+        session: &Session,
+    ) -> SqlResult<crate::descriptors::DatabaseDesc> {
+        crate::descriptors::database_by_name(txn, &session.database)
+            .await?
+            .ok_or_else(|| {
+                SqlError::new(
+                    code::INVALID_CATALOG_NAME,
+                    format!("database {:?} does not exist", session.database),
+                )
+            })
     }
 
     async fn require_view_settings(

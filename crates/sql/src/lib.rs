@@ -17,6 +17,7 @@
 
 pub mod bootstrap;
 pub mod catalog;
+pub mod ddl;
 pub mod descriptors;
 pub mod error;
 pub mod exec;

@@ -88,6 +88,14 @@ pub enum Statement {
         if_not_exists: bool,
     },
     ShowDatabases,
+    CreateTable(Box<sqlparser::ast::CreateTable>),
+    ShowTables,
+    ShowColumns {
+        table: String,
+    },
+    ShowCreateTable {
+        table: String,
+    },
     ShowVar {
         name: String,
     },
@@ -127,6 +135,7 @@ impl Statement {
             | Statement::AlterVirtualClusterSetting { .. } => "ALTER VIRTUAL CLUSTER",
             Statement::DropVirtualCluster { .. } => "DROP VIRTUAL CLUSTER",
             Statement::CreateDatabase { .. } => "CREATE DATABASE",
+            Statement::CreateTable(_) => "CREATE TABLE",
             Statement::SetVar { .. } => "SET",
             _ => "SELECT",
         }
@@ -347,6 +356,16 @@ impl Parser {
     }
 
     fn statement(mut self, text: &str) -> SqlResult<Statement> {
+        if Self::is_kw(self.peek(), "CREATE") && Self::is_kw(self.toks.get(self.pos + 1), "TABLE") {
+            let mut stmts = sqlparser::parser::Parser::parse_sql(&PostgreSqlDialect {}, text)
+                .map_err(|e| SqlError::syntax(e.to_string()))?;
+            return match stmts.pop() {
+                Some(sqlparser::ast::Statement::CreateTable(ct)) if stmts.is_empty() => {
+                    Ok(Statement::CreateTable(Box::new(ct)))
+                }
+                _ => Err(SqlError::syntax("expected one CREATE TABLE statement")),
+            };
+        }
         let st = if self.kw("SELECT")
             || Self::is_kw(self.peek(), "WITH")
             || Self::is_kw(self.peek(), "VALUES")
@@ -597,6 +616,20 @@ impl Parser {
         }
         if self.kw("DATABASES") {
             return Ok(Statement::ShowDatabases);
+        }
+        if self.kw("TABLES") {
+            return Ok(Statement::ShowTables);
+        }
+        if self.kw("COLUMNS") {
+            self.expect_kw("FROM")?;
+            return Ok(Statement::ShowColumns {
+                table: self.ident("a table name")?,
+            });
+        }
+        if self.kws(&["CREATE", "TABLE"]) {
+            return Ok(Statement::ShowCreateTable {
+                table: self.ident("a table name")?,
+            });
         }
         let _ = self.kw("SESSION");
         Ok(Statement::ShowVar {
