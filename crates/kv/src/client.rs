@@ -2,12 +2,11 @@
 //! node it connects to is the transaction's gateway.
 
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
+use crate::txn::{CommitOutcome, TxnBuffer, outcome_from_response};
 use crate::{KvError, KvResult, NodeId, NodeStatus, RangeId, RangefeedEvent};
 use hlc::Timestamp;
 use proto::kv as pb;
-use std::collections::BTreeMap;
 use std::time::Duration;
-use storage::encoding::PrettyKey;
 use storage::{KeyValue, MvccVersion, ScanResult, Span};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
@@ -69,10 +68,7 @@ impl KvClient {
             .map_err(rpc(&self.addr))?;
         Ok(RemoteTxn {
             client: self.clone(),
-            read_ts: ts_from_pb(r.into_inner().read_ts),
-            read_keys: Vec::new(),
-            read_spans: Vec::new(),
-            writes: BTreeMap::new(),
+            buf: TxnBuffer::new(ts_from_pb(r.into_inner().read_ts)),
         })
     }
 
@@ -210,32 +206,14 @@ impl KvClient {
         })
     }
 
-    async fn commit(&self, txn: &RemoteTxn) -> KvResult<Result<Timestamp, Vec<u8>>> {
+    async fn commit(&self, txn: &TxnBuffer) -> KvResult<CommitOutcome> {
         let r = self
             .inner
             .clone()
-            .commit(pb::CommitRequest {
-                range_id: RangeId::FIRST.0,
-                read_ts: Some(ts_to_pb(txn.read_ts)),
-                read_keys: txn.read_keys.clone(),
-                read_spans: txn.read_spans.iter().map(span_to_pb).collect(),
-                writes: txn
-                    .writes
-                    .iter()
-                    .map(|(k, v)| pb::Write {
-                        key: k.clone(),
-                        value: v.clone(),
-                    })
-                    .collect(),
-                route_to_leader: true,
-            })
+            .commit(txn.to_request(RangeId::FIRST, true))
             .await
             .map_err(rpc(&self.addr))?;
-        match r.into_inner().outcome {
-            Some(pb::commit_response::Outcome::CommitTs(ts)) => Ok(Ok(ts_from_pb(Some(ts)))),
-            Some(pb::commit_response::Outcome::ConflictKey(k)) => Ok(Err(k)),
-            None => Err(KvError::Codec("commit response without an outcome".into())),
-        }
+        outcome_from_response(r.into_inner()).map_err(rpc(&self.addr))
     }
 }
 
@@ -273,48 +251,39 @@ impl RemoteRangefeed {
 #[derive(Debug)]
 pub struct RemoteTxn {
     client: KvClient,
-    read_ts: Timestamp,
-    read_keys: Vec<Vec<u8>>,
-    read_spans: Vec<Span>,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    buf: TxnBuffer,
 }
 
 impl RemoteTxn {
     /// The snapshot every read sees.
     pub fn read_ts(&self) -> Timestamp {
-        self.read_ts
+        self.buf.read_ts
     }
 
     /// Reads `key`: this transaction's own write if any, else the snapshot.
     pub async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        if let Some(v) = self.writes.get(key) {
-            return Ok(v.clone());
+        if let Some(own) = self.buf.read_own_write_or_record(key) {
+            return Ok(own);
         }
-        self.read_keys.push(key.to_vec());
-        self.client.get(key, self.read_ts).await
+        self.client.get(key, self.buf.read_ts).await
     }
 
     /// Buffers `key = value`.
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.writes.insert(key.into(), Some(value.into()));
+        self.buf.put(key.into(), value.into());
     }
 
     /// Buffers a delete of `key`.
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
-        self.writes.insert(key.into(), None);
+        self.buf.delete(key.into());
     }
 
     /// Commits; [`KvError::TxnRetry`] when a read changed after the read timestamp.
     pub async fn commit(self) -> KvResult<Timestamp> {
-        if self.writes.is_empty() {
-            return Ok(self.read_ts);
+        if self.buf.writes.is_empty() {
+            return Ok(self.buf.read_ts);
         }
-        match self.client.commit(&self).await? {
-            Ok(ts) => Ok(ts),
-            Err(key) => Err(KvError::TxnRetry {
-                key: PrettyKey(key),
-                read_ts: self.read_ts,
-            }),
-        }
+        let outcome = self.client.commit(&self.buf).await?;
+        self.buf.finish(outcome)
     }
 }

@@ -2,11 +2,12 @@
 //! (routed to the leader), closing timestamps, rangefeeds, membership changes.
 
 use crate::command::{Command, CommandResult, TypeConfig};
-use crate::convert::{span_to_pb, ts_from_pb, ts_to_pb};
+use crate::convert::{ts_from_pb, ts_to_pb};
 use crate::log_store::LogStore;
 use crate::network::{Connections, NetworkFactory};
 use crate::rangefeed::{self, RangefeedEvent};
 use crate::state_machine::{AppliedFeed, StateMachine};
+use crate::txn::{CommitOutcome, TxnBuffer, outcome_from_response};
 use crate::{KvConfig, KvError, KvMetrics, KvResult, NodeId, RangeId, Txn};
 use hlc::{Clock, Timestamp};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
@@ -368,21 +369,9 @@ impl KvNode {
     }
 
     /// On the leader: proposes a transaction. `Ok(Err(key))` is an abort on `key`.
-    pub(crate) async fn commit_local(
-        &self,
-        read_ts: Timestamp,
-        read_keys: Vec<Vec<u8>>,
-        read_spans: Vec<Span>,
-        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    ) -> KvResult<Result<Timestamp, Vec<u8>>> {
-        self.clock.update(read_ts)?;
-        let command = Command::Txn {
-            proposed_ts: self.clock.now(),
-            read_ts,
-            read_keys,
-            read_spans: read_spans.into_iter().map(|s| (s.start, s.end)).collect(),
-            writes,
-        };
+    pub(crate) async fn commit_local(&self, txn: TxnBuffer) -> KvResult<CommitOutcome> {
+        self.clock.update(txn.read_ts)?;
+        let command = txn.into_command(self.clock.now());
         match self.propose_local(command).await? {
             CommandResult::Committed { commit_ts } => Ok(Ok(commit_ts)),
             CommandResult::Aborted { conflict_key } => Ok(Err(conflict_key)),
@@ -391,50 +380,14 @@ impl KvNode {
     }
 
     /// Commits a transaction through the leader. `Ok(Err(key))` is an abort on `key`.
-    pub async fn commit(
-        &self,
-        range: RangeId,
-        read_ts: Timestamp,
-        read_keys: Vec<Vec<u8>>,
-        read_spans: Vec<Span>,
-        writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    ) -> KvResult<Result<Timestamp, Vec<u8>>> {
+    pub(crate) async fn commit(&self, range: RangeId, txn: &TxnBuffer) -> KvResult<CommitOutcome> {
         Self::check_range(range)?;
-        let request = pb::CommitRequest {
-            range_id: range.0,
-            read_ts: Some(ts_to_pb(read_ts)),
-            read_keys: read_keys.clone(),
-            read_spans: read_spans.iter().map(span_to_pb).collect(),
-            writes: writes
-                .iter()
-                .map(|(k, v)| pb::Write {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            route_to_leader: false,
-        };
+        let request = txn.to_request(range, false);
         self.on_leader(
-            || {
-                self.commit_local(
-                    read_ts,
-                    read_keys.clone(),
-                    read_spans.clone(),
-                    writes.clone(),
-                )
-            },
+            || self.commit_local(txn.clone()),
             |mut c| {
                 let request = request.clone();
-                async move {
-                    let r = c.commit(request).await?.into_inner();
-                    match r.outcome {
-                        Some(pb::commit_response::Outcome::CommitTs(ts)) => {
-                            Ok(Ok(ts_from_pb(Some(ts))))
-                        }
-                        Some(pb::commit_response::Outcome::ConflictKey(k)) => Ok(Err(k)),
-                        None => Err(tonic::Status::internal("commit response without outcome")),
-                    }
-                }
+                async move { outcome_from_response(c.commit(request).await?.into_inner()) }
             },
         )
         .await

@@ -1,6 +1,7 @@
 //! Incoming RPCs: the Raft transport and the KV service, over tonic.
 
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
+use crate::txn::{TxnBuffer, response_from_outcome};
 use crate::{KvError, KvNode, NodeId, RangeId, RangefeedEvent};
 use proto::kv as pb;
 use serde::Serialize;
@@ -198,28 +199,16 @@ impl pb::kv_server::Kv for KvService {
         let node = self.node("commit")?;
         let req = req.into_inner();
         check_range(req.range_id)?;
-        let read_ts = ts_from_pb(req.read_ts);
-        let read_spans = req
-            .read_spans
-            .into_iter()
-            .map(|s| span_from_pb(Some(s)))
-            .collect();
-        let writes = req.writes.into_iter().map(|w| (w.key, w.value)).collect();
         // Clients ask for routing; nodes forwarding to the leader do not (no loops).
-        let outcome = if req.route_to_leader {
-            node.commit(RangeId::FIRST, read_ts, req.read_keys, read_spans, writes)
-                .await
+        let route_to_leader = req.route_to_leader;
+        let txn = TxnBuffer::from_request(req);
+        let outcome = if route_to_leader {
+            node.commit(RangeId::FIRST, &txn).await
         } else {
-            node.commit_local(read_ts, req.read_keys, read_spans, writes)
-                .await
+            node.commit_local(txn).await
         }
         .map_err(status)?;
-        Ok(Response::new(pb::CommitResponse {
-            outcome: Some(match outcome {
-                Ok(ts) => pb::commit_response::Outcome::CommitTs(ts_to_pb(ts)),
-                Err(key) => pb::commit_response::Outcome::ConflictKey(key),
-            }),
-        }))
+        Ok(Response::new(response_from_outcome(outcome)))
     }
 
     async fn close(

@@ -1,29 +1,33 @@
 //! Transactions: reads at a snapshot timestamp, writes buffered at the gateway, one Raft
 //! entry at commit whose read set is validated when it is applied.
 
+use crate::command::Command;
+use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
 use crate::{KvError, KvNode, KvResult, RangeId};
 use hlc::Timestamp;
+use proto::kv as pb;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use storage::encoding::PrettyKey;
 use storage::{KeyValue, ScanResult, Span};
 
-/// An open transaction. Dropping it without [`Txn::commit`] abandons it (nothing was written).
-#[derive(Debug)]
-pub struct Txn {
-    node: Arc<KvNode>,
-    range: RangeId,
-    read_ts: Timestamp,
-    read_keys: Vec<Vec<u8>>,
-    read_spans: Vec<Span>,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+/// What a transaction has read and buffered, shared by local ([`Txn`]) and remote
+/// ([`crate::RemoteTxn`]) transactions, with its wire and log forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TxnBuffer {
+    pub read_ts: Timestamp,
+    pub read_keys: Vec<Vec<u8>>,
+    pub read_spans: Vec<Span>,
+    /// Buffered writes by key; `None` deletes.
+    pub writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
-impl Txn {
-    pub(crate) fn new(node: Arc<KvNode>, range: RangeId, read_ts: Timestamp) -> Self {
-        Txn {
-            node,
-            range,
+/// A commit decided by the leader: the commit timestamp, or the key that conflicted.
+pub(crate) type CommitOutcome = Result<Timestamp, Vec<u8>>;
+
+impl TxnBuffer {
+    pub fn new(read_ts: Timestamp) -> Self {
+        TxnBuffer {
             read_ts,
             read_keys: Vec::new(),
             read_spans: Vec::new(),
@@ -31,26 +35,137 @@ impl Txn {
         }
     }
 
+    /// This transaction's own write of `key`, if it made one (`Some(None)`: deleted);
+    /// otherwise records `key` in the read set and returns `None`.
+    pub fn read_own_write_or_record(&mut self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        if let Some(v) = self.writes.get(key) {
+            return Some(v.clone());
+        }
+        self.read_keys.push(key.to_vec());
+        None
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    /// The commit request carrying this transaction.
+    pub fn to_request(&self, range: RangeId, route_to_leader: bool) -> pb::CommitRequest {
+        pb::CommitRequest {
+            range_id: range.0,
+            read_ts: Some(ts_to_pb(self.read_ts)),
+            read_keys: self.read_keys.clone(),
+            read_spans: self.read_spans.iter().map(span_to_pb).collect(),
+            writes: self
+                .writes
+                .iter()
+                .map(|(k, v)| pb::Write {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            route_to_leader,
+        }
+    }
+
+    /// The transaction a commit request carries.
+    pub fn from_request(req: pb::CommitRequest) -> Self {
+        TxnBuffer {
+            read_ts: ts_from_pb(req.read_ts),
+            read_keys: req.read_keys,
+            read_spans: req
+                .read_spans
+                .into_iter()
+                .map(|s| span_from_pb(Some(s)))
+                .collect(),
+            // A later write of a key in the request replaces an earlier one, as in the buffer.
+            writes: req.writes.into_iter().map(|w| (w.key, w.value)).collect(),
+        }
+    }
+
+    /// The Raft command committing this transaction.
+    pub fn into_command(self, proposed_ts: Timestamp) -> Command {
+        Command::Txn {
+            proposed_ts,
+            read_ts: self.read_ts,
+            read_keys: self.read_keys,
+            read_spans: self
+                .read_spans
+                .into_iter()
+                .map(|s| (s.start, s.end))
+                .collect(),
+            writes: self.writes.into_iter().collect(),
+        }
+    }
+
+    /// A decided commit as the caller sees it: the commit timestamp, or the retryable error.
+    pub fn finish(&self, outcome: CommitOutcome) -> KvResult<Timestamp> {
+        outcome.map_err(|key| KvError::TxnRetry {
+            key: PrettyKey(key),
+            read_ts: self.read_ts,
+        })
+    }
+}
+
+/// The outcome a commit response carries.
+pub(crate) fn outcome_from_response(r: pb::CommitResponse) -> Result<CommitOutcome, tonic::Status> {
+    match r.outcome {
+        Some(pb::commit_response::Outcome::CommitTs(ts)) => Ok(Ok(ts_from_pb(Some(ts)))),
+        Some(pb::commit_response::Outcome::ConflictKey(k)) => Ok(Err(k)),
+        None => Err(tonic::Status::internal(
+            "commit response without an outcome",
+        )),
+    }
+}
+
+/// The commit response carrying an outcome.
+pub(crate) fn response_from_outcome(outcome: CommitOutcome) -> pb::CommitResponse {
+    pb::CommitResponse {
+        outcome: Some(match outcome {
+            Ok(ts) => pb::commit_response::Outcome::CommitTs(ts_to_pb(ts)),
+            Err(key) => pb::commit_response::Outcome::ConflictKey(key),
+        }),
+    }
+}
+
+/// An open transaction. Dropping it without [`Txn::commit`] abandons it (nothing was written).
+#[derive(Debug)]
+pub struct Txn {
+    node: Arc<KvNode>,
+    range: RangeId,
+    buf: TxnBuffer,
+}
+
+impl Txn {
+    pub(crate) fn new(node: Arc<KvNode>, range: RangeId, read_ts: Timestamp) -> Self {
+        Txn {
+            node,
+            range,
+            buf: TxnBuffer::new(read_ts),
+        }
+    }
+
     /// The snapshot every read of this transaction sees.
     pub fn read_ts(&self) -> Timestamp {
-        self.read_ts
+        self.buf.read_ts
     }
 
     /// Reads `key`: this transaction's own write if it made one, else the snapshot.
     pub async fn get(&mut self, key: &[u8]) -> KvResult<Option<Vec<u8>>> {
-        if let Some(v) = self.writes.get(key) {
-            return Ok(v.clone());
+        if let Some(own) = self.buf.read_own_write_or_record(key) {
+            return Ok(own);
         }
-        self.read_keys.push(key.to_vec());
-        self.node.get(self.range, key, self.read_ts).await
+        self.node.get(self.range, key, self.buf.read_ts).await
     }
 
     /// Scans `span` at the snapshot, merged with this transaction's own writes.
     pub async fn scan(&mut self, span: &Span, limit: usize) -> KvResult<ScanResult> {
-        let snapshot = self
-            .node
-            .scan(self.range, span, self.read_ts, limit)
-            .await?;
+        let read_ts = self.buf.read_ts;
+        let snapshot = self.node.scan(self.range, span, read_ts, limit).await?;
         // The whole span is read (not only the page) when the page ends it; else up to the
         // resume key.
         let read_span = match &snapshot.resume_key {
@@ -62,14 +177,19 @@ impl Txn {
             .into_iter()
             .map(|kv| (kv.key.clone(), kv))
             .collect();
-        for (k, v) in self.writes.iter().filter(|(k, _)| read_span.contains(k)) {
+        for (k, v) in self
+            .buf
+            .writes
+            .iter()
+            .filter(|(k, _)| read_span.contains(k))
+        {
             match v {
                 Some(value) => {
                     merged.insert(
                         k.clone(),
                         KeyValue {
                             key: k.clone(),
-                            ts: self.read_ts,
+                            ts: read_ts,
                             value: value.clone(),
                         },
                     );
@@ -79,7 +199,7 @@ impl Txn {
                 }
             }
         }
-        self.read_spans.push(read_span);
+        self.buf.read_spans.push(read_span);
         Ok(ScanResult {
             rows: merged.into_values().collect(),
             resume_key: snapshot.resume_key,
@@ -88,38 +208,22 @@ impl Txn {
 
     /// Buffers a write of `key = value`.
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.writes.insert(key.into(), Some(value.into()));
+        self.buf.put(key.into(), value.into());
     }
 
     /// Buffers a delete of `key`.
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
-        self.writes.insert(key.into(), None);
+        self.buf.delete(key.into());
     }
 
     /// Commits: returns the commit timestamp, or [`KvError::TxnRetry`] if something this
     /// transaction read changed after its read timestamp. A read-only transaction commits at
     /// its read timestamp without a Raft round.
     pub async fn commit(self) -> KvResult<Timestamp> {
-        if self.writes.is_empty() {
-            return Ok(self.read_ts);
+        if self.buf.writes.is_empty() {
+            return Ok(self.buf.read_ts);
         }
-        let read_ts = self.read_ts;
-        let outcome = self
-            .node
-            .commit(
-                self.range,
-                read_ts,
-                self.read_keys,
-                self.read_spans,
-                self.writes.into_iter().collect(),
-            )
-            .await?;
-        match outcome {
-            Ok(commit_ts) => Ok(commit_ts),
-            Err(conflict_key) => Err(KvError::TxnRetry {
-                key: PrettyKey(conflict_key),
-                read_ts,
-            }),
-        }
+        let outcome = self.node.commit(self.range, &self.buf).await?;
+        self.buf.finish(outcome)
     }
 }
