@@ -4,6 +4,7 @@
 mod common;
 
 use common::ProcCluster;
+use rustls_pki_types::pem::PemObject;
 use std::process::Command;
 
 /// Runs psql with `url` and `-c` statements; returns (success, stdout, stderr).
@@ -149,6 +150,86 @@ fn replication_source_profile_through_psql() {
     assert!(
         err.contains("virtual cluster \"template\" is not serving SQL"),
         "{err}"
+    );
+}
+
+/// Connects with tokio-postgres as `user` with `password` to the system virtual cluster,
+/// over TLS verified against the cluster CA, or without TLS; returns the SQLSTATE of a failure.
+fn driver_login(
+    cluster: &ProcCluster,
+    user: &str,
+    password: &str,
+    tls: bool,
+) -> Result<(), String> {
+    let (host, port) = cluster.nodes[0]
+        .rpc_addr
+        .split_once(':')
+        .expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .user(user)
+        .password(password)
+        .dbname("defaultdb")
+        .options("-ccluster=system");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sqlstate = |e: tokio_postgres::Error| {
+        e.as_db_error()
+            .map(|d| d.code().code().to_string())
+            .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+    };
+    runtime.block_on(async {
+        if !tls {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            return config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map(|_| ())
+                .map_err(sqlstate);
+        }
+        let ca = cluster.certs.as_ref().expect("secure").join("ca.crt");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_file_iter(&ca).expect("ca.crt") {
+            roots.add(cert.expect("certificate")).expect("root");
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let tls_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
+        config
+            .connect(connector)
+            .await
+            .map(|_| ())
+            .map_err(sqlstate)
+    })
+}
+
+// Goal: through a driver, a password login over TLS succeeds, a wrong password fails with
+// SQLSTATE 28P01, and a password login without TLS is refused (28000) on a secure cluster.
+#[test]
+fn password_logins_through_a_driver() {
+    let cluster =
+        ProcCluster::must_start_with(1, true, &["--config-profile", "replication-source"]);
+    let system = url(&cluster, 0, "root", Some("-ccluster=system"), true);
+    let (ok, _, err) = psql(&system, None, &["CREATE USER repl WITH PASSWORD 'x'"]);
+    assert!(ok, "{err}");
+    assert_eq!(driver_login(&cluster, "repl", "x", true), Ok(()));
+    assert_eq!(
+        driver_login(&cluster, "repl", "wrong", true),
+        Err("28P01".to_string())
+    );
+    assert_eq!(
+        driver_login(&cluster, "nobody", "x", true),
+        Err("28P01".to_string())
+    );
+    assert_eq!(
+        driver_login(&cluster, "repl", "x", false),
+        Err("28000".to_string())
     );
 }
 
