@@ -16,9 +16,6 @@ pub enum KvError {
         "restart transaction: {key} changed after the read timestamp {read_ts} (retry the transaction)"
     )]
     TxnRetry { key: PrettyKey, read_ts: Timestamp },
-    /// The outcome of a commit is unknown: the request failed after it may have been proposed.
-    #[error("result is ambiguous: {0}")]
-    Ambiguous(String),
     /// No leader could be reached in time.
     #[error("range has no reachable leader after {waited_ms} ms: {last_error}")]
     NoLeader { waited_ms: u64, last_error: String },

@@ -116,6 +116,26 @@ pub enum Grantable {
 }
 
 impl Statement {
+    /// How many `$n` parameters the statement takes (the highest `n` it uses).
+    pub fn parameter_count(&self) -> usize {
+        let values: Vec<&Value> = match self {
+            Statement::CreateUser { password, .. } => password.iter().collect(),
+            Statement::AlterUserPassword { password, .. } => vec![password],
+            Statement::SetClusterSetting { value, .. }
+            | Statement::AlterVirtualClusterSetting { value, .. }
+            | Statement::SetVar { value, .. } => vec![value],
+            _ => Vec::new(),
+        };
+        values
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::Placeholder(n) => Some(*n),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The command tag of a statement that returns no rows.
     pub fn tag(&self) -> &'static str {
         match self {
@@ -741,6 +761,12 @@ mod tests {
         );
         assert!(matches!(one("SELECT 1"), Statement::Select(_)));
         assert_eq!(parse("SHOW USERS; SHOW JOBS").expect("two").len(), 2);
+        assert_eq!(one("CREATE USER u WITH PASSWORD $1").parameter_count(), 1);
+        assert_eq!(
+            one("SET CLUSTER SETTING kv.rangefeed.enabled = $2").parameter_count(),
+            2
+        );
+        assert_eq!(one("SHOW USERS").parameter_count(), 0);
     }
 
     // Goal: malformed input yields syntax errors with a location, never a panic.

@@ -360,7 +360,7 @@ impl QueryParser for RoachQueryParser {
     }
 
     fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
-        Ok(vec![Type::TEXT; max_placeholder(stmt)])
+        Ok(vec![Type::TEXT; stmt.parameter_count()])
     }
 
     fn get_result_schema(
@@ -370,17 +370,6 @@ impl QueryParser for RoachQueryParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(fields(&SqlServer::result_columns(stmt), format))
     }
-}
-
-fn max_placeholder(stmt: &Statement) -> usize {
-    let text = format!("{stmt:?}");
-    let mut max = 0;
-    for part in text.split("Placeholder(").skip(1) {
-        if let Some(n) = part.split(')').next().and_then(|n| n.parse::<usize>().ok()) {
-            max = max.max(n);
-        }
-    }
-    max
 }
 
 fn pg_type(t: ColType) -> Type {
@@ -581,7 +570,7 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = vec![Type::TEXT; max_placeholder(&target.statement)];
+        let params = vec![Type::TEXT; target.statement.parameter_count()];
         let cols = SqlServer::result_columns(&target.statement);
         Ok(DescribeStatementResponse::new(params, fields(&cols, None)))
     }
