@@ -368,6 +368,12 @@ impl KvNode {
         Ok(Txn::new(self.clone(), range, self.clock.now()))
     }
 
+    /// Begins a transaction reading at `read_ts` (a historical read when in the past).
+    pub fn begin_at(self: &Arc<Self>, range: RangeId, read_ts: Timestamp) -> KvResult<Txn> {
+        Self::check_range(range)?;
+        Ok(Txn::new(self.clone(), range, read_ts))
+    }
+
     /// On the leader: proposes a transaction. `Ok(Err(key))` is an abort on `key`.
     pub(crate) async fn commit_local(&self, txn: TxnBuffer) -> KvResult<CommitOutcome> {
         self.clock.update(txn.read_ts)?;

@@ -308,3 +308,43 @@ pub async fn list_tables(txn: &mut TenantTxn, database_id: u64) -> SqlResult<Vec
     }
     Ok(out)
 }
+
+/// Stores a changed table descriptor (bumping its version).
+pub fn update_table(txn: &mut TenantTxn, desc: &mut TableDesc) -> SqlResult<()> {
+    desc.version += 1;
+    put(
+        txn,
+        desc.database_id,
+        &desc.name.clone(),
+        desc.id,
+        &Descriptor::Table(desc.clone()),
+    )
+}
+
+/// Renames a table.
+pub async fn rename_table(txn: &mut TenantTxn, desc: &mut TableDesc, to: &str) -> SqlResult<()> {
+    validate_object_name("table", to)?;
+    if table_by_name(txn, desc.database_id, to).await?.is_some() {
+        return Err(SqlError::new(
+            code::DUPLICATE_TABLE,
+            format!("relation {to:?} already exists"),
+        ));
+    }
+    txn.delete(&name_key(desc.database_id, &desc.name))?;
+    desc.name = to.to_string();
+    update_table(txn, desc)
+}
+
+/// Deletes a table's descriptor and name (its rows are deleted by the caller).
+pub fn delete_table(txn: &mut TenantTxn, desc: &TableDesc) -> SqlResult<()> {
+    txn.delete(&name_key(desc.database_id, &desc.name))?;
+    txn.delete(&desc_key(desc.id))?;
+    Ok(())
+}
+
+/// Deletes a database's descriptor and name.
+pub fn delete_database(txn: &mut TenantTxn, desc: &DatabaseDesc) -> SqlResult<()> {
+    txn.delete(&name_key(0, &desc.name))?;
+    txn.delete(&desc_key(desc.id))?;
+    Ok(())
+}

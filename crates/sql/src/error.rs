@@ -22,6 +22,29 @@ pub mod code {
     pub const DUPLICATE_DATABASE: &str = "42P04";
     pub const DUPLICATE_TABLE: &str = "42P07";
     pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const AMBIGUOUS_COLUMN: &str = "42702";
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const GROUPING_ERROR: &str = "42803";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const CANNOT_COERCE: &str = "42846";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+    pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const INVALID_REGEX: &str = "2201B";
+    pub const UNIQUE_VIOLATION: &str = "23505";
+    pub const NOT_NULL_VIOLATION: &str = "23502";
+    pub const CHECK_VIOLATION: &str = "23514";
+    pub const CARDINALITY_VIOLATION: &str = "21000";
+    pub const IN_FAILED_TRANSACTION: &str = "25P02";
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+    pub const UNDEFINED_PARAMETER: &str = "42P02";
+    pub const INVALID_SCHEMA_NAME: &str = "3F000";
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 }
 
 /// An error for a SQL client.

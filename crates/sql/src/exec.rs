@@ -17,12 +17,14 @@ pub const SCRAM_ITERATIONS: u32 = 4096;
 const CLEAR_BATCH: usize = 1000;
 
 /// A column's type on the wire (values are sent as text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ColType {
     Int,
     Text,
     Bool,
     Numeric,
+    /// A SQL type of application SQL.
+    Sql(crate::descriptors::SqlType),
 }
 
 /// A result column.
@@ -40,7 +42,7 @@ fn col(name: &str, typ: ColType) -> Column {
 }
 
 /// What a statement returns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum QueryResult {
     /// Rows, as text (`None` is NULL).
     Rows {
@@ -49,6 +51,11 @@ pub enum QueryResult {
     },
     /// A command tag, with a row count where the protocol has one.
     Command { tag: String, rows: Option<usize> },
+    /// Typed rows (application SQL).
+    Typed {
+        columns: Vec<Column>,
+        rows: Vec<Vec<crate::datum::Datum>>,
+    },
     /// An empty query.
     Empty,
 }
@@ -60,6 +67,8 @@ pub struct Session {
     pub tenant: TenantRecord,
     pub database: String,
     pub vars: BTreeMap<String, String>,
+    /// The connection's transaction state.
+    pub conn: crate::session::ConnHandle,
 }
 
 /// The SQL layer of a node: shared by every connection.
@@ -108,7 +117,7 @@ impl SqlServer {
         })
     }
 
-    fn kv(&self, tenant: TenantId) -> SqlResult<TenantKv> {
+    pub(crate) fn kv(&self, tenant: TenantId) -> SqlResult<TenantKv> {
         Ok(TenantKv::new(self.node()?, tenant))
     }
 
@@ -167,34 +176,21 @@ impl SqlServer {
                 col("error", Text),
             ],
             Statement::ShowVar { name } => vec![col(name, Text)],
-            Statement::ShowDatabases => vec![col("database_name", Text)],
-            Statement::ShowTables => vec![
-                col("schema_name", Text),
-                col("table_name", Text),
-                col("type", Text),
-            ],
-            Statement::ShowColumns { .. } => vec![
-                col("column_name", Text),
-                col("data_type", Text),
-                col("is_nullable", Bool),
-                col("column_default", Text),
-                col("is_hidden", Bool),
-            ],
-            Statement::ShowCreateTable { .. } => {
-                vec![col("table_name", Text), col("create_statement", Text)]
-            }
-            Statement::Select(q) => select_columns(q).unwrap_or_default(),
             _ => Vec::new(),
         }
     }
 
-    /// Runs one statement. `params` are the extended protocol's `$n` values, as text.
+    /// Runs one statement with the extended protocol's `$n` values.
     pub async fn execute(
         &self,
         session: &mut Session,
         stmt: &Statement,
-        params: &[Option<String>],
+        params: &[crate::datum::Datum],
     ) -> SqlResult<QueryResult> {
+        if crate::session::is_txn_statement(stmt) {
+            return self.execute_in_txn(session, stmt, params).await;
+        }
+        let params: Vec<Option<String>> = params.iter().map(|d| d.to_text()).collect();
         let value = |v: &Value| -> SqlResult<Option<String>> {
             match v {
                 Value::Text(s) => Ok(Some(s.clone())),
@@ -213,9 +209,6 @@ impl SqlServer {
         };
         match stmt {
             Statement::Empty => Ok(QueryResult::Empty),
-            // Administrative statements apply at once; an explicit transaction is accepted so
-            // drivers that wrap statements in one keep working.
-            Statement::Begin | Statement::Commit | Statement::Rollback => Ok(command(stmt.tag())),
             Statement::CreateUser {
                 name,
                 if_not_exists,
@@ -374,101 +367,6 @@ impl SqlServer {
                     rows: vec![vec![text(v)]],
                 })
             }
-            Statement::CreateDatabase {
-                name,
-                if_not_exists,
-            } => {
-                let mut txn = self.kv(session.tenant.id)?.begin()?;
-                let me = self.session_user(&mut txn, session).await?;
-                if !me.admin {
-                    return Err(SqlError::privilege(format!(
-                        "user {} must be an admin to create databases",
-                        me.name
-                    )));
-                }
-                crate::descriptors::create_database(&mut txn, name, *if_not_exists).await?;
-                txn.commit().await?;
-                Ok(command(stmt.tag()))
-            }
-            Statement::CreateTable(ct) => {
-                let mut txn = self.kv(session.tenant.id)?.begin()?;
-                let me = self.session_user(&mut txn, session).await?;
-                if !me.admin {
-                    return Err(SqlError::privilege(format!(
-                        "user {} must be an admin to create tables",
-                        me.name
-                    )));
-                }
-                let db = self.current_database(&mut txn, session).await?;
-                let desc = crate::ddl::table_from_ast(db.id, ct)?;
-                if ct.if_not_exists
-                    && crate::descriptors::table_by_name(&mut txn, db.id, &desc.name)
-                        .await?
-                        .is_some()
-                {
-                    return Ok(command(stmt.tag()));
-                }
-                crate::descriptors::create_table(&mut txn, desc).await?;
-                txn.commit().await?;
-                Ok(command(stmt.tag()))
-            }
-            Statement::ShowTables => {
-                let mut txn = self.kv(session.tenant.id)?.begin()?;
-                let db = self.current_database(&mut txn, session).await?;
-                let rows = crate::descriptors::list_tables(&mut txn, db.id)
-                    .await?
-                    .into_iter()
-                    .map(|t| vec![text("public"), text(t.name), text("table")])
-                    .collect();
-                Ok(QueryResult::Rows {
-                    columns: Self::result_columns(stmt),
-                    rows,
-                })
-            }
-            Statement::ShowColumns { table } | Statement::ShowCreateTable { table } => {
-                let mut txn = self.kv(session.tenant.id)?.begin()?;
-                let db = self.current_database(&mut txn, session).await?;
-                let t = crate::descriptors::table_by_name(&mut txn, db.id, table)
-                    .await?
-                    .ok_or_else(|| {
-                        SqlError::new(
-                            code::UNDEFINED_TABLE,
-                            format!("relation {table:?} does not exist"),
-                        )
-                    })?;
-                let rows = if matches!(stmt, Statement::ShowColumns { .. }) {
-                    t.columns
-                        .iter()
-                        .map(|c| {
-                            vec![
-                                text(&c.name),
-                                text(crate::ddl::type_name(&c.typ)),
-                                text(if c.nullable { "t" } else { "f" }),
-                                c.default_expr.clone(),
-                                text(if c.hidden { "t" } else { "f" }),
-                            ]
-                        })
-                        .collect()
-                } else {
-                    vec![vec![text(&t.name), text(crate::ddl::show_create(&t))]]
-                };
-                Ok(QueryResult::Rows {
-                    columns: Self::result_columns(stmt),
-                    rows,
-                })
-            }
-            Statement::ShowDatabases => {
-                let mut txn = self.kv(session.tenant.id)?.begin()?;
-                let rows = crate::descriptors::list_databases(&mut txn)
-                    .await?
-                    .into_iter()
-                    .map(|d| vec![text(d.name)])
-                    .collect();
-                Ok(QueryResult::Rows {
-                    columns: Self::result_columns(stmt),
-                    rows,
-                })
-            }
             Statement::SetVar { name, value: v } => {
                 let v = value(v)?.unwrap_or_default();
                 if name == "database" {
@@ -489,7 +387,10 @@ impl SqlServer {
                 }
                 Ok(command(stmt.tag()))
             }
-            Statement::Select(q) => evaluate_select(q, session),
+            other => Err(SqlError::internal(format!(
+                "statement {} has no executor",
+                other.tag()
+            ))),
         }
     }
 
@@ -501,22 +402,6 @@ impl SqlServer {
         catalog::get_user(txn, &session.user)
             .await?
             .ok_or_else(|| SqlError::privilege(format!("user {:?} no longer exists", session.user)))
-    }
-
-    /// The session's current database, or 3D000.
-    async fn current_database(
-        &self,
-        txn: &mut tenant::TenantTxn,
-        session: &Session,
-    ) -> SqlResult<crate::descriptors::DatabaseDesc> {
-        crate::descriptors::database_by_name(txn, &session.database)
-            .await?
-            .ok_or_else(|| {
-                SqlError::new(
-                    code::INVALID_CATALOG_NAME,
-                    format!("database {:?} does not exist", session.database),
-                )
-            })
     }
 
     async fn require_view_settings(
@@ -699,6 +584,9 @@ impl SqlServer {
                     }
                 }
                 Grantable::Role(_) => user.admin = grant,
+                Grantable::Object { .. } => {
+                    return Err(SqlError::internal("object grants run in a transaction"));
+                }
             }
             catalog::put_user(&mut txn, &user)?;
         }
@@ -926,118 +814,4 @@ fn make_verifier(password: &str) -> SqlResult<ScramVerifier> {
         }),
         ScramSecret::SaltedPassword { .. } => Err(SqlError::internal("expected a SCRAM verifier")),
     }
-}
-
-/// The columns of a `SELECT` without `FROM`.
-fn select_columns(stmt: &sqlparser::ast::Statement) -> SqlResult<Vec<Column>> {
-    let exprs = select_items(stmt)?;
-    Ok(exprs
-        .iter()
-        .map(|(name, e)| Column {
-            name: name.clone(),
-            typ: expr_type(e),
-        })
-        .collect())
-}
-
-fn select_items(
-    stmt: &sqlparser::ast::Statement,
-) -> SqlResult<Vec<(String, sqlparser::ast::Expr)>> {
-    use sqlparser::ast::{SelectItem, SetExpr, Statement as S};
-    let unsupported = || {
-        SqlError::new(
-            code::FEATURE_NOT_SUPPORTED,
-            "only SELECT of constant expressions is supported here",
-        )
-        .with_hint("tables and queries over them arrive with application SQL")
-    };
-    let S::Query(q) = stmt else {
-        return Err(unsupported());
-    };
-    let SetExpr::Select(s) = q.body.as_ref() else {
-        return Err(unsupported());
-    };
-    if !s.from.is_empty() || s.selection.is_some() {
-        return Err(unsupported());
-    }
-    s.projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => Ok((column_name(e), e.clone())),
-            SelectItem::ExprWithAlias { expr, alias } => Ok((alias.value.clone(), expr.clone())),
-            _ => Err(unsupported()),
-        })
-        .collect()
-}
-
-fn column_name(e: &sqlparser::ast::Expr) -> String {
-    use sqlparser::ast::Expr;
-    match e {
-        Expr::Function(f) => f.name.to_string().to_lowercase(),
-        Expr::Identifier(i) => i.value.to_lowercase(),
-        _ => "?column?".to_string(),
-    }
-}
-
-fn expr_type(e: &sqlparser::ast::Expr) -> ColType {
-    use sqlparser::ast::{Expr, Value as V};
-    match e {
-        Expr::Value(v) => match &v.value {
-            V::Number(n, _) if !n.contains(['.', 'e', 'E']) => ColType::Int,
-            V::Number(..) => ColType::Numeric,
-            V::Boolean(_) => ColType::Bool,
-            _ => ColType::Text,
-        },
-        Expr::UnaryOp { expr, .. } => expr_type(expr),
-        _ => ColType::Text,
-    }
-}
-
-fn eval(e: &sqlparser::ast::Expr, session: &Session) -> SqlResult<Option<String>> {
-    use sqlparser::ast::{Expr, UnaryOperator, Value as V};
-    match e {
-        Expr::Value(v) => Ok(match &v.value {
-            V::Number(n, _) => Some(n.clone()),
-            V::SingleQuotedString(s) => Some(s.clone()),
-            V::Boolean(b) => Some(if *b { "t" } else { "f" }.to_string()),
-            V::Null => None,
-            other => Some(other.to_string()),
-        }),
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => Ok(eval(expr, session)?.map(|v| format!("-{v}"))),
-        Expr::Nested(inner) => eval(inner, session),
-        Expr::Identifier(i)
-            if i.value.eq_ignore_ascii_case("current_user")
-                || i.value.eq_ignore_ascii_case("session_user") =>
-        {
-            Ok(Some(session.user.clone()))
-        }
-        Expr::Function(f) => match f.name.to_string().to_lowercase().as_str() {
-            "version" => Ok(Some(format!("roach {}", env!("CARGO_PKG_VERSION")))),
-            "current_database" => Ok(Some(session.database.clone())),
-            "current_user" | "session_user" => Ok(Some(session.user.clone())),
-            other => Err(SqlError::new(
-                code::UNDEFINED_FUNCTION,
-                format!("unknown function: {other}()"),
-            )),
-        },
-        _ => Err(SqlError::new(
-            code::FEATURE_NOT_SUPPORTED,
-            format!("unsupported expression {e}"),
-        )),
-    }
-}
-
-fn evaluate_select(stmt: &sqlparser::ast::Statement, session: &Session) -> SqlResult<QueryResult> {
-    let items = select_items(stmt)?;
-    let mut row = Vec::with_capacity(items.len());
-    for (_, e) in &items {
-        row.push(eval(e, session)?);
-    }
-    Ok(QueryResult::Rows {
-        columns: select_columns(stmt)?,
-        rows: vec![row],
-    })
 }

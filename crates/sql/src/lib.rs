@@ -17,14 +17,24 @@
 
 pub mod bootstrap;
 pub mod catalog;
+pub mod datum;
 pub mod ddl;
 pub mod descriptors;
+pub mod dml;
 pub mod error;
 pub mod exec;
+pub mod expr;
 pub mod jobs;
 pub mod keycodec;
 pub mod parser;
+pub mod pgcatalog;
 pub mod pgserver;
+pub mod pgtypes;
+pub mod privileges;
+pub mod query;
+pub mod rows;
+pub mod schema;
+pub mod session;
 pub mod settings;
 
 pub use error::{SqlError, SqlResult};

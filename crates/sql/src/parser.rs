@@ -19,7 +19,14 @@ pub enum Value {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     Empty,
-    Begin,
+    /// `BEGIN [AS OF SYSTEM TIME '<ts>']`.
+    Begin {
+        as_of: Option<String>,
+    },
+    /// `SET TRANSACTION [ISOLATION LEVEL ...] [AS OF SYSTEM TIME '<ts>']`.
+    SetTransaction {
+        as_of: Option<String>,
+    },
     Commit,
     Rollback,
     CreateUser {
@@ -103,7 +110,17 @@ pub enum Statement {
         name: String,
         value: Value,
     },
-    Select(Box<sqlparser::ast::Statement>),
+    ShowIndexes {
+        table: String,
+    },
+    /// A statement parsed by sqlparser: queries, DML and table DDL. `as_of` is the
+    /// `AS OF SYSTEM TIME` clause (removed from the text before parsing); `upsert` marks an
+    /// `UPSERT INTO` (parsed as INSERT).
+    Sql {
+        stmt: Box<sqlparser::ast::Statement>,
+        as_of: Option<String>,
+        upsert: bool,
+    },
 }
 
 /// What GRANT/REVOKE hand out.
@@ -113,6 +130,12 @@ pub enum Grantable {
     System(Vec<String>),
     /// A role (only `admin` exists).
     Role(String),
+    /// Privileges on tables or databases.
+    Object {
+        privileges: Vec<String>,
+        database: bool,
+        names: Vec<String>,
+    },
 }
 
 impl Statement {
@@ -140,7 +163,8 @@ impl Statement {
     pub fn tag(&self) -> &'static str {
         match self {
             Statement::Empty => "",
-            Statement::Begin => "BEGIN",
+            Statement::Begin { .. } => "BEGIN",
+            Statement::SetTransaction { .. } => "SET TRANSACTION",
             Statement::Commit => "COMMIT",
             Statement::Rollback => "ROLLBACK",
             Statement::CreateUser { .. } => "CREATE ROLE",
@@ -386,14 +410,27 @@ impl Parser {
                 _ => Err(SqlError::syntax("expected one CREATE TABLE statement")),
             };
         }
-        let st = if self.kw("SELECT")
-            || Self::is_kw(self.peek(), "WITH")
-            || Self::is_kw(self.peek(), "VALUES")
-        {
+        let first_two = (self.peek().cloned(), self.toks.get(self.pos + 1).cloned());
+        let is = |t: &Option<Token>, k: &str| Self::is_kw(t.as_ref(), k);
+        let sqlparser_stmt = [
+            "SELECT", "WITH", "VALUES", "INSERT", "UPSERT", "UPDATE", "DELETE", "TRUNCATE",
+            "EXPLAIN", "TABLE",
+        ]
+        .iter()
+        .any(|k| is(&first_two.0, k))
+            || (is(&first_two.0, "CREATE")
+                && (is(&first_two.1, "INDEX") || is(&first_two.1, "UNIQUE")))
+            || (is(&first_two.0, "DROP")
+                && (is(&first_two.1, "TABLE")
+                    || is(&first_two.1, "INDEX")
+                    || is(&first_two.1, "DATABASE")))
+            || (is(&first_two.0, "ALTER") && is(&first_two.1, "TABLE"));
+        let st = if sqlparser_stmt {
             return parse_with_sqlparser(text);
         } else if self.kw("BEGIN") || self.kws(&["START", "TRANSACTION"]) {
             let _ = self.kw("TRANSACTION") || self.kw("WORK");
-            Statement::Begin
+            let as_of = self.transaction_modes()?;
+            Statement::Begin { as_of }
         } else if self.kw("COMMIT") || self.kw("END") {
             let _ = self.kw("TRANSACTION") || self.kw("WORK");
             Statement::Commit
@@ -587,6 +624,48 @@ impl Parser {
         Err(self.unsupported("DROP"))
     }
 
+    /// Transaction modes after BEGIN / SET TRANSACTION: isolation (only SERIALIZABLE is
+    /// offered; weaker levels are upgraded, as CockroachDB does), priority, READ WRITE, and
+    /// `AS OF SYSTEM TIME '<ts>'` (returned).
+    fn transaction_modes(&mut self) -> SqlResult<Option<String>> {
+        let mut as_of = None;
+        loop {
+            if self.peek() == Some(&Token::Comma) {
+                self.pos += 1;
+                continue;
+            }
+            if self.kws(&["ISOLATION", "LEVEL"]) {
+                let ok = self.kw("SERIALIZABLE")
+                    || self.kws(&["REPEATABLE", "READ"])
+                    || self.kws(&["READ", "COMMITTED"])
+                    || self.kws(&["READ", "UNCOMMITTED"])
+                    || self.kw("SNAPSHOT");
+                if !ok {
+                    return Err(SqlError::syntax(format!(
+                        "syntax error {}: expected an isolation level",
+                        self.near()
+                    )));
+                }
+            } else if self.kw("PRIORITY") {
+                let _ = self.kw("LOW") || self.kw("NORMAL") || self.kw("HIGH");
+            } else if self.kws(&["READ", "WRITE"])
+                || self.kws(&["READ", "ONLY"])
+                || self.kws(&["NOT", "DEFERRABLE"])
+                || self.kw("DEFERRABLE")
+            {
+                // Accepted; every transaction is serializable and read-write unless it
+                // reads AS OF SYSTEM TIME.
+            } else if self.kws(&["AS", "OF", "SYSTEM", "TIME"]) {
+                as_of = Some(match self.value()? {
+                    Value::Text(t) => t,
+                    _ => return Err(SqlError::syntax("AS OF SYSTEM TIME needs a timestamp")),
+                });
+            } else {
+                return Ok(as_of);
+            }
+        }
+    }
+
     fn grantable(&mut self) -> SqlResult<Grantable> {
         if self.kw("SYSTEM") {
             let mut privs = vec![self.ident("a system privilege")?];
@@ -598,7 +677,55 @@ impl Parser {
                 privs.into_iter().map(|p| p.to_uppercase()).collect(),
             ));
         }
+        // `GRANT SELECT, INSERT ON TABLE t TO u` / `GRANT ALL ON DATABASE d TO u`.
+        let save = self.pos;
+        let mut privileges = Vec::new();
+        loop {
+            match self.peek().cloned() {
+                Some(Token::Word(w)) if w.quote_style.is_none() => {
+                    self.pos += 1;
+                    let p = w.value.to_uppercase();
+                    if p == "ALL" {
+                        let _ = self.kw("PRIVILEGES");
+                    }
+                    privileges.push(p);
+                }
+                _ => break,
+            }
+            if self.peek() == Some(&Token::Comma) {
+                self.pos += 1;
+                continue;
+            }
+            break;
+        }
+        if self.kw("ON") {
+            let database = self.kw("DATABASE");
+            if !database {
+                let _ = self.kw("TABLE");
+            }
+            let mut names = vec![self.table_name()?];
+            while self.peek() == Some(&Token::Comma) {
+                self.pos += 1;
+                names.push(self.table_name()?);
+            }
+            return Ok(Grantable::Object {
+                privileges,
+                database,
+                names,
+            });
+        }
+        self.pos = save;
         Ok(Grantable::Role(self.ident("a role")?))
+    }
+
+    /// A possibly qualified table name; the last part is kept.
+    fn table_name(&mut self) -> SqlResult<String> {
+        let mut name = self.ident("a table name")?;
+        while self.peek() == Some(&Token::Period) {
+            self.pos += 1;
+            name = self.ident("a table name")?;
+        }
+        Ok(name)
     }
 
     fn show(&mut self) -> SqlResult<Statement> {
@@ -651,6 +778,17 @@ impl Parser {
                 table: self.ident("a table name")?,
             });
         }
+        if self.kw("INDEXES") || self.kw("INDEX") || self.kw("KEYS") {
+            self.expect_kw("FROM")?;
+            return Ok(Statement::ShowIndexes {
+                table: self.ident("a table name")?,
+            });
+        }
+        if self.kws(&["TRANSACTION", "ISOLATION", "LEVEL"]) {
+            return Ok(Statement::ShowVar {
+                name: "transaction_isolation".into(),
+            });
+        }
         let _ = self.kw("SESSION");
         Ok(Statement::ShowVar {
             name: self.dotted()?,
@@ -669,6 +807,11 @@ impl Parser {
                 name,
                 value: self.value()?,
             });
+        }
+        if self.kw("TRANSACTION") || self.kws(&["SESSION", "CHARACTERISTICS", "AS", "TRANSACTION"])
+        {
+            let as_of = self.transaction_modes()?;
+            return Ok(Statement::SetTransaction { as_of });
         }
         let _ = self.kw("SESSION") || self.kw("LOCAL");
         let name = self.dotted()?;
@@ -690,11 +833,72 @@ impl Parser {
     }
 }
 
+/// Parses a statement with sqlparser after removing roach's own clauses: `AS OF SYSTEM
+/// TIME '<ts>'` (kept aside) and a leading `UPSERT` (parsed as INSERT).
 fn parse_with_sqlparser(text: &str) -> SqlResult<Statement> {
-    let mut stmts = sqlparser::parser::Parser::parse_sql(&PostgreSqlDialect {}, text)
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize()
+        .map_err(|e| SqlError::syntax(format!("at or near {}: {}", e.location, e.message)))?;
+    let mut out: Vec<String> = Vec::with_capacity(tokens.len());
+    let mut as_of = None;
+    let mut upsert = false;
+    let word = |t: &Token, k: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    let mut i = 0;
+    let mut seen_word = false;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        if !seen_word && word(t, "UPSERT") {
+            out.push("INSERT".into());
+            upsert = true;
+            seen_word = true;
+            i += 1;
+            continue;
+        }
+        if matches!(t, Token::Word(_)) {
+            seen_word = true;
+        }
+        if word(t, "AS") {
+            // AS <ws> OF <ws> SYSTEM <ws> TIME <ws> '<ts>'
+            let rest: Vec<(usize, &Token)> = tokens[i + 1..]
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
+                .take(4)
+                .collect();
+            if rest.len() == 4
+                && word(rest[0].1, "OF")
+                && word(rest[1].1, "SYSTEM")
+                && word(rest[2].1, "TIME")
+            {
+                let ts = match rest[3].1 {
+                    Token::SingleQuotedString(s) => s.clone(),
+                    Token::Number(n, _) => n.clone(),
+                    other => {
+                        return Err(SqlError::syntax(format!(
+                            "AS OF SYSTEM TIME needs a timestamp string, got {other}"
+                        )));
+                    }
+                };
+                if as_of.replace(ts).is_some() {
+                    return Err(SqlError::syntax("AS OF SYSTEM TIME given twice"));
+                }
+                i += 1 + rest[3].0 + 1;
+                continue;
+            }
+        }
+        out.push(t.to_string());
+        i += 1;
+    }
+    let rewritten = out.concat();
+    let mut stmts = sqlparser::parser::Parser::parse_sql(&dialect, &rewritten)
         .map_err(|e| SqlError::syntax(e.to_string()))?;
     match stmts.len() {
-        1 => Ok(Statement::Select(Box::new(stmts.remove(0)))),
+        1 => Ok(Statement::Sql {
+            stmt: Box::new(stmts.remove(0)),
+            as_of,
+            upsert,
+        }),
         _ => Err(SqlError::syntax("expected one statement")),
     }
 }
@@ -759,7 +963,7 @@ mod tests {
                 immediate: true
             }
         );
-        assert!(matches!(one("SELECT 1"), Statement::Select(_)));
+        assert!(matches!(one("SELECT 1"), Statement::Sql { .. }));
         assert_eq!(parse("SHOW USERS; SHOW JOBS").expect("two").len(), 2);
         assert_eq!(one("CREATE USER u WITH PASSWORD $1").parameter_count(), 1);
         assert_eq!(

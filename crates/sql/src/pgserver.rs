@@ -59,9 +59,9 @@ impl PgHandlers {
         let mut params = DefaultServerParameterProvider::default();
         params.server_version = "13.0.0".to_string();
         PgHandlers {
-            sql,
+            sql: sql.clone(),
             driver: Arc::new(AuthDriver::new(Arc::new(params))),
-            parser: Arc::new(RoachQueryParser),
+            parser: Arc::new(RoachQueryParser { sql: sql.clone() }),
         }
     }
 }
@@ -333,51 +333,88 @@ impl StartupHandler for Startup {
     }
 }
 
+/// A prepared statement: the statement, its parameter types (declared by the client or
+/// inferred when it was prepared) and its result columns.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub statement: Statement,
+    pub param_types: Vec<Type>,
+    pub columns: Vec<Column>,
+}
+
 /// Parses statements for the extended protocol.
 #[derive(Debug)]
-pub struct RoachQueryParser;
+pub struct RoachQueryParser {
+    sql: Arc<SqlServer>,
+}
 
 #[async_trait]
 impl QueryParser for RoachQueryParser {
-    type Statement = Statement;
+    type Statement = Prepared;
 
     async fn parse_sql<C>(
         &self,
-        _client: &C,
+        client: &C,
         sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<Statement>>
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut stmts = parser::parse(sql).map_err(SqlError::into_pgwire)?;
-        match stmts.len() {
-            1 => Ok(Some(stmts.remove(0))),
-            _ => Err(
-                SqlError::syntax("prepared statements take exactly one statement").into_pgwire(),
-            ),
-        }
+        let statement = match stmts.len() {
+            1 => stmts.remove(0),
+            _ => {
+                return Err(
+                    SqlError::syntax("prepared statements take exactly one statement")
+                        .into_pgwire(),
+                );
+            }
+        };
+        // Types are inferred against the catalog now; a statement about a table that does
+        // not exist yet still prepares (its parameters read as text) and fails when run.
+        let session = session_of(client).map_err(SqlError::into_pgwire)?;
+        let (inferred, columns) = match self.sql.describe(&session, &statement).await {
+            Ok(d) => d,
+            Err(_) => (Vec::new(), SqlServer::result_columns(&statement)),
+        };
+        let count = statement
+            .parameter_count()
+            .max(inferred.len())
+            .max(types.len());
+        let param_types = (0..count)
+            .map(|i| match types.get(i).cloned().flatten() {
+                Some(t) if t != Type::UNKNOWN => t,
+                _ => inferred.get(i).map_or(Type::TEXT, crate::pgtypes::pg_type),
+            })
+            .collect();
+        Ok(Some(Prepared {
+            statement,
+            param_types,
+            columns,
+        }))
     }
 
-    fn get_parameter_types(&self, stmt: &Statement) -> PgWireResult<Vec<Type>> {
-        Ok(vec![Type::TEXT; stmt.parameter_count()])
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.clone())
     }
 
     fn get_result_schema(
         &self,
-        stmt: &Statement,
+        stmt: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        Ok(fields(&SqlServer::result_columns(stmt), format))
+        Ok(fields(&stmt.columns, format))
     }
 }
 
-fn pg_type(t: ColType) -> Type {
+fn pg_type(t: &ColType) -> Type {
     match t {
         ColType::Int => Type::INT8,
         ColType::Text => Type::TEXT,
         ColType::Bool => Type::BOOL,
         ColType::Numeric => Type::FLOAT8,
+        ColType::Sql(t) => crate::pgtypes::pg_type(t),
     }
 }
 
@@ -387,7 +424,7 @@ fn fields(columns: &[Column], format: Option<&Format>) -> Vec<FieldInfo> {
         .enumerate()
         .map(|(i, c)| {
             let f = format.map_or(FieldFormat::Text, |f| f.format_for(i));
-            FieldInfo::new(c.name.clone(), None, None, pg_type(c.typ), f)
+            FieldInfo::new(c.name.clone(), None, None, pg_type(&c.typ), f)
         })
         .collect()
 }
@@ -398,6 +435,9 @@ fn session_of<C: ClientInfo>(client: &C) -> SqlResult<Session> {
         .get(META_TENANT_ID)
         .and_then(|v| v.parse::<u64>().ok())
         .ok_or_else(|| SqlError::internal("connection has no virtual cluster"))?;
+    let conn = client
+        .session_extensions()
+        .get_or_insert_with(tokio::sync::Mutex::<crate::session::ConnState>::default);
     Ok(Session {
         user: meta.get(METADATA_USER).cloned().unwrap_or_default(),
         tenant: TenantRecord {
@@ -419,6 +459,7 @@ fn session_of<C: ClientInfo>(client: &C) -> SqlResult<Session> {
                     .map(|k| (k.to_string(), v.clone()))
             })
             .collect::<BTreeMap<_, _>>(),
+        conn,
     })
 }
 
@@ -430,13 +471,50 @@ fn save_session<C: ClientInfo>(client: &mut C, session: &Session) {
     }
 }
 
+/// A value already in its wire form (text or binary, as its field asks).
+#[derive(Debug)]
+struct Raw(Option<Vec<u8>>);
+
+impl postgres_types::ToSql for Raw {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match &self.0 {
+            Some(b) => {
+                out.extend_from_slice(b);
+                Ok(postgres_types::IsNull::No)
+            }
+            None => Ok(postgres_types::IsNull::Yes),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    postgres_types::to_sql_checked!();
+}
+
+impl pgwire::types::ToSqlText for Raw {
+    fn to_sql_text(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+        _format_options: &pgwire::types::format::FormatOptions,
+    ) -> Result<postgres_types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        postgres_types::ToSql::to_sql(self, ty, out)
+    }
+}
+
 /// Encodes a text value by its column's type: clients may ask for binary results.
 fn encode_value(enc: &mut DataRowEncoder, v: Option<String>, c: &Column) -> PgWireResult<()> {
     let bad = |e: &dyn std::fmt::Display| {
         SqlError::internal(format!("column {} holds an unexpected value: {e}", c.name))
             .into_pgwire()
     };
-    match c.typ {
+    match &c.typ {
         ColType::Int => {
             let v = v
                 .as_deref()
@@ -454,7 +532,7 @@ fn encode_value(enc: &mut DataRowEncoder, v: Option<String>, c: &Column) -> PgWi
             enc.encode_field(&v)
         }
         ColType::Bool => enc.encode_field(&v.as_deref().map(|s| matches!(s, "t" | "true"))),
-        ColType::Text => enc.encode_field(&v),
+        ColType::Text | ColType::Sql(_) => enc.encode_field(&v),
     }
 }
 
@@ -466,7 +544,11 @@ fn to_response(result: QueryResult, format: Option<&Format>) -> PgWireResult<Res
             if let Some(n) = rows {
                 t = t.with_rows(n);
             }
-            Ok(Response::Execution(t))
+            Ok(match tag.as_str() {
+                "BEGIN" => Response::TransactionStart(t),
+                "COMMIT" | "ROLLBACK" => Response::TransactionEnd(t),
+                _ => Response::Execution(t),
+            })
         }
         QueryResult::Rows { columns, rows } => {
             let schema = Arc::new(fields(&columns, format));
@@ -475,6 +557,28 @@ fn to_response(result: QueryResult, format: Option<&Format>) -> PgWireResult<Res
                 let mut enc = DataRowEncoder::new(schema.clone());
                 for (v, c) in row.into_iter().zip(&columns) {
                     encode_value(&mut enc, v, c)?;
+                }
+                encoded.push(Ok(enc.take_row()));
+            }
+            Ok(Response::Query(QueryResponse::new(
+                schema,
+                stream::iter(encoded),
+            )))
+        }
+        QueryResult::Typed { columns, rows } => {
+            let schema = Arc::new(fields(&columns, format));
+            let mut encoded = Vec::with_capacity(rows.len());
+            let mut enc = DataRowEncoder::new(schema.clone());
+            for row in rows {
+                for (i, v) in row.iter().enumerate() {
+                    let field = &schema[i];
+                    let bytes = if field.format() == FieldFormat::Binary {
+                        crate::pgtypes::encode_binary(v, field.datatype())
+                            .map_err(SqlError::into_pgwire)?
+                    } else {
+                        v.to_text().map(String::into_bytes)
+                    };
+                    enc.encode_field(&Raw(bytes))?;
                 }
                 encoded.push(Ok(enc.take_row()));
             }
@@ -511,11 +615,10 @@ impl SimpleQueryHandler for QueryHandler {
                     if out.is_empty() {
                         return Err(e.into_pgwire());
                     }
-                    out.push(Response::Error(Box::new(pgwire::error::ErrorInfo::new(
-                        "ERROR".into(),
-                        e.code.into(),
-                        e.message,
-                    ))));
+                    let mut info =
+                        pgwire::error::ErrorInfo::new("ERROR".into(), e.code.into(), e.message);
+                    info.hint = e.hint;
+                    out.push(Response::Error(Box::new(info)));
                     return Ok(out);
                 }
             }
@@ -525,9 +628,29 @@ impl SimpleQueryHandler for QueryHandler {
     }
 }
 
+/// Decodes the bound parameters of a portal by their statement's types.
+fn decode_params(portal: &Portal<Prepared>) -> PgWireResult<Vec<crate::datum::Datum>> {
+    let types = &portal.statement.statement.param_types;
+    let mut out = Vec::with_capacity(portal.parameter_len());
+    for i in 0..portal.parameter_len() {
+        let t = types.get(i).cloned().unwrap_or(Type::TEXT);
+        let v = match portal.parameters.get(i).cloned().flatten() {
+            None => crate::datum::Datum::Null,
+            Some(b) => if portal.parameter_format.is_binary(i) {
+                crate::pgtypes::decode_binary(&b, &t)
+            } else {
+                crate::pgtypes::decode_text(&b, &crate::pgtypes::sql_type(&t))
+            }
+            .map_err(SqlError::into_pgwire)?,
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl ExtendedQueryHandler for QueryHandler {
-    type Statement = Statement;
+    type Statement = Prepared;
     type QueryParser = RoachQueryParser;
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
@@ -537,58 +660,68 @@ impl ExtendedQueryHandler for QueryHandler {
     async fn do_query<C>(
         &self,
         client: &mut C,
-        portal: &Portal<Statement>,
+        portal: &Portal<Prepared>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Statement>,
+        C::PortalStore: PortalStore<Statement = Prepared>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = session_of(client).map_err(SqlError::into_pgwire)?;
-        let params: Vec<Option<String>> = (0..portal.parameter_len())
-            .map(|i| portal.parameter::<String>(i, &Type::TEXT))
-            .collect::<PgWireResult<_>>()?;
+        let params = decode_params(portal)?;
         let result = self
             .sql
-            .execute(&mut session, &portal.statement.statement, &params)
+            .execute(&mut session, &portal.statement.statement.statement, &params)
             .await
             .map_err(SqlError::into_pgwire)?;
         save_session(client, &session);
+        // The row description sent at Describe is the prepared one; rows follow its types.
+        let result = match result {
+            QueryResult::Typed { rows, columns }
+                if portal.statement.statement.columns.len() == columns.len() =>
+            {
+                QueryResult::Typed {
+                    rows,
+                    columns: portal.statement.statement.columns.clone(),
+                }
+            }
+            other => other,
+        };
         to_response(result, Some(&portal.result_column_format))
     }
 
     async fn do_describe_statement<C>(
         &self,
         _client: &mut C,
-        target: &StoredStatement<Statement>,
+        target: &StoredStatement<Prepared>,
     ) -> PgWireResult<DescribeStatementResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Statement>,
+        C::PortalStore: PortalStore<Statement = Prepared>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = vec![Type::TEXT; target.statement.parameter_count()];
-        let cols = SqlServer::result_columns(&target.statement);
-        Ok(DescribeStatementResponse::new(params, fields(&cols, None)))
+        Ok(DescribeStatementResponse::new(
+            target.statement.param_types.clone(),
+            fields(&target.statement.columns, None),
+        ))
     }
 
     async fn do_describe_portal<C>(
         &self,
         _client: &mut C,
-        portal: &Portal<Statement>,
+        portal: &Portal<Prepared>,
     ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Statement>,
+        C::PortalStore: PortalStore<Statement = Prepared>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let cols = SqlServer::result_columns(&portal.statement.statement);
         Ok(DescribePortalResponse::new(fields(
-            &cols,
+            &portal.statement.statement.columns,
             Some(&portal.result_column_format),
         )))
     }

@@ -46,7 +46,7 @@ pub use hlc::Timestamp;
 pub use mem_backend::MemBackend;
 pub use mvcc::MvccEngine;
 pub use protected_ts::{ProtectedTimestamp, ProtectionId};
-pub use span::Span;
+pub use span::{Span, prefix_end};
 
 /// The MVCC engine on disk, over fjall.
 pub type FjallEngine = MvccEngine<FjallBackend>;

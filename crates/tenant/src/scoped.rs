@@ -36,6 +36,16 @@ impl TenantKv {
     }
 }
 
+impl TenantKv {
+    /// Begins a transaction reading the tenant's keyspace as of `read_ts`.
+    pub fn begin_at(&self, read_ts: Timestamp) -> TenantResult<TenantTxn> {
+        Ok(TenantTxn {
+            txn: self.node.begin_at(RangeId::FIRST, read_ts)?,
+            tenant: self.tenant,
+        })
+    }
+}
+
 /// A transaction confined to one virtual cluster's keyspace.
 #[derive(Debug)]
 pub struct TenantTxn {
