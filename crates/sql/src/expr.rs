@@ -128,6 +128,8 @@ pub enum Expr {
     InList(Box<Expr>, Vec<Expr>, bool),
     InSubquery(Box<Expr>, Arc<dyn SubqueryEval>, bool),
     Exists(Arc<dyn SubqueryEval>, bool),
+    /// `ARRAY(subquery)`: the first column's values as an array's text form.
+    ArraySubquery(Arc<dyn SubqueryEval>),
     ScalarSubquery(Arc<dyn SubqueryEval>),
     /// (value, pattern, negated, case-insensitive).
     Like(Box<Expr>, Box<Expr>, bool, bool),
@@ -149,7 +151,10 @@ impl Expr {
         self.walk(&mut |e| match e {
             Expr::Col(_) => ok = false,
             Expr::Outer(_) if !allow_outer => ok = false,
-            Expr::InSubquery(..) | Expr::Exists(..) | Expr::ScalarSubquery(_) => ok = false,
+            Expr::InSubquery(..)
+            | Expr::Exists(..)
+            | Expr::ScalarSubquery(_)
+            | Expr::ArraySubquery(_) => ok = false,
             Expr::Func(f, _) if is_volatile(f) => ok = false,
             _ => {}
         });
@@ -296,6 +301,7 @@ impl Expr {
             | Expr::Regex(..) => Some(T::Bool),
             Expr::Neg(a) => a.typ(cols, params),
             Expr::ScalarSubquery(_) => None,
+            Expr::ArraySubquery(_) => Some(T::String { max_len: None }),
             Expr::Case { whens, else_, .. } => whens
                 .iter()
                 .map(|(_, t)| t.typ(cols, params))
@@ -755,7 +761,8 @@ impl Compiler<'_> {
                         false,
                     ),
                     A::Subquery(q) => Expr::InSubquery(Box::new(x), self.subquery(q)?, false),
-                    other => return Err(unsupported(format!("ANY({other})"))),
+                    // An array value (its text form, such as '{1,2}').
+                    other => Expr::Func("any_eq".into(), vec![x, self.compile(other)?]),
                 }
             }
             A::Tuple(items) if items.len() == 1 => self.compile(&items[0])?,
@@ -964,6 +971,9 @@ impl Compiler<'_> {
         match &f.args {
             ast::FunctionArguments::None => {}
             ast::FunctionArguments::Subquery(q) => {
+                if name == "array" {
+                    return Ok(Expr::ArraySubquery(self.subquery(q)?));
+                }
                 args.push(Expr::ScalarSubquery(self.subquery(q)?));
             }
             ast::FunctionArguments::List(list) => {
@@ -1065,6 +1075,7 @@ fn check_function(name: &str, n: usize) -> SqlResult<()> {
         | "col_description"
         | "pg_get_viewdef"
         | "array_to_string" => (1..=3).contains(&n),
+        "any_eq" => n == 2,
         "coalesce" | "greatest" | "least" | "concat" | "concat_ws" | "json_build_object"
         | "jsonb_build_object" => n >= 1 || name == "concat",
         _ => {
@@ -1307,6 +1318,18 @@ impl Expr {
                 let x = a.eval(row, ctx)?;
                 let rows = sq.rows(ctx, row)?;
                 in_values(&x, rows.iter().filter_map(|r| r.first()), *negated)?
+            }
+            Expr::ArraySubquery(sq) => {
+                let rows = sq.rows(ctx, row)?;
+                let items: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        r.first()
+                            .and_then(Datum::to_text)
+                            .unwrap_or_else(|| "NULL".into())
+                    })
+                    .collect();
+                Datum::String(format!("{{{}}}", items.join(",")))
             }
             Expr::Exists(sq, negated) => Datum::Bool(sq.rows(ctx, row)?.is_empty() == *negated),
             Expr::ScalarSubquery(sq) => {
@@ -2073,7 +2096,27 @@ pub fn call(name: &str, args: Vec<Datum>, ctx: &EvalCtx<'_>) -> SqlResult<Datum>
         "pg_get_indexdef" | "pg_get_constraintdef" | "pg_get_viewdef" => {
             crate::pgcatalog::definition(s, name, int_arg(&a0)?)
         }
-        "array_to_string" => D::String(text_arg(&a0)),
+        "array_to_string" => D::String(
+            text_arg(&a0)
+                .trim_start_matches('{')
+                .trim_end_matches('}')
+                .replace(
+                    ',',
+                    &args.get(1).map(text_arg).unwrap_or_else(|| ",".into()),
+                ),
+        ),
+        "any_eq" => {
+            let arr = text_arg(&args[1]);
+            let items = arr.trim_start_matches('{').trim_end_matches('}');
+            let mut found = false;
+            for item in items.split(',').filter(|i| !i.is_empty()) {
+                if a0.sql_cmp(&D::String(item.trim().to_string()))? == Some(Ordering::Equal) {
+                    found = true;
+                    break;
+                }
+            }
+            D::Bool(found)
+        }
         other => {
             return Err(SqlError::new(
                 code::UNDEFINED_FUNCTION,

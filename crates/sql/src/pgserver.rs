@@ -541,6 +541,10 @@ fn to_response(result: QueryResult, format: Option<&Format>) -> PgWireResult<Res
         QueryResult::Empty => Ok(Response::EmptyQuery),
         QueryResult::Command { tag, rows } => {
             let mut t = Tag::new(&tag);
+            if tag == "INSERT" {
+                // PostgreSQL's INSERT tag carries an oid (always 0) before the count.
+                t = t.with_oid(0);
+            }
             if let Some(n) = rows {
                 t = t.with_rows(n);
             }

@@ -162,11 +162,16 @@ struct SelectPlan {
     distinct: bool,
     /// Columns per source (for NULL padding of outer joins).
     widths: Vec<usize>,
+    /// Sources computed when the query runs (`unnest`), by position.
+    deferred: Vec<Option<Expr>>,
 }
 
 /// A table-like thing in FROM.
 enum SourceKind {
     Table(TableDesc),
+    /// `unnest(array)`: one row per element, computed when the query runs (the array may
+    /// come from the enclosing query's row).
+    Unnest(Expr),
     Virtual(String),
     Derived(Box<Planned>),
     Unit,
@@ -319,6 +324,7 @@ fn collect_subqueries<'a>(e: &'a A, out: &mut Vec<&'a ast::Query>) {
             collect_subqueries(left, out);
             collect_subqueries(right, out);
         }
+        A::Array(arr) => arr.elem.iter().for_each(|x| collect_subqueries(x, out)),
         A::AnyOp { left, right, .. } | A::AllOp { left, right, .. } => {
             collect_subqueries(left, out);
             collect_subqueries(right, out);
@@ -609,11 +615,38 @@ async fn resolve_source(
         ast::TableFactor::Table {
             name, alias, args, ..
         } => {
-            if args.is_some() {
-                return Err(SqlError::new(
-                    code::FEATURE_NOT_SUPPORTED,
-                    format!("table functions are not supported: {name}"),
-                ));
+            if let Some(args) = args {
+                let fname = expr::function_name(name);
+                if fname != "unnest" || args.args.len() != 1 {
+                    return Err(SqlError::new(
+                        code::FEATURE_NOT_SUPPORTED,
+                        format!("table functions are not supported: {name}"),
+                    ));
+                }
+                let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg)) = &args.args[0]
+                else {
+                    return Err(SqlError::syntax("unnest takes one array"));
+                };
+                let empty = Scope::default();
+                let e = ctx
+                    .compiler(&empty, outer, &expr::NoSubqueries)
+                    .compile(arg)?;
+                let a = alias
+                    .as_ref()
+                    .map(|a| ident(&a.name))
+                    .unwrap_or_else(|| "unnest".into());
+                let mut cols = vec![ScopeCol {
+                    table: Some(a.clone()),
+                    name: "unnest".into(),
+                    typ: Some(SqlType::String { max_len: None }),
+                    hidden: false,
+                }];
+                apply_column_aliases(&mut cols, alias.as_ref())?;
+                return Ok(Source {
+                    scope_cols: cols,
+                    alias: a,
+                    kind: SourceKind::Unnest(e),
+                });
             }
             let alias_name = alias.as_ref().map(|a| ident(&a.name));
             match resolve_table(ctx, name).await? {
@@ -1412,6 +1445,7 @@ async fn plan_select(
             let local = std::mem::take(&mut pushdown[i]);
             let rows = match &src.kind {
                 SourceKind::Unit => vec![Vec::new()],
+                SourceKind::Unnest(_) => Vec::new(),
                 SourceKind::Table(t) => {
                     let mut conj = local;
                     // A lookup join: constrain the join column by the values seen on the left.
@@ -1459,6 +1493,13 @@ async fn plan_select(
             projection,
             distinct,
             widths,
+            deferred: sources
+                .iter()
+                .map(|s| match &s.kind {
+                    SourceKind::Unnest(e) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect(),
         })),
         order: sort,
         limit: None,
@@ -2021,7 +2062,7 @@ impl SelectPlan {
                 Some(e) => Ok(expr::truth(&e.eval(row, ectx)?)? == Some(true)),
             }
         };
-        let mut rows: Vec<Row> = self.sources[0].clone();
+        let mut rows: Vec<Row> = self.source_rows(0, ectx)?;
         if self.steps.is_empty()
             && let Some(f) = &self.first_filter
         {
@@ -2036,7 +2077,8 @@ impl SelectPlan {
             }
         }
         for (i, step) in self.steps.iter().enumerate() {
-            let right = &self.sources[i + 1];
+            let right_rows = self.source_rows(i + 1, ectx)?;
+            let right = &right_rows;
             let right_width = right.first().map_or(0, Vec::len);
             let right_width = if right.is_empty() {
                 // Width for NULL padding when the right side is empty: from key exprs is not
@@ -2183,6 +2225,26 @@ impl SelectPlan {
             out.retain(|(r, _)| seen.insert(datum_key(r)));
         }
         Ok(out)
+    }
+
+    /// The rows of source `i`: read at planning, or computed now (`unnest`).
+    fn source_rows(&self, i: usize, ectx: &EvalCtx<'_>) -> SqlResult<Vec<Row>> {
+        match self.deferred.get(i).and_then(Option::as_ref) {
+            Some(e) => {
+                let v = e.eval(&[], ectx)?;
+                let Some(text) = v.to_text() else {
+                    return Ok(Vec::new());
+                };
+                let body = text.trim().trim_start_matches('{').trim_end_matches('}');
+                Ok(body
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(|x| vec![Datum::String(x.trim_matches('"').to_string())])
+                    .collect())
+            }
+            None => Ok(self.sources[i].clone()),
+        }
     }
 
     fn right_width(&self, step: usize) -> usize {
