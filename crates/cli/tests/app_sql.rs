@@ -233,3 +233,115 @@ fn application_sql_through_a_driver_on_three_nodes() {
         assert!(d.contains(want), "missing {want:?} in:\n{d}");
     }
 }
+
+async fn query_text(c: &Client, sql: &str) -> Vec<String> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+// Goal: `AS OF SYSTEM TIME '-5s'` returns rows as they were five seconds earlier, after they
+// changed; and a user of the application virtual cluster sees none of the system virtual
+// cluster's users or settings.
+#[test]
+fn historical_reads_and_isolation_from_the_system_cluster() {
+    let cluster =
+        ProcCluster::must_start_with(1, true, &["--config-profile", "replication-source"]);
+    let certs = cluster
+        .certs
+        .as_ref()
+        .expect("secure")
+        .display()
+        .to_string();
+    let system_url = format!(
+        "postgresql://root@{}/defaultdb?sslmode=verify-full&sslrootcert={certs}/ca.crt&sslcert={certs}/client.root.crt&sslkey={certs}/client.root.key&options=-ccluster%3Dsystem",
+        cluster.nodes[0].rpc_addr
+    );
+    psql(&system_url, &["CREATE USER system_only WITH PASSWORD 'x'"]);
+    psql(
+        &root_url(&cluster, 0),
+        &[
+            "CREATE USER app WITH PASSWORD 'app-secret'",
+            "GRANT admin TO app",
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let c = connect(&cluster, 0).await;
+        c.batch_execute(
+            "CREATE TABLE h (k INT PRIMARY KEY, v STRING); INSERT INTO h VALUES (1, 'before')",
+        )
+        .await
+        .expect("setup");
+        let written: String = c
+            .query_one("SELECT now()::STRING", &[])
+            .await
+            .expect("now")
+            .get(0);
+        // Wait (polling the server's clock) until five and a half seconds have passed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let passed: bool = c
+                .query_one(
+                    "SELECT now() > $1::STRING::TIMESTAMPTZ + '5500ms'::INTERVAL",
+                    &[&written],
+                )
+                .await
+                .expect("clock")
+                .get(0);
+            if passed {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server clock did not advance"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        c.execute("UPDATE h SET v = 'after' WHERE k = 1", &[])
+            .await
+            .expect("update");
+        c.execute("INSERT INTO h VALUES (2, 'new')", &[])
+            .await
+            .expect("insert");
+        assert_eq!(
+            query_text(&c, "SELECT k, v FROM h ORDER BY k").await,
+            ["1 after", "2 new"]
+        );
+        assert_eq!(
+            query_text(&c, "SELECT k, v FROM h AS OF SYSTEM TIME '-5s' ORDER BY k").await,
+            ["1 before"]
+        );
+        c.batch_execute("BEGIN AS OF SYSTEM TIME '-5s'")
+            .await
+            .expect("begin");
+        assert_eq!(query_text(&c, "SELECT v FROM h").await, ["before"]);
+        c.batch_execute("COMMIT").await.expect("commit");
+
+        // Isolation: the application's users are its own; settings are the system's.
+        let users = query_text(&c, "SHOW USERS").await;
+        assert!(users.iter().any(|u| u.starts_with("app ")), "{users:?}");
+        assert!(
+            !users.iter().any(|u| u.contains("system_only")),
+            "{users:?}"
+        );
+        let roles = query_text(&c, "SELECT rolname FROM pg_catalog.pg_roles").await;
+        assert!(!roles.iter().any(|u| u == "system_only"), "{roles:?}");
+        let err = c
+            .simple_query("SHOW CLUSTER SETTINGS")
+            .await
+            .expect_err("settings are the system's");
+        assert_eq!(err.as_db_error().map(|d| d.code().code()), Some("42501"));
+    });
+}
