@@ -9,6 +9,7 @@ mod init;
 mod security;
 mod sql;
 mod start;
+mod workload;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,8 @@ enum Command {
     Init(init::InitArgs),
     /// Open a SQL shell on a node (or run statements with -e, or from piped stdin).
     Sql(sql::SqlArgs),
+    /// Generate load: `init`, `run` or `check` the kv, bank or movr workload.
+    Workload(workload::WorkloadArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,5 +52,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Init(args) => init::run(args),
         Command::Sql(args) => sql::run(args),
+        Command::Workload(args) => workload::run(args),
     }
 }

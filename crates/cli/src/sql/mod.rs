@@ -11,13 +11,13 @@
 //! Passwords are never shown: every URL printed goes through [`url::redact`] or
 //! [`params::ConnParams::redacted_url`].
 
-mod connect;
-mod exec;
+pub(crate) mod connect;
+pub(crate) mod exec;
 mod format;
-mod params;
+pub(crate) mod params;
 mod repl;
 mod split;
-mod url;
+pub(crate) mod url;
 
 use crate::security::SecurityArgs;
 use anyhow::Context;
