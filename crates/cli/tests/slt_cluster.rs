@@ -10,7 +10,13 @@ use common::ProcCluster;
 
 /// Files about tables, rows and transactions (the others describe cluster-wide state that a
 /// shared cluster does not start from).
-const FILES: &[&str] = &["tables.slt", "dml.slt", "select.slt", "transactions.slt"];
+const FILES: &[&str] = &[
+    "tables.slt",
+    "dml.slt",
+    "select.slt",
+    "transactions.slt",
+    "schema.slt",
+];
 
 // Goal: the application SQL statement files pass unchanged on three nodes, with the
 // connections of a file spread over the nodes (so 40001 conflicts and reads cross nodes).

@@ -426,8 +426,34 @@ impl SqlServer {
                         session.user
                     )));
                 }
-                let desc = crate::ddl::table_from_ast(ctx.db.id, ct)?;
-                let exists = descriptors::table_by_name(ctx.txn, ctx.db.id, &desc.name)
+                // `db.table` and `db.public.table` create the table in another database.
+                let parts: Vec<String> = ct
+                    .name
+                    .0
+                    .iter()
+                    .map(|p| p.to_string().trim_matches('"').to_lowercase())
+                    .collect();
+                let db_name = match parts.as_slice() {
+                    [d, _, _] => Some(d.clone()),
+                    [d, _] if d != "public" => Some(d.clone()),
+                    _ => None,
+                };
+                let db_id = match db_name {
+                    Some(d) if d != ctx.db.name => {
+                        descriptors::database_by_name(ctx.txn, &d)
+                            .await?
+                            .ok_or_else(|| {
+                                SqlError::new(
+                                    code::INVALID_CATALOG_NAME,
+                                    format!("database \"{d}\" does not exist"),
+                                )
+                            })?
+                            .id
+                    }
+                    _ => ctx.db.id,
+                };
+                let desc = crate::ddl::table_from_ast(db_id, ct)?;
+                let exists = descriptors::table_by_name(ctx.txn, db_id, &desc.name)
                     .await?
                     .is_some();
                 if !(ct.if_not_exists && exists) {
