@@ -44,6 +44,10 @@ fn root_url(cluster: &ProcCluster, node: usize) -> String {
 }
 
 async fn connect(cluster: &ProcCluster, node: usize) -> Client {
+    connect_as(cluster, node, "app", "app-secret").await
+}
+
+async fn connect_as(cluster: &ProcCluster, node: usize, user: &str, password: &str) -> Client {
     let (host, port) = cluster.nodes[node]
         .rpc_addr
         .rsplit_once(':')
@@ -52,8 +56,8 @@ async fn connect(cluster: &ProcCluster, node: usize) -> Client {
     config
         .host(host)
         .port(port.parse().expect("port"))
-        .user("app")
-        .password("app-secret")
+        .user(user)
+        .password(password)
         .dbname("defaultdb")
         .options("-ccluster=application")
         .ssl_mode(tokio_postgres::config::SslMode::Require);
@@ -71,7 +75,7 @@ async fn connect(cluster: &ProcCluster, node: usize) -> Client {
     let (client, conn) = config
         .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
         .await
-        .expect("connect as app");
+        .unwrap_or_else(|e| panic!("connect as {user}: {e}"));
     tokio::spawn(conn);
     client
 }
@@ -338,6 +342,28 @@ fn historical_reads_and_isolation_from_the_system_cluster() {
         );
         let roles = query_text(&c, "SELECT rolname FROM pg_catalog.pg_roles").await;
         assert!(!roles.iter().any(|u| u == "system_only"), "{roles:?}");
+        // A user without grants cannot read the table; GRANT SELECT lets it.
+        c.batch_execute("CREATE USER viewer WITH PASSWORD 'viewer-secret'")
+            .await
+            .expect("create viewer");
+        let viewer = connect_as(&cluster, 0, "viewer", "viewer-secret").await;
+        let denied = viewer
+            .simple_query("SELECT v FROM h")
+            .await
+            .expect_err("no grant");
+        assert_eq!(denied.as_db_error().map(|d| d.code().code()), Some("42501"));
+        c.batch_execute("GRANT SELECT ON TABLE h TO viewer")
+            .await
+            .expect("grant");
+        assert_eq!(
+            query_text(&viewer, "SELECT v FROM h WHERE k = 2").await,
+            ["new"]
+        );
+        let write = viewer
+            .simple_query("DELETE FROM h")
+            .await
+            .expect_err("SELECT does not allow DELETE");
+        assert_eq!(write.as_db_error().map(|d| d.code().code()), Some("42501"));
         let err = c
             .simple_query("SHOW CLUSTER SETTINGS")
             .await

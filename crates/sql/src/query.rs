@@ -651,6 +651,7 @@ async fn resolve_source(
             let alias_name = alias.as_ref().map(|a| ident(&a.name));
             match resolve_table(ctx, name).await? {
                 TableRef::Table(t) => {
+                    crate::privileges::require_table(ctx, &t, "SELECT").await?;
                     let a = alias_name.unwrap_or_else(|| t.name.clone());
                     let mut cols = table_scope_cols(&t, &a);
                     apply_column_aliases(&mut cols, alias.as_ref())?;
