@@ -4,7 +4,6 @@
 mod common;
 
 use common::ProcCluster;
-use rustls_pki_types::pem::PemObject;
 use std::process::Command;
 use tokio_postgres::Client;
 
@@ -62,22 +61,24 @@ async fn connect_as(cluster: &ProcCluster, node: usize, user: &str, password: &s
         .options("-ccluster=application")
         .ssl_mode(tokio_postgres::config::SslMode::Require);
     let ca = cluster.certs.as_ref().expect("secure").join("ca.crt");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pki_types::CertificateDer::pem_file_iter(&ca).expect("ca.crt") {
-        roots.add(cert.expect("certificate")).expect("root");
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = common::driver_tls(&ca);
     let (client, conn) = config
         .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
         .await
         .unwrap_or_else(|e| panic!("connect as {user}: {e}"));
     tokio::spawn(conn);
     client
+}
+
+/// Creates the application's admin user `app` (password `app-secret`) as root.
+fn create_app_user(cluster: &ProcCluster) {
+    psql(
+        &root_url(cluster, 0),
+        &[
+            "CREATE USER app WITH PASSWORD 'app-secret'",
+            "GRANT admin TO app",
+        ],
+    );
 }
 
 fn sku(i: i64) -> String {
@@ -93,13 +94,7 @@ fn sku(i: i64) -> String {
 fn application_sql_through_a_driver_on_three_nodes() {
     let cluster =
         ProcCluster::must_start_with(3, true, &["--config-profile", "replication-source"]);
-    psql(
-        &root_url(&cluster, 0),
-        &[
-            "CREATE USER app WITH PASSWORD 'app-secret'",
-            "GRANT admin TO app",
-        ],
-    );
+    create_app_user(&cluster);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let c1 = connect(&cluster, 0).await;
@@ -273,13 +268,7 @@ fn historical_reads_and_isolation_from_the_system_cluster() {
         cluster.nodes[0].rpc_addr
     );
     psql(&system_url, &["CREATE USER system_only WITH PASSWORD 'x'"]);
-    psql(
-        &root_url(&cluster, 0),
-        &[
-            "CREATE USER app WITH PASSWORD 'app-secret'",
-            "GRANT admin TO app",
-        ],
-    );
+    create_app_user(&cluster);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let c = connect(&cluster, 0).await;

@@ -4,7 +4,6 @@
 mod common;
 
 use common::ProcCluster;
-use rustls_pki_types::pem::PemObject;
 use std::process::Command;
 
 /// Runs psql with `url` and `-c` statements; returns (success, stdout, stderr).
@@ -189,16 +188,7 @@ fn driver_login(
                 .map_err(sqlstate);
         }
         let ca = cluster.certs.as_ref().expect("secure").join("ca.crt");
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pki_types::CertificateDer::pem_file_iter(&ca).expect("ca.crt") {
-            roots.add(cert.expect("certificate")).expect("root");
-        }
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let tls_config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls_config = common::driver_tls(&ca);
         config.ssl_mode(tokio_postgres::config::SslMode::Require);
         let connector = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config);
         config

@@ -37,16 +37,6 @@ fn column_index(t: &TableDesc, name: &str) -> SqlResult<usize> {
         })
 }
 
-fn object_last(name: &ast::ObjectName) -> String {
-    name.0
-        .last()
-        .map(|p| match p {
-            ast::ObjectNamePart::Identifier(i) => ident(i),
-            other => other.to_string(),
-        })
-        .unwrap_or_default()
-}
-
 /// Compiles a column's DEFAULT expression.
 fn default_expr(ctx: &Ctx<'_>, text: &str) -> SqlResult<Expr> {
     let e = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
@@ -161,6 +151,20 @@ fn write_row(ctx: &mut Ctx<'_>, t: &TableDesc, old: Option<&Row>, new: &Row) -> 
         ctx.txn.put(&k, v)?;
     }
     Ok(())
+}
+
+/// Replaces `old` by `new` (checked and converted to the column types), refusing a
+/// primary or unique key that another row holds; returns the row as written.
+async fn update_row(ctx: &mut Ctx<'_>, t: &TableDesc, old: &Row, new: Row) -> SqlResult<Row> {
+    let new = finish_row(t, new)?;
+    let old_pk = rows::primary_key(t, old)?;
+    let new_pk = rows::primary_key(t, &new)?;
+    if new_pk != old_pk && ctx.txn.get(&new_pk).await?.is_some() {
+        return Err(unique_violation(&t.primary_index));
+    }
+    check_unique(ctx, t, &new, Some(&old_pk)).await?;
+    write_row(ctx, t, Some(old), &new)?;
+    Ok(new)
 }
 
 /// Deletes a row and its index entries.
@@ -290,7 +294,7 @@ pub async fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert, upsert: bool) -> SqlRe
     } else {
         let mut v = Vec::new();
         for c in &ins.columns {
-            let i = column_index(&t, &object_last(c))?;
+            let i = column_index(&t, &expr::object_name_last(c))?;
             if v.contains(&i) {
                 return Err(SqlError::new(
                     code::DUPLICATE_COLUMN,
@@ -326,7 +330,7 @@ pub async fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert, upsert: bool) -> SqlRe
                         .collect::<SqlResult<Vec<_>>>()?,
                 ),
                 Some(ast::ConflictTarget::OnConstraint(n)) => {
-                    let n = object_last(n);
+                    let n = expr::object_name_last(n);
                     let idx = std::iter::once(&t.primary_index)
                         .chain(&t.secondary_indexes)
                         .find(|i| i.name == n)
@@ -362,7 +366,7 @@ pub async fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert, upsert: bool) -> SqlRe
                                 "tuple assignment",
                             ));
                         };
-                        let i = column_index(&t, &object_last(n))?;
+                        let i = column_index(&t, &expr::object_name_last(n))?;
                         sets.push((i, c.compile_as(&a.value, Some(t.columns[i].typ.clone()))?));
                     }
                     let wh = du.selection.as_ref().map(|w| c.compile(w)).transpose()?;
@@ -563,14 +567,7 @@ pub async fn insert(ctx: &mut Ctx<'_>, ins: &ast::Insert, upsert: bool) -> SqlRe
                 for (i, e) in sets {
                     new[*i] = e.eval(&both, &ectx)?;
                 }
-                let new = finish_row(&t, new)?;
-                let old_pk = rows::primary_key(&t, &old)?;
-                let new_pk = rows::primary_key(&t, &new)?;
-                if new_pk != old_pk && ctx.txn.get(&new_pk).await?.is_some() {
-                    return Err(unique_violation(&t.primary_index));
-                }
-                check_unique(ctx, &t, &new, Some(&old_pk)).await?;
-                write_row(ctx, &t, Some(&old), &new)?;
+                let new = update_row(ctx, &t, &old, new).await?;
                 count += 1;
                 if let Some(r) = &returning {
                     returned.push(r.row(ctx, &new)?);
@@ -628,7 +625,7 @@ pub async fn update(ctx: &mut Ctx<'_>, u: &ast::Update) -> SqlResult<DmlResult> 
         for a in &u.assignments {
             match &a.target {
                 ast::AssignmentTarget::ColumnName(n) => {
-                    let i = column_index(&t, &object_last(n))?;
+                    let i = column_index(&t, &expr::object_name_last(n))?;
                     sets.push((i, c.compile_as(&a.value, Some(t.columns[i].typ.clone()))?));
                 }
                 ast::AssignmentTarget::Tuple(_) => {
@@ -650,14 +647,7 @@ pub async fn update(ctx: &mut Ctx<'_>, u: &ast::Update) -> SqlResult<DmlResult> 
         for (i, e) in &sets {
             new[*i] = e.eval(&old, &ectx)?;
         }
-        let new = finish_row(&t, new)?;
-        let old_pk = rows::primary_key(&t, &old)?;
-        let new_pk = rows::primary_key(&t, &new)?;
-        if new_pk != old_pk && ctx.txn.get(&new_pk).await?.is_some() {
-            return Err(unique_violation(&t.primary_index));
-        }
-        check_unique(ctx, &t, &new, Some(&old_pk)).await?;
-        write_row(ctx, &t, Some(&old), &new)?;
+        let new = update_row(ctx, &t, &old, new).await?;
         count += 1;
         if let Some(r) = &returning {
             returned.push(r.row(ctx, &new)?);

@@ -6,7 +6,6 @@ use crate::datum::{self, Datum, Interval, MICROS_PER_DAY, to_decimal, to_f64};
 use crate::descriptors::SqlType;
 use crate::error::{SqlError, SqlResult, code};
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use sqlparser::ast::{self, BinaryOperator, Expr as A, UnaryOperator};
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -176,6 +175,21 @@ impl Expr {
     pub fn has_outer(&self) -> bool {
         let mut found = false;
         self.walk(&mut |e| found |= matches!(e, Expr::Outer(_)));
+        found
+    }
+
+    /// Whether the expression runs a subquery.
+    pub fn has_subquery(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| {
+            found |= matches!(
+                e,
+                Expr::InSubquery(..)
+                    | Expr::Exists(..)
+                    | Expr::ScalarSubquery(_)
+                    | Expr::ArraySubquery(_)
+            )
+        });
         found
     }
 
@@ -396,6 +410,17 @@ pub fn function_name(name: &ast::ObjectName) -> String {
     name.0
         .last()
         .map(|p| p.to_string().trim_matches('"').to_lowercase())
+        .unwrap_or_default()
+}
+
+/// The last part of a (possibly qualified) object name, folded as SQL folds identifiers.
+pub fn object_name_last(name: &ast::ObjectName) -> String {
+    name.0
+        .last()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(i) => ident(i),
+            other => other.to_string(),
+        })
         .unwrap_or_default()
 }
 
@@ -2124,15 +2149,6 @@ pub fn call(name: &str, args: Vec<Datum>, ctx: &EvalCtx<'_>) -> SqlResult<Datum>
             ));
         }
     })
-}
-
-/// Converts a decimal to i64 if it is integral (for LIMIT and such).
-pub fn decimal_to_i64(d: Decimal) -> Option<i64> {
-    if d.fract().is_zero() {
-        d.to_i64()
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! Owns: authentication (client certificates and SCRAM-SHA-256 verifiers; passwords are never
 //! stored, logged or shown), routing a connection to a virtual cluster, the administrative
 //! statements of the system virtual cluster (users, grants, cluster settings, virtual
-//! clusters, jobs), and applying a configuration profile at cluster initialisation.
+//! clusters, jobs), applying a configuration profile at cluster initialisation, and the
+//! application SQL of every virtual cluster: its catalog, rows and indexes as KVs in its own
+//! keyspace, queries, writes, schema changes and transactions (docs/application-sql.md).
 //!
 //! Does not own: the listener and TLS configuration (`server`), keyspaces (`tenant`),
 //! replication (`replication`).

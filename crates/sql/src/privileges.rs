@@ -77,10 +77,7 @@ pub async fn change(
 /// or as an admin).
 pub async fn require_table(ctx: &mut Ctx<'_>, t: &TableDesc, privilege: &str) -> SqlResult<()> {
     let user = ctx.session.user.clone();
-    let rec = catalog::get_user(ctx.txn, &user)
-        .await?
-        .ok_or_else(|| SqlError::privilege(format!("user {user:?} no longer exists")))?;
-    if rec.admin {
+    if is_admin(ctx.txn, &user).await? {
         return Ok(());
     }
     for object in [Object::Table(t.id), Object::Database(t.database_id)] {
@@ -99,25 +96,22 @@ pub async fn require_table(ctx: &mut Ctx<'_>, t: &TableDesc, privilege: &str) ->
     )))
 }
 
-/// Fails unless the session user is an admin or holds `privilege` on the database.
-pub async fn require_database(
-    ctx: &mut Ctx<'_>,
-    db: u64,
-    privilege: &str,
-    what: &str,
-) -> SqlResult<()> {
-    let user = ctx.session.user.clone();
-    let rec = catalog::get_user(ctx.txn, &user)
+/// Whether `user` is an admin of the virtual cluster (an error if the user is gone).
+pub async fn is_admin(txn: &mut TenantTxn, user: &str) -> SqlResult<bool> {
+    Ok(catalog::get_user(txn, user)
         .await?
-        .ok_or_else(|| SqlError::privilege(format!("user {user:?} no longer exists")))?;
-    if rec.admin {
-        return Ok(());
+        .ok_or_else(|| SqlError::privilege(format!("user {user:?} no longer exists")))?
+        .admin)
+}
+
+/// Fails unless `user` is an admin, naming the action it wanted.
+pub async fn require_admin(txn: &mut TenantTxn, user: &str, what: &str) -> SqlResult<()> {
+    if is_admin(txn, user).await? {
+        Ok(())
+    } else {
+        Err(
+            SqlError::privilege(format!("user {user} must be an admin to {what}"))
+                .with_hint(format!("an admin can run GRANT admin TO {user}")),
+        )
     }
-    let have = get(ctx.txn, &user, Object::Database(db)).await?;
-    if have.contains(privilege) || have.contains("ALL") {
-        return Ok(());
-    }
-    Err(SqlError::privilege(format!(
-        "user {user} does not have {privilege} privilege to {what}"
-    )))
 }

@@ -154,8 +154,9 @@ struct GroupPlan {
 struct SelectPlan {
     sources: Vec<Vec<Row>>,
     steps: Vec<JoinStep>,
-    /// Filter over the first source alone that could not be applied while reading it.
-    first_filter: Option<Expr>,
+    /// WHERE conjuncts checked on the fully joined row: those reading no column, the
+    /// enclosing query's row, or a subquery.
+    filter: Option<Expr>,
     grouping: Option<GroupPlan>,
     having: Option<Expr>,
     projection: Vec<Expr>,
@@ -1128,11 +1129,7 @@ async fn plan_select(
     for e in where_conj {
         let srcs = sources_of(&e, &offsets);
         let last = srcs.iter().max().copied().unwrap_or(0);
-        let subquery = {
-            let mut has = false;
-            walk_has_subquery(&e, &mut has);
-            has
-        };
+        let subquery = e.has_subquery();
         if srcs.len() == 1 && !nullable[last] && !e.has_outer() && !subquery {
             pushdown[last].push(e.remap(&|c| c - offsets[last]));
         } else if srcs.is_empty() {
@@ -1141,18 +1138,15 @@ async fn plan_select(
             after[last].push(e);
         }
     }
-    // ON conjuncts of inner joins that concern the right side alone filter it as it is read.
+    // ON conjuncts that concern the right side alone filter it as it is read (for a LEFT JOIN
+    // too: ON decides which right rows match, never which left rows stay).
     let mut on_rest: Vec<Vec<Expr>> = Vec::with_capacity(ons.len());
     for (i, conj) in ons.into_iter().enumerate() {
         let right = i + 1;
         let mut rest = Vec::new();
         for e in conj {
             let srcs = sources_of(&e, &offsets);
-            if srcs.len() == 1 && srcs.contains(&right) && !e.has_outer() && {
-                let mut has = false;
-                walk_has_subquery(&e, &mut has);
-                !has
-            } {
+            if srcs.len() == 1 && srcs.contains(&right) && !e.has_outer() && !e.has_subquery() {
                 pushdown[right].push(e.remap(&|c| c - offsets[right]));
             } else {
                 rest.push(e);
@@ -1452,7 +1446,7 @@ async fn plan_select(
                     // A lookup join: constrain the join column by the values seen on the left.
                     if i > 0
                         && let Some((col, values)) =
-                            lookup_values(ctx, &steps[i - 1], &loaded, &offsets, widths[i], i)?
+                            lookup_values(ctx, &steps[i - 1], &loaded, &offsets)?
                     {
                         conj.push(Expr::InList(
                             Box::new(Expr::Col(col)),
@@ -1482,13 +1476,13 @@ async fn plan_select(
             }
         }
     }
-    let first_filter = and_all(filter_rest);
+    let filter = and_all(filter_rest);
     Ok(Planned {
         columns,
         body: Body::Select(Box::new(SelectPlan {
             sources: loaded,
             steps,
-            first_filter,
+            filter,
             grouping: group_plan,
             having,
             projection,
@@ -1508,49 +1502,6 @@ async fn plan_select(
     })
 }
 
-fn walk_has_subquery(e: &Expr, has: &mut bool) {
-    if matches!(
-        e,
-        Expr::InSubquery(..) | Expr::Exists(..) | Expr::ScalarSubquery(_)
-    ) {
-        *has = true;
-        return;
-    }
-    match e {
-        Expr::Bin(_, a, b) | Expr::Like(a, b, ..) | Expr::Regex(a, b, ..) => {
-            walk_has_subquery(a, has);
-            walk_has_subquery(b, has);
-        }
-        Expr::Not(a)
-        | Expr::Neg(a)
-        | Expr::IsNull(a, _)
-        | Expr::IsBool(a, ..)
-        | Expr::Cast(a, _) => walk_has_subquery(a, has),
-        Expr::InList(a, l, _) => {
-            walk_has_subquery(a, has);
-            l.iter().for_each(|x| walk_has_subquery(x, has));
-        }
-        Expr::Case {
-            operand,
-            whens,
-            else_,
-        } => {
-            if let Some(o) = operand {
-                walk_has_subquery(o, has);
-            }
-            for (w, t) in whens {
-                walk_has_subquery(w, has);
-                walk_has_subquery(t, has);
-            }
-            if let Some(x) = else_ {
-                walk_has_subquery(x, has);
-            }
-        }
-        Expr::Func(_, args) => args.iter().for_each(|x| walk_has_subquery(x, has)),
-        _ => {}
-    }
-}
-
 /// For a join step whose right side is compared for equality with one left source's
 /// expression: that column and the distinct left values, if few.
 fn lookup_values(
@@ -1558,8 +1509,6 @@ fn lookup_values(
     step: &JoinStep,
     loaded: &[Vec<Row>],
     offsets: &[usize],
-    _width: usize,
-    _right: usize,
 ) -> SqlResult<Option<(usize, Vec<Datum>)>> {
     for (lk, rk) in step.left_keys.iter().zip(&step.right_keys) {
         let Expr::Col(col) = rk else { continue };
@@ -1898,7 +1847,7 @@ impl Planned {
                 let exprs = s
                     .projection
                     .iter()
-                    .chain(s.first_filter.iter())
+                    .chain(s.filter.iter())
                     .chain(s.having.iter())
                     .chain(
                         s.steps
@@ -2064,30 +2013,11 @@ impl SelectPlan {
             }
         };
         let mut rows: Vec<Row> = self.source_rows(0, ectx)?;
-        if self.steps.is_empty()
-            && let Some(f) = &self.first_filter
-        {
-            {
-                let mut kept = Vec::with_capacity(rows.len());
-                for r in rows {
-                    if accept(&Some(f.clone()), &r)? {
-                        kept.push(r);
-                    }
-                }
-                rows = kept;
-            }
-        }
         for (i, step) in self.steps.iter().enumerate() {
             let right_rows = self.source_rows(i + 1, ectx)?;
             let right = &right_rows;
-            let right_width = right.first().map_or(0, Vec::len);
-            let right_width = if right.is_empty() {
-                // Width for NULL padding when the right side is empty: from key exprs is not
-                // enough; rows carry it, so an empty right side pads with the planned width.
-                self.right_width(i)
-            } else {
-                right_width
-            };
+            // LEFT JOIN pads unmatched rows with this many NULLs.
+            let right_width = self.widths[i + 1];
             let mut index: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
             let hashed = !step.left_keys.is_empty();
             if hashed {
@@ -2140,12 +2070,10 @@ impl SelectPlan {
             }
             rows = kept;
         }
-        if !self.steps.is_empty()
-            && let Some(f) = &self.first_filter
-        {
+        if self.filter.is_some() {
             let mut kept = Vec::with_capacity(rows.len());
             for r in rows {
-                if accept(&Some(f.clone()), &r)? {
+                if accept(&self.filter, &r)? {
                     kept.push(r);
                 }
             }
@@ -2246,9 +2174,5 @@ impl SelectPlan {
             }
             None => Ok(self.sources[i].clone()),
         }
-    }
-
-    fn right_width(&self, step: usize) -> usize {
-        self.widths.get(step + 1).copied().unwrap_or(0)
     }
 }

@@ -6,7 +6,7 @@ use crate::datum::Datum;
 use crate::descriptors::{self, ColumnDesc, IndexDesc, IndexDirection, TableDesc};
 use crate::dml;
 use crate::error::{SqlError, SqlResult, code};
-use crate::expr::{NoSubqueries, Scope, ident};
+use crate::expr::{NoSubqueries, Scope, ident, object_name_last};
 use crate::query::{self, Ctx, TableRef};
 use sqlparser::ast;
 use storage::Span;
@@ -15,17 +15,7 @@ use storage::Span;
 const CLEAR_PAGE: usize = 10_000;
 
 async fn require_admin(ctx: &mut Ctx<'_>, what: &str) -> SqlResult<()> {
-    let user = ctx.session.user.clone();
-    let rec = crate::catalog::get_user(ctx.txn, &user)
-        .await?
-        .ok_or_else(|| SqlError::privilege(format!("user {user:?} no longer exists")))?;
-    if rec.admin {
-        Ok(())
-    } else {
-        Err(SqlError::privilege(format!(
-            "user {user} must be an admin to {what}"
-        )))
-    }
+    crate::privileges::require_admin(ctx.txn, &ctx.session.user, what).await
 }
 
 async fn table(ctx: &mut Ctx<'_>, name: &ast::ObjectName) -> SqlResult<TableDesc> {
@@ -35,16 +25,6 @@ async fn table(ctx: &mut Ctx<'_>, name: &ast::ObjectName) -> SqlResult<TableDesc
             "{v} is a virtual catalog table"
         ))),
     }
-}
-
-fn last(name: &ast::ObjectName) -> String {
-    name.0
-        .last()
-        .map(|p| match p {
-            ast::ObjectNamePart::Identifier(i) => ident(i),
-            other => other.to_string(),
-        })
-        .unwrap_or_default()
 }
 
 /// Deletes every KV under `span` in the transaction.
@@ -107,7 +87,7 @@ pub async fn create_index(ctx: &mut Ctx<'_>, ci: &ast::CreateIndex) -> SqlResult
         names.push(name);
     }
     let name = match &ci.name {
-        Some(n) => last(n),
+        Some(n) => object_name_last(n),
         None => format!(
             "{}_{}_{}",
             t.name,
@@ -144,7 +124,7 @@ async fn find_index(
     ctx: &mut Ctx<'_>,
     name: &ast::ObjectName,
 ) -> SqlResult<Option<(TableDesc, String)>> {
-    let full = last(name);
+    let full = object_name_last(name);
     if let Some((t, i)) = full.split_once('@') {
         let tn = ast::ObjectName::from(vec![ast::Ident::new(t)]);
         let t = table(ctx, &tn).await?;
@@ -190,7 +170,7 @@ pub async fn drop(
                     }
                     return Err(SqlError::new(
                         code::UNDEFINED_OBJECT,
-                        format!("index \"{}\" does not exist", last(name)),
+                        format!("index \"{}\" does not exist", object_name_last(name)),
                     ));
                 };
                 if t.primary_index.name == idx_name {
@@ -216,7 +196,7 @@ pub async fn drop(
                 descriptors::update_table(ctx.txn, &mut t)?;
             }
             ast::ObjectType::Database => {
-                let n = last(name);
+                let n = object_name_last(name);
                 let Some(db) = descriptors::database_by_name(ctx.txn, &n).await? else {
                     if if_exists {
                         continue;
@@ -357,7 +337,9 @@ pub async fn alter_table(ctx: &mut Ctx<'_>, at: &ast::AlterTable) -> SqlResult<(
             }
             ast::AlterTableOperation::RenameTable { table_name } => {
                 let to = match table_name {
-                    ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => last(n),
+                    ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => {
+                        object_name_last(n)
+                    }
                 };
                 descriptors::rename_table(ctx.txn, &mut t, &to).await?;
                 return Ok(());

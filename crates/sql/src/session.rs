@@ -14,15 +14,12 @@ use crate::expr::{ParamTypes, SessionInfo};
 use crate::parser::{Grantable, Statement};
 use crate::query::{self, Ctx};
 use hlc::Timestamp;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tenant::TenantTxn;
 
 /// Automatic retries of an implicit transaction that conflicted.
 const IMPLICIT_RETRIES: u32 = 20;
-/// Prepared statements whose inferred parameter types a connection remembers.
-const PARAM_CACHE_MAX: usize = 256;
 
 /// An explicit transaction.
 #[derive(Debug)]
@@ -39,13 +36,6 @@ pub struct OpenTxn {
 #[derive(Debug, Default)]
 pub struct ConnState {
     pub txn: Option<OpenTxn>,
-    /// Inferred parameter types by statement text.
-    pub param_types: HashMap<String, Vec<SqlType>>,
-}
-
-/// Whether the connection is inside an explicit transaction.
-pub async fn in_transaction(conn: &tokio::sync::Mutex<ConnState>) -> bool {
-    conn.lock().await.txn.is_some()
 }
 
 /// Parses `AS OF SYSTEM TIME` values: a decimal HLC timestamp, a TIMESTAMPTZ, or an interval
@@ -321,12 +311,7 @@ impl SqlServer {
         }
         let (mut txn, _) = self.begin_txn(session, None)?;
         let info = self.session_info(session, micros_of(txn.read_ts()))?;
-        let db = descriptors::database_by_name(&mut txn, &session.database)
-            .await?
-            .unwrap_or_else(|| descriptors::DatabaseDesc {
-                id: u64::MAX,
-                name: session.database.clone(),
-            });
+        let db = session_database(&mut txn, session).await?;
         let mut ctx = Ctx {
             txn: &mut txn,
             db,
@@ -385,23 +370,11 @@ impl SqlServer {
             if_not_exists,
         } = stmt
         {
-            let me = crate::catalog::get_user(txn, &session.user).await?;
-            if !me.is_some_and(|u| u.admin) {
-                return Err(SqlError::privilege(format!(
-                    "user {} must be an admin to create databases",
-                    session.user
-                )));
-            }
+            crate::privileges::require_admin(txn, &session.user, "create databases").await?;
             descriptors::create_database(txn, name, *if_not_exists).await?;
             return Ok((command("CREATE DATABASE", None), None));
         }
-        // A session whose database is gone can still run queries that read no table.
-        let db = descriptors::database_by_name(txn, &session.database)
-            .await?
-            .unwrap_or_else(|| descriptors::DatabaseDesc {
-                id: u64::MAX,
-                name: session.database.clone(),
-            });
+        let db = session_database(txn, session).await?;
         let mut ctx = Ctx {
             txn,
             db,
@@ -419,13 +392,7 @@ impl SqlServer {
                 ));
             }
             Statement::CreateTable(ct) => {
-                let me = crate::catalog::get_user(ctx.txn, &session.user).await?;
-                if !me.is_some_and(|u| u.admin) {
-                    return Err(SqlError::privilege(format!(
-                        "user {} must be an admin to create tables",
-                        session.user
-                    )));
-                }
+                crate::privileges::require_admin(ctx.txn, &session.user, "create tables").await?;
                 // `db.table` and `db.public.table` create the table in another database.
                 let parts: Vec<String> = ct
                     .name
@@ -504,13 +471,8 @@ impl SqlServer {
                 else {
                     return Err(SqlError::internal("not an object grant"));
                 };
-                let me = crate::catalog::get_user(ctx.txn, &session.user).await?;
-                if !me.is_some_and(|u| u.admin) {
-                    return Err(SqlError::privilege(format!(
-                        "user {} must be an admin to grant privileges",
-                        session.user
-                    )));
-                }
+                crate::privileges::require_admin(ctx.txn, &session.user, "grant privileges")
+                    .await?;
                 let mut objects = Vec::new();
                 for n in names {
                     objects.push(if *database {
@@ -557,6 +519,20 @@ impl SqlServer {
         };
         Ok((result, None))
     }
+}
+
+/// The session's database; one that is gone (or was never created) still lets queries that
+/// read no table run, and names of tables in it resolve to nothing.
+async fn session_database(
+    txn: &mut TenantTxn,
+    session: &Session,
+) -> SqlResult<descriptors::DatabaseDesc> {
+    Ok(descriptors::database_by_name(txn, &session.database)
+        .await?
+        .unwrap_or_else(|| descriptors::DatabaseDesc {
+            id: u64::MAX,
+            name: session.database.clone(),
+        }))
 }
 
 fn show_table(stmt: &Statement, t: &descriptors::TableDesc) -> QueryResult {
@@ -758,14 +734,6 @@ async fn sql_statement(
             ));
         }
     })
-}
-
-/// Remembers inferred parameter types of a statement text for later executions.
-pub fn remember_param_types(state: &mut ConnState, sql: &str, types: Vec<SqlType>) {
-    if state.param_types.len() >= PARAM_CACHE_MAX {
-        state.param_types.clear();
-    }
-    state.param_types.insert(sql.to_string(), types);
 }
 
 /// A shared handle to a connection's state.
