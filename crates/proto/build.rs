@@ -1,7 +1,11 @@
 //! Compiles the .proto files with protox (no system protoc) and generates tonic code.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/kv.proto", "proto/server.proto"];
+    let protos = [
+        "proto/kv.proto",
+        "proto/server.proto",
+        "proto/replication.proto",
+    ];
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -54,6 +54,22 @@ pub enum KvError {
     /// `init` on a cluster that is already initialised.
     #[error("cluster has already been initialized")]
     AlreadyInitialized,
+    /// A proposed command was rejected when applied, identically on every replica (for
+    /// example an ingest that disagrees with stored history); nothing of it was written.
+    #[error("{command} rejected on {range}: {error}")]
+    CommandRejected {
+        command: &'static str,
+        range: crate::RangeId,
+        error: String,
+    },
+    /// A request would make a Raft entry larger than the limit; split it.
+    #[error("{what} of {bytes} bytes on {range} exceeds the entry limit of {bytes_max} bytes")]
+    EntryTooLarge {
+        what: &'static str,
+        range: crate::RangeId,
+        bytes: usize,
+        bytes_max: usize,
+    },
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,

@@ -2,8 +2,10 @@
 //!
 //! Owns: one Raft group per range (openraft), its log and vote in the node's fjall store, the
 //! state machine that applies entries to the MVCC `storage` engine, the Raft and KV RPCs over
-//! tonic, timestamps and closed timestamps, optimistic serializable transactions, and
-//! rangefeeds.
+//! tonic, timestamps and closed timestamps, optimistic serializable transactions,
+//! rangefeeds, and the replicated primitives of physical cluster replication (ingesting
+//! versions with their original timestamps, reverting a span to a timestamp, prefix-stripped
+//! fingerprints).
 //!
 //! Does not own: tenants and their key prefixes (`tenant`), SQL (`sql`), process start-up,
 //! certificates and listeners (`server`).
@@ -12,11 +14,15 @@
 //! - Every applied entry has a commit timestamp `max(proposed_ts, previous + 1 logical)`,
 //!   computed at apply, so every replica computes the same one and timestamps grow in log order.
 //! - A replica's `closed_ts` is the commit timestamp of its last applied entry: every write at
-//!   or below it is applied there, and no later write can be at or below it.
+//!   or below it is applied there, and no later write can be at or below it (ingested
+//!   versions excepted: see below).
 //! - A transaction commits only if no key or span it read has a version newer than its read
 //!   timestamp when its entry is applied; the decision is deterministic on every replica.
 //! - A rangefeed yields each version above its start exactly once, in timestamp order, or
 //!   fails with an error telling the consumer to resubscribe; it never drops events silently.
+//! - Ingested versions keep their original timestamps, which lie below their entry's commit
+//!   timestamp; the leader's clock is forwarded past them first, so later writes are newer.
+//!   They reach rangefeeds only through catch-up scans, never the live tail.
 //! - Every API names a [`RangeId`]; there is one range, [`RangeId::FIRST`], for now.
 
 // openraft's storage traits fix `openraft::StorageError` (large) as the error type; helpers that
@@ -41,7 +47,7 @@ pub mod testing;
 mod txn;
 
 pub use client::{KvClient, RemoteRangefeed, RemoteTxn};
-pub use command::{Command, CommandResult, TypeConfig};
+pub use command::{Command, CommandResult, TypeConfig, WireSpan, WireVersion};
 pub use config::KvConfig;
 pub use error::{KvError, KvResult};
 pub use ids::{NodeId, RangeId};
@@ -49,4 +55,5 @@ pub use metrics::KvMetrics;
 pub use node::{KvNode, NodeStatus};
 pub use rangefeed::RangefeedEvent;
 pub use service::{KvService, NodeSlot, RaftService, filled_slot};
+pub use state_machine::Applied;
 pub use txn::Txn;

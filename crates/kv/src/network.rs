@@ -21,6 +21,10 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 type NodeIdRaw = u64;
 
+/// The largest Raft message, both ways. Appends are kept far below it (see
+/// `log_store::APPEND_BYTES_TARGET`); snapshots travel in chunks.
+pub(crate) const RAFT_MESSAGE_BYTES_MAX: usize = 256 << 20;
+
 /// Lazily connected channels to other nodes, by address, with the node's TLS settings.
 #[derive(Debug)]
 pub(crate) struct Connections {
@@ -106,7 +110,9 @@ impl PeerClient {
             .conns
             .channel(&self.addr)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let mut client = pb::raft_client::RaftClient::new(channel);
+        let mut client = pb::raft_client::RaftClient::new(channel)
+            .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX)
+            .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX);
         let request = pb::RaftRequest {
             range_id: RangeId::FIRST.0,
             payload,

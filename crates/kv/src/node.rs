@@ -6,7 +6,7 @@ use crate::convert::{ts_from_pb, ts_to_pb};
 use crate::log_store::LogStore;
 use crate::network::{Connections, NetworkFactory};
 use crate::rangefeed::{self, RangefeedEvent};
-use crate::state_machine::{AppliedFeed, StateMachine};
+use crate::state_machine::{Applied, AppliedFeed, StateMachine};
 use crate::txn::{CommitOutcome, TxnBuffer, outcome_from_response};
 use crate::{KvConfig, KvError, KvMetrics, KvResult, NodeId, RangeId, Txn};
 use hlc::{Clock, Timestamp};
@@ -17,14 +17,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use storage::{Engine, FjallEngine, ScanResult, Span};
-use tokio::sync::mpsc;
+use storage::{Engine, FjallEngine, MvccVersion, ScanResult, Span};
+use tokio::sync::{broadcast, mpsc};
 use tonic::transport::ClientTlsConfig;
 
 /// Voters a range keeps; further nodes join as learners.
 const VOTERS_MAX: usize = 5;
 /// Pause between attempts while a leader is being found.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+/// The largest ingest entry (bytes of keys and values): well under the KV service's message
+/// limit, and small enough that a few of them fit one Raft append.
+pub(crate) const INGEST_ENTRY_BYTES_MAX: usize = 32 << 20;
+/// The most versions one revert entry removes (a larger request is cut to this).
+pub(crate) const REVERT_ENTRY_VERSIONS_MAX: u64 = 100_000;
+/// The largest message on the KV service, both ways (a forwarded ingest entry is the largest).
+pub(crate) const KV_MESSAGE_BYTES_MAX: usize = 64 << 20;
 
 /// What a node reports about its replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,11 +231,47 @@ impl KvNode {
         }
     }
 
+    /// On the leader: stamps `command` with this node's clock (first forwarded past the
+    /// command's [`Command::clock_floor`]) and proposes it. What the `Propose` RPC serves.
+    pub(crate) async fn propose_stamped_local(&self, command: Command) -> KvResult<CommandResult> {
+        if let Some(floor) = command.clock_floor() {
+            self.clock.update(floor)?;
+        }
+        let command = command.with_proposed_ts(self.clock.now());
+        self.propose_local(command).await
+    }
+
+    /// Proposes `command` through the leader, which stamps it, and returns its result. A retry
+    /// after a lost response may apply the command twice: only for commands where that is
+    /// harmless (ingest, revert).
+    async fn propose(&self, range: RangeId, command: Command) -> KvResult<CommandResult> {
+        Self::check_range(range)?;
+        let payload = postcard::to_allocvec(&command).map_err(|e| KvError::Codec(e.to_string()))?;
+        self.on_leader(
+            || self.propose_stamped_local(command.clone()),
+            |mut c| {
+                let request = pb::ProposeRequest {
+                    range_id: range.0,
+                    command: payload.clone(),
+                };
+                async move {
+                    let r = c.propose(request).await?.into_inner();
+                    postcard::from_bytes(&r.result).map_err(|e| {
+                        tonic::Status::internal(format!("undecodable command result: {e}"))
+                    })
+                }
+            },
+        )
+        .await
+    }
+
     fn kv_client(
         &self,
         addr: &str,
     ) -> KvResult<pb::kv_client::KvClient<tonic::transport::Channel>> {
-        Ok(pb::kv_client::KvClient::new(self.conns.channel(addr)?))
+        Ok(pb::kv_client::KvClient::new(self.conns.channel(addr)?)
+            .max_decoding_message_size(KV_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(KV_MESSAGE_BYTES_MAX))
     }
 
     /// Runs `local` if this node leads, else `remote` against the leader, retrying while the
@@ -362,6 +405,125 @@ impl KvNode {
         Ok(self.engine.fingerprint(span, start_ts, end_ts)?)
     }
 
+    /// The fingerprint of `span`'s versions in `(start_ts, end_ts]` on this replica, hashing
+    /// each key without its first `strip_prefix` bytes, so a virtual cluster's data
+    /// fingerprints the same under different tenant prefixes (see
+    /// [`storage::Engine::fingerprint_stripped`]). Waits until this replica has applied
+    /// everything proposed before now: it closes `max(now, end_ts)`, or now when `end_ts` is
+    /// [`Timestamp::MAX`].
+    pub async fn fingerprint_stripped(
+        &self,
+        range: RangeId,
+        span: &Span,
+        strip_prefix: usize,
+        start_ts: Timestamp,
+        end_ts: Timestamp,
+    ) -> KvResult<u64> {
+        Self::check_range(range)?;
+        let now = self.clock.now();
+        let wait_ts = if end_ts == Timestamp::MAX {
+            now
+        } else {
+            now.max(end_ts)
+        };
+        self.ensure_closed(range, wait_ts).await?;
+        Ok(self
+            .engine
+            .fingerprint_stripped(span, strip_prefix, start_ts, end_ts)?)
+    }
+
+    /// Writes replicated versions with their own (original) timestamps on every replica,
+    /// atomically, through the leader, as one Raft entry of at most 32 MiB of keys and values.
+    /// The leader's clock is first forwarded past the newest version's timestamp (an HLC
+    /// update, refused if that is more than the maximum clock offset ahead), and so is this
+    /// node's once the entry applied, so later writes are newer than every ingested version.
+    /// Returns the entry's commit timestamp.
+    ///
+    /// Re-ingesting identical versions changes nothing. A version that disagrees with one
+    /// stored at the same key and timestamp fails the whole entry with
+    /// [`KvError::CommandRejected`] and writes nothing. Ingested versions lie below the closed
+    /// timestamp and are not published to rangefeeds' live tail (only to their catch-up
+    /// scans), and transactions do not see them as conflicts: the span being ingested must not
+    /// be served to transactions meanwhile (a standby's virtual cluster is offline).
+    pub async fn ingest(&self, range: RangeId, versions: Vec<MvccVersion>) -> KvResult<Timestamp> {
+        Self::check_range(range)?;
+        let bytes: usize = versions.iter().map(MvccVersion::size_bytes).sum();
+        if bytes > INGEST_ENTRY_BYTES_MAX {
+            return Err(KvError::EntryTooLarge {
+                what: "ingest batch",
+                range,
+                bytes,
+                bytes_max: INGEST_ENTRY_BYTES_MAX,
+            });
+        }
+        let command = Command::Ingest {
+            // Stamped by the leader.
+            proposed_ts: Timestamp::ZERO,
+            versions: versions
+                .into_iter()
+                .map(|v| (v.key, v.ts, v.value))
+                .collect(),
+        };
+        match self.propose(range, command).await? {
+            CommandResult::Applied { ts } => {
+                if let Err(e) = self.clock.update(ts) {
+                    tracing::warn!(node_id = self.id.0, error = %e, "clock not forwarded past an ingest");
+                }
+                Ok(ts)
+            }
+            CommandResult::Failed { error, .. } => Err(KvError::CommandRejected {
+                command: "ingest",
+                range,
+                error,
+            }),
+            other => Err(KvError::Raft(format!("unexpected ingest result {other:?}"))),
+        }
+    }
+
+    /// Removes the versions of `span` newer than `to_ts` on every replica, through the leader,
+    /// at most `max_versions` (capped at 100 000) per Raft entry. Returns the key to resume
+    /// from (call again with a span starting there), or `None` when the span now reads
+    /// exactly as it did at `to_ts`.
+    pub async fn revert_span(
+        &self,
+        range: RangeId,
+        span: Span,
+        to_ts: Timestamp,
+        max_versions: u64,
+    ) -> KvResult<Option<Vec<u8>>> {
+        Self::check_range(range)?;
+        span.validate()?;
+        if max_versions == 0 {
+            return Err(KvError::Storage(storage::StorageError::ZeroLimit {
+                what: "the revert batch size",
+            }));
+        }
+        let command = Command::RevertSpan {
+            // Stamped by the leader.
+            proposed_ts: Timestamp::ZERO,
+            span: (span.start, span.end),
+            to_ts,
+            max_versions: max_versions.min(REVERT_ENTRY_VERSIONS_MAX),
+        };
+        match self.propose(range, command).await? {
+            CommandResult::Reverted { resume_key, .. } => Ok(resume_key),
+            CommandResult::Failed { error, .. } => Err(KvError::CommandRejected {
+                command: "revert_span",
+                range,
+                error,
+            }),
+            other => Err(KvError::Raft(format!("unexpected revert result {other:?}"))),
+        }
+    }
+
+    /// Subscribes to this replica's applied entries, the broadcast rangefeeds tail: for a
+    /// consumer (a replication producer) that runs its own catch-up scans. A receiver that
+    /// falls more than `rangefeed_buffer_entries` behind gets `Lagged` and must restart from
+    /// its last checkpoint, as must one that receives [`Applied::Reset`].
+    pub fn subscribe_applied(&self) -> broadcast::Receiver<Arc<Applied>> {
+        self.feed.events.subscribe()
+    }
+
     /// Begins a transaction reading at the current time.
     pub fn begin(self: &Arc<Self>, range: RangeId) -> KvResult<Txn> {
         Self::check_range(range)?;
@@ -474,6 +636,44 @@ impl KvNode {
             },
         )
         .await
+    }
+
+    /// Every member of the range (voters and learners) with its address, by id.
+    pub fn members(&self) -> Vec<(NodeId, String)> {
+        let m = self.raft.metrics().borrow().clone();
+        let mut out: Vec<(NodeId, String)> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (NodeId(*id), n.addr.clone()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The members that answer a status request within `timeout` (this node always counts).
+    pub async fn live_members(&self, timeout: Duration) -> Vec<(NodeId, String)> {
+        let checks = self.members().into_iter().map(|(id, addr)| async move {
+            if id == self.id {
+                return Some((id, addr));
+            }
+            let mut client = self.kv_client(&addr).ok()?;
+            let ok = tokio::time::timeout(timeout, client.node_status(pb::NodeStatusRequest {}))
+                .await
+                .is_ok_and(|r| r.is_ok());
+            ok.then_some((id, addr))
+        });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// A channel to another node of the cluster, with the node's TLS identity (for the
+    /// cluster's internal services).
+    pub fn channel(&self, addr: &str) -> KvResult<tonic::transport::Channel> {
+        self.conns.channel(addr)
     }
 
     /// Stops the Raft group.

@@ -1,6 +1,9 @@
 //! Incoming RPCs: the Raft transport and the KV service, over tonic.
 
+use crate::command::Command;
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
+use crate::network::RAFT_MESSAGE_BYTES_MAX;
+use crate::node::KV_MESSAGE_BYTES_MAX;
 use crate::txn::{TxnBuffer, response_from_outcome};
 use crate::{KvError, KvNode, NodeId, RangeId, RangefeedEvent};
 use proto::kv as pb;
@@ -36,9 +39,12 @@ fn status(e: KvError) -> Status {
         KvError::NoLeader { .. } | KvError::ShuttingDown => Status::unavailable(e.to_string()),
         KvError::ReadTimeout { .. } => Status::deadline_exceeded(e.to_string()),
         KvError::UnknownRange(_) => Status::not_found(e.to_string()),
-        KvError::Clock(_) | KvError::Storage(storage::StorageError::InvalidSpan { .. }) => {
+        KvError::Clock(_)
+        | KvError::EntryTooLarge { .. }
+        | KvError::Storage(storage::StorageError::InvalidSpan { .. }) => {
             Status::invalid_argument(e.to_string())
         }
+        KvError::CommandRejected { .. } => Status::aborted(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
 }
@@ -72,7 +78,8 @@ pub struct RaftService {
 impl RaftService {
     /// The service for the node in `slot`, ready to add to a tonic router.
     pub fn server(slot: NodeSlot) -> pb::raft_server::RaftServer<RaftService> {
-        pb::raft_server::RaftServer::new(RaftService { slot }).max_decoding_message_size(256 << 20)
+        pb::raft_server::RaftServer::new(RaftService { slot })
+            .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
     }
 }
 
@@ -132,7 +139,9 @@ pub struct KvService {
 impl KvService {
     /// The service for the node in `slot`, ready to add to a tonic router.
     pub fn server(slot: NodeSlot) -> pb::kv_server::KvServer<KvService> {
-        pb::kv_server::KvServer::new(KvService { slot }).max_decoding_message_size(64 << 20)
+        pb::kv_server::KvServer::new(KvService { slot })
+            .max_decoding_message_size(KV_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(KV_MESSAGE_BYTES_MAX)
     }
 
     /// The node, counting the request.
@@ -315,6 +324,29 @@ impl pb::kv_server::Kv for KvService {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::FingerprintResponse { fingerprint }))
+    }
+
+    async fn propose(
+        &self,
+        req: Request<pb::ProposeRequest>,
+    ) -> Result<Response<pb::ProposeResponse>, Status> {
+        let node = self.node("propose")?;
+        let req = req.into_inner();
+        check_range(req.range_id)?;
+        let command: Command = postcard::from_bytes(&req.command)
+            .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
+        let command_name = command.name();
+        // Between nodes only: the receiver must be the leader (no forwarding loops).
+        let result = node
+            .propose_stamped_local(command)
+            .await
+            .map_err(|e| {
+                tracing::debug!(node_id = node.id().0, command = command_name, error = %e, "propose failed");
+                status(e)
+            })?;
+        let result = postcard::to_allocvec(&result)
+            .map_err(|e| Status::internal(format!("encoding command result: {e}")))?;
+        Ok(Response::new(pb::ProposeResponse { result }))
     }
 
     async fn node_status(

@@ -28,17 +28,54 @@ pub(crate) const NODE_ID_SEQ_KEY: &[u8] = b"\x02sys/node-id-seq";
 /// Versions per ingest when installing a snapshot.
 const SNAPSHOT_INSTALL_CHUNK: usize = 4096;
 
-/// What one applied entry changed, as rangefeeds see it.
+/// What one applied entry changed on a replica, as the applied-entry broadcast carries it
+/// (rangefeeds tail it; see [`crate::KvNode::subscribe_applied`]). Entries arrive in log
+/// order, so their timestamps strictly grow.
 #[derive(Debug)]
-pub(crate) enum Applied {
-    /// An entry applied at `ts` (its commit timestamp, now the closed timestamp) with the
-    /// versions it wrote, in key order.
+pub enum Applied {
+    /// An entry applied at `ts` (its commit timestamp, now the replica's closed timestamp)
+    /// with the versions it wrote at `ts`, in key order. Entries without such writes (closes,
+    /// aborted transactions, membership changes) carry none, and so do ingest and revert
+    /// entries: ingested versions keep their original timestamps, below `ts`, and a revert
+    /// removes versions; a consumer that needs those runs its own scan of storage. Every
+    /// entry still tells that everything at or below `ts` is applied.
     Entry {
         ts: Timestamp,
         versions: Vec<MvccVersion>,
     },
-    /// The replica's state was replaced by a snapshot: history may have been skipped.
+    /// The replica's state was replaced by a snapshot: history may have been skipped, and a
+    /// consumer must restart from its last checkpoint.
     Reset,
+}
+
+/// How an entry changes the engine, committed atomically with the applied state.
+enum Effect {
+    /// Versions at the entry's timestamp (possibly none).
+    Write,
+    /// Replicated versions with their own timestamps.
+    Ingest(Vec<MvccVersion>),
+    /// One revert step.
+    Revert {
+        span: Span,
+        to_ts: Timestamp,
+        max_versions: usize,
+    },
+}
+
+/// Whether a storage error is a deterministic rejection of the command (every replica
+/// rejects it identically, with nothing written), rather than a failure of this store.
+fn is_rejection(e: &storage::StorageError) -> bool {
+    use storage::StorageError as E;
+    match e {
+        E::IngestConflict { .. }
+        | E::ZeroTimestamp { .. }
+        | E::InvalidSpan { .. }
+        | E::InvalidInterval { .. }
+        | E::ZeroLimit { .. } => true,
+        E::Fjall(_) | E::CorruptKey { .. } | E::CorruptValue { .. } | E::ProtectionNotFound(_) => {
+            false
+        }
+    }
 }
 
 /// State shared between the state machine and readers on the same node.
@@ -174,6 +211,7 @@ impl StateMachine {
         };
         let mut batch = WriteBatch::new();
         let mut versions = Vec::new();
+        let mut effect = Effect::Write;
         let result = match entry.payload {
             EntryPayload::Blank => CommandResult::Applied { ts },
             EntryPayload::Membership(m) => {
@@ -236,6 +274,33 @@ impl StateMachine {
                 versions.push(v);
                 CommandResult::NodeIdAllocated { node_id: next, ts }
             }
+            EntryPayload::Normal(Command::Ingest {
+                versions: ingested, ..
+            }) => {
+                effect = Effect::Ingest(
+                    ingested
+                        .into_iter()
+                        .map(|(key, ts, value)| MvccVersion { key, ts, value })
+                        .collect(),
+                );
+                CommandResult::Applied { ts }
+            }
+            EntryPayload::Normal(Command::RevertSpan {
+                span: (start, end),
+                to_ts,
+                max_versions,
+                ..
+            }) => {
+                effect = Effect::Revert {
+                    span: Span { start, end },
+                    to_ts,
+                    // The same on every replica unless usize is narrower than the limit asked
+                    // for, which a 64-bit cluster never sees.
+                    max_versions: usize::try_from(max_versions).unwrap_or(usize::MAX),
+                };
+                // Replaced by the revert's progress below.
+                CommandResult::Applied { ts }
+            }
         };
         assert!(
             ts > self.state.last_ts,
@@ -243,15 +308,53 @@ impl StateMachine {
         );
         self.state.last_ts = ts;
         self.state.last_applied = Some(entry.log_id);
-        batch.put_local(
-            APPLIED_KEY,
-            postcard::to_allocvec(&self.state).map_err(sm_err)?,
-        );
-        // The Raft log is durable; the applied state is written atomically with the data, so a
-        // crash replays the log from exactly where this left off.
-        self.engine
-            .write(batch, Durability::NoSync)
-            .map_err(sm_err)?;
+        let applied_state = postcard::to_allocvec(&self.state).map_err(sm_err)?;
+        batch.put_local(APPLIED_KEY, applied_state.clone());
+        // The Raft log is durable; the applied state is written atomically with the data (for
+        // ingests and reverts too: the engine commits `batch` in the same atomic batch as the
+        // ingested versions or the removals), so a crash replays the log from exactly where
+        // this left off. Nothing relies on re-applying being harmless, though it is: an ingest
+        // is idempotent, and a revert only removes versions above its target.
+        let outcome = match effect {
+            Effect::Write => self
+                .engine
+                .write(batch, Durability::NoSync)
+                .map(|()| result),
+            Effect::Ingest(ingested) => self
+                .engine
+                .ingest_with(&ingested, batch, Durability::NoSync)
+                .map(|_| result),
+            Effect::Revert {
+                span,
+                to_ts,
+                max_versions,
+            } => self
+                .engine
+                .revert_span_with(&span, to_ts, max_versions, batch, Durability::NoSync)
+                .map(|p| CommandResult::Reverted {
+                    ts,
+                    resume_key: p.resume_key,
+                    removed: p.versions_removed,
+                }),
+        };
+        let result = match outcome {
+            Ok(result) => result,
+            Err(e) if is_rejection(&e) => {
+                // Nothing of the command was written; the entry still applies (its timestamp
+                // closes) with the applied state alone.
+                tracing::debug!(log_index = entry.log_id.index, error = %e, "command rejected at apply");
+                let mut state_only = WriteBatch::new();
+                state_only.put_local(APPLIED_KEY, applied_state);
+                self.engine
+                    .write(state_only, Durability::NoSync)
+                    .map_err(sm_err)?;
+                CommandResult::Failed {
+                    ts,
+                    error: e.to_string(),
+                }
+            }
+            Err(e) => return Err(sm_err(e)),
+        };
         let _ = self.clock.update(ts);
         self.publish(ts, versions);
         Ok(result)

@@ -15,3 +15,9 @@ pub mod kv {
 pub mod server {
     tonic::include_proto!("roach.server");
 }
+
+/// Physical cluster replication: partition streams (primary to standby) and ingestion RPCs
+/// between a standby's nodes.
+pub mod replication {
+    tonic::include_proto!("roach.replication");
+}

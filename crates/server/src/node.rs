@@ -347,9 +347,14 @@ fn tonic_tls(dir: &Path) -> Result<(ServerTlsConfig, ClientTlsConfig), ServerErr
     let pem = node_pem(&CertsDir::new(dir))?;
     let identity = Identity::from_pem(&pem.node_cert, &pem.node_key);
     let ca = Certificate::from_pem(&pem.ca_cert);
+    // Client certificates are optional at the TLS level: the internal services (Raft, KV,
+    // ingestion) check for a node certificate themselves (`require_node_peer`), while a
+    // standby cluster's nodes, whose certificates come from another CA, reach the replication
+    // source service with a stream token instead.
     let server = ServerTlsConfig::new()
         .identity(identity.clone())
-        .client_ca_root(ca.clone());
+        .client_ca_root(ca.clone())
+        .client_auth_optional(true);
     let client = ClientTlsConfig::new().ca_certificate(ca).identity(identity);
     Ok((server, client))
 }
@@ -436,11 +441,23 @@ impl Node {
         let registry = prometheus::Registry::new();
         let metrics = KvMetrics::new(&registry)
             .map_err(|e| ServerError::Config(format!("registering metrics: {e}")))?;
+        let repl_metrics = replication::ReplicationMetrics::new(&registry)
+            .map_err(|e| ServerError::Config(format!("registering metrics: {e}")))?;
         let slot = NodeSlot::default();
         let sql_server = Arc::new(sql::SqlServer::new(
             slot.clone(),
             config.certs_dir.is_none(),
         ));
+        let ingestion = replication::IngestionService::new(slot.clone(), repl_metrics.clone());
+        let job_runner = replication::consumer::JobRunner::start(
+            slot.clone(),
+            ingestion.clone(),
+            repl_metrics.clone(),
+        );
+        sql_server.set_replication(Arc::new(replication::Replication::new(
+            job_runner,
+            ingestion.clone(),
+        )));
         let pg_tls = match &config.certs_dir {
             Some(dir) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
                 node_server_config(&CertsDir::new(dir), ClientCertMode::Optional, &[])?,
@@ -479,7 +496,15 @@ impl Node {
             ))
             .add_service(spb::admin_server::AdminServer::new(AdminService {
                 shared: shared.clone(),
-            }));
+            }))
+            // A standby's ingestion coordinator drives this node's ingestion: nodes only.
+            .add_service(InterceptedService::new(ingestion.server(), move |req| {
+                require_node_peer(req, secure)
+            }))
+            // Served to another cluster's nodes; each request carries its stream's token.
+            .add_service(
+                replication::SourceService::new(shared.slot.clone(), repl_metrics.clone()).server(),
+            );
         // One port for gRPC and pgwire: gRPC connections start with a TLS ClientHello (0x16)
         // or, insecure, with the HTTP/2 preface ("PRI"); pgwire ones with a length whose first
         // byte is 0 (a startup or SSLRequest message).

@@ -76,6 +76,7 @@ pub struct Session {
 pub struct SqlServer {
     slot: NodeSlot,
     insecure: bool,
+    replication: std::sync::OnceLock<Arc<dyn crate::hooks::ReplicationHooks>>,
 }
 
 /// The virtual cluster statements may only run in the system virtual cluster.
@@ -98,7 +99,25 @@ impl SqlServer {
     /// The SQL layer over the node in `slot`; `insecure` nodes accept connections without
     /// authentication.
     pub fn new(slot: NodeSlot, insecure: bool) -> Self {
-        SqlServer { slot, insecure }
+        SqlServer {
+            slot,
+            insecure,
+            replication: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Registers the replication layer (once, at node start).
+    pub fn set_replication(&self, hooks: Arc<dyn crate::hooks::ReplicationHooks>) {
+        let _ = self.replication.set(hooks);
+    }
+
+    fn replication(&self) -> SqlResult<&Arc<dyn crate::hooks::ReplicationHooks>> {
+        self.replication.get().ok_or_else(|| {
+            SqlError::new(
+                code::FEATURE_NOT_SUPPORTED,
+                "physical cluster replication is not available on this node",
+            )
+        })
     }
 
     /// Whether the node runs insecure.
@@ -166,15 +185,58 @@ impl SqlServer {
                 col("setting_type", Text),
                 col("description", Text),
             ],
-            Statement::ShowJobs => vec![
-                col("job_id", Int),
-                col("job_type", Text),
-                col("description", Text),
+            Statement::ShowJobs => crate::jobs::JobRecord::COLUMNS
+                .iter()
+                .map(|c| {
+                    col(
+                        c,
+                        if *c == "job_id" || *c == "coordinator_id" {
+                            Int
+                        } else {
+                            Text
+                        },
+                    )
+                })
+                .collect(),
+            Statement::ShowReplicationStatus { .. } => vec![
+                col("id", Int),
+                col("name", Text),
+                col("source_tenant_name", Text),
+                col("source_cluster_uri", Text),
+                col("retained_time", Text),
+                col("replicated_time", Text),
+                col("replication_lag", Text),
+                col("cutover_time", Text),
                 col("status", Text),
-                col("created", Text),
-                col("finished", Text),
-                col("error", Text),
             ],
+            Statement::ShowFingerprints { columns, .. } => {
+                let all = [
+                    col("tenant_name", Text),
+                    col("end_ts", Text),
+                    col("fingerprint", Int),
+                ];
+                match columns {
+                    None => all.to_vec(),
+                    Some(names) => names
+                        .iter()
+                        .filter_map(|n| all.iter().find(|c| c.name == *n).cloned())
+                        .collect(),
+                }
+            }
+            Statement::AlterReplication {
+                action:
+                    crate::parser::ReplicationAction::CompleteToLatest
+                    | crate::parser::ReplicationAction::CompleteToSystemTime(_),
+                ..
+            } => vec![col("cutover_time", Text)],
+            Statement::StartReplicationStream { .. } => vec![col("start_replication_stream", Text)],
+            Statement::ReplicationStreamSpec { .. } => vec![col("replication_stream_spec", Text)],
+            Statement::ReplicationStreamProgress { .. } => {
+                vec![col("replication_stream_progress", Text)]
+            }
+            Statement::CompleteReplicationStream { .. } => {
+                vec![col("complete_replication_stream", Text)]
+            }
             Statement::ShowVar { name } => vec![col(name, Text)],
             _ => Vec::new(),
         }
@@ -387,6 +449,17 @@ impl SqlServer {
                 }
                 Ok(command(stmt.tag()))
             }
+            Statement::CreateReplicationStream { .. }
+            | Statement::AlterReplication { .. }
+            | Statement::ShowReplicationStatus { .. }
+            | Statement::ShowFingerprints { .. }
+            | Statement::StartReplicationStream { .. }
+            | Statement::ReplicationStreamSpec { .. }
+            | Statement::ReplicationStreamProgress { .. }
+            | Statement::CompleteReplicationStream { .. } => {
+                let hooks = self.replication()?.clone();
+                hooks.execute(self, session, stmt, &params).await
+            }
             other => Err(SqlError::internal(format!(
                 "statement {} has no executor",
                 other.tag()
@@ -417,12 +490,13 @@ impl SqlServer {
     }
 
     /// The session user, from the session's virtual cluster.
-    async fn current_user(&self, session: &Session) -> SqlResult<UserRecord> {
+    pub async fn current_user(&self, session: &Session) -> SqlResult<UserRecord> {
         let mut txn = self.kv(session.tenant.id)?.begin()?;
         self.session_user(&mut txn, session).await
     }
 
-    async fn require_manage(&self, session: &Session) -> SqlResult<()> {
+    /// Fails unless the session is in the system virtual cluster with MANAGEVIRTUALCLUSTER.
+    pub async fn require_manage(&self, session: &Session) -> SqlResult<()> {
         require_system(session, "virtual cluster statements")?;
         self.current_user(session)
             .await?
@@ -628,17 +702,21 @@ impl SqlServer {
             }
             _ => registry::list(&mut txn).await?,
         };
-        let rows = records
-            .into_iter()
-            .map(|r| {
-                vec![
-                    text(r.id.to_string()),
-                    text(r.name),
-                    text(r.data_state.to_string()),
-                    text(r.service_mode.to_string()),
-                ]
-            })
-            .collect();
+        let mut rows = Vec::with_capacity(records.len());
+        for r in records {
+            // A virtual cluster being filled by replication shows the replication's state.
+            let state = match (r.replication_job_id, self.replication.get()) {
+                (Some(_), Some(hooks)) => hooks.data_state(self, &r).await,
+                _ => None,
+            }
+            .unwrap_or_else(|| r.data_state.to_string());
+            rows.push(vec![
+                text(r.id.to_string()),
+                text(r.name),
+                text(state),
+                text(r.service_mode.to_string()),
+            ]);
+        }
         Ok(QueryResult::Rows {
             columns: Self::result_columns(stmt),
             rows,
@@ -748,6 +826,13 @@ impl SqlServer {
             .with_hint(format!(
                 "run ALTER VIRTUAL CLUSTER {name} STOP SERVICE first"
             )));
+        }
+        if rec.replication_job_id.is_some() {
+            // Stop the replication filling it first, so nothing writes while it is cleared.
+            drop(txn);
+            self.replication()?.clone().before_drop(self, &rec).await?;
+            txn = node.begin(RangeId::FIRST)?;
+            rec = registry::must_get_by_name(&mut txn, name).await?;
         }
         rec.data_state = DataState::Dropping;
         registry::update(&mut txn, &rec).await?;

@@ -26,6 +26,7 @@ pub mod dml;
 pub mod error;
 pub mod exec;
 pub mod expr;
+pub mod hooks;
 pub mod jobs;
 pub mod keycodec;
 pub mod parser;

@@ -1,6 +1,9 @@
 //! The statement parser: a small recursive-descent grammar over sqlparser's tokenizer for
 //! roach's administrative statements (which sqlparser cannot represent), with sqlparser
-//! itself parsing the rest (`SELECT`).
+//! itself parsing the rest (`SELECT`). Two `SELECT` shapes are roach's own and are taken
+//! before sqlparser sees them: the replication-stream builtins
+//! (`SELECT crdb_internal.start_replication_stream(...)` and its three siblings, exactly that
+//! call and nothing more) and `SELECT ... FROM [SHOW EXPERIMENTAL_FINGERPRINTS ...]`.
 
 use crate::error::{SqlError, SqlResult};
 use sqlparser::dialect::PostgreSqlDialect;
@@ -113,6 +116,57 @@ pub enum Statement {
     ShowIndexes {
         table: String,
     },
+    /// `CREATE VIRTUAL CLUSTER [IF NOT EXISTS] name [LIKE template] FROM REPLICATION OF source
+    /// ON 'uri' [WITH RETENTION [=] 'interval']`. `uri` and `retention` may be `$n`.
+    CreateReplicationStream {
+        name: String,
+        if_not_exists: bool,
+        like: Option<String>,
+        source: String,
+        uri: Value,
+        retention: Option<Value>,
+    },
+    /// `ALTER VIRTUAL CLUSTER name PAUSE REPLICATION | RESUME REPLICATION | COMPLETE
+    /// REPLICATION TO LATEST | COMPLETE REPLICATION TO SYSTEM TIME '<ts>'`.
+    AlterReplication {
+        name: String,
+        action: ReplicationAction,
+    },
+    /// `SHOW VIRTUAL CLUSTER name WITH REPLICATION STATUS` (`name: Some`) and
+    /// `SHOW VIRTUAL CLUSTERS WITH REPLICATION STATUS` (`name: None`).
+    ShowReplicationStatus {
+        name: Option<String>,
+    },
+    /// `SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER name [WITH START TIMESTAMP [=]
+    /// '<ts>'] [AS OF SYSTEM TIME '<ts>']`, or the same inside
+    /// `SELECT * | col, ... FROM [...] [[AS] alias] [AS OF SYSTEM TIME '<ts>']`. `as_of` is
+    /// the timestamp text as [`Statement::Sql`] keeps it; `columns` are the selected columns
+    /// (`None` for `*` or the bare SHOW).
+    ShowFingerprints {
+        name: String,
+        start: Option<Value>,
+        as_of: Option<String>,
+        columns: Option<Vec<String>>,
+    },
+    /// `SELECT crdb_internal.start_replication_stream('tenant')`: the producer side of a
+    /// replication stream, called by a standby on the primary's system virtual cluster.
+    StartReplicationStream {
+        tenant: Value,
+    },
+    /// `SELECT crdb_internal.replication_stream_spec(<stream_id>)`.
+    ReplicationStreamSpec {
+        stream_id: Value,
+    },
+    /// `SELECT crdb_internal.replication_stream_progress(<stream_id>, '<ts>')`.
+    ReplicationStreamProgress {
+        stream_id: Value,
+        ts: Value,
+    },
+    /// `SELECT crdb_internal.complete_replication_stream(<stream_id>, true|false)`.
+    CompleteReplicationStream {
+        stream_id: Value,
+        successful: Value,
+    },
     /// A statement parsed by sqlparser: queries, DML and table DDL. `as_of` is the
     /// `AS OF SYSTEM TIME` clause (removed from the text before parsing); `upsert` marks an
     /// `UPSERT INTO` (parsed as INSERT).
@@ -121,6 +175,15 @@ pub enum Statement {
         as_of: Option<String>,
         upsert: bool,
     },
+}
+
+/// What `ALTER VIRTUAL CLUSTER ... REPLICATION` does to a replication stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicationAction {
+    Pause,
+    Resume,
+    CompleteToLatest,
+    CompleteToSystemTime(Value),
 }
 
 /// What GRANT/REVOKE hand out.
@@ -147,6 +210,21 @@ impl Statement {
             Statement::SetClusterSetting { value, .. }
             | Statement::AlterVirtualClusterSetting { value, .. }
             | Statement::SetVar { value, .. } => vec![value],
+            Statement::CreateReplicationStream { uri, retention, .. } => {
+                std::iter::once(uri).chain(retention).collect()
+            }
+            Statement::AlterReplication {
+                action: ReplicationAction::CompleteToSystemTime(ts),
+                ..
+            } => vec![ts],
+            Statement::ShowFingerprints { start, .. } => start.iter().collect(),
+            Statement::StartReplicationStream { tenant } => vec![tenant],
+            Statement::ReplicationStreamSpec { stream_id } => vec![stream_id],
+            Statement::ReplicationStreamProgress { stream_id, ts } => vec![stream_id, ts],
+            Statement::CompleteReplicationStream {
+                stream_id,
+                successful,
+            } => vec![stream_id, successful],
             _ => Vec::new(),
         };
         values
@@ -173,10 +251,19 @@ impl Statement {
             Statement::Grant { .. } => "GRANT",
             Statement::Revoke { .. } => "REVOKE",
             Statement::SetClusterSetting { .. } => "SET CLUSTER SETTING",
-            Statement::CreateVirtualCluster { .. } => "CREATE VIRTUAL CLUSTER",
+            Statement::CreateVirtualCluster { .. } | Statement::CreateReplicationStream { .. } => {
+                "CREATE VIRTUAL CLUSTER"
+            }
             Statement::AlterVirtualClusterService { .. }
             | Statement::AlterVirtualClusterRename { .. }
-            | Statement::AlterVirtualClusterSetting { .. } => "ALTER VIRTUAL CLUSTER",
+            | Statement::AlterVirtualClusterSetting { .. }
+            | Statement::AlterReplication { .. } => "ALTER VIRTUAL CLUSTER",
+            Statement::ShowReplicationStatus { .. } => "SHOW VIRTUAL CLUSTER",
+            Statement::ShowFingerprints { .. } => "SHOW EXPERIMENTAL_FINGERPRINTS",
+            Statement::StartReplicationStream { .. }
+            | Statement::ReplicationStreamSpec { .. }
+            | Statement::ReplicationStreamProgress { .. }
+            | Statement::CompleteReplicationStream { .. } => "SELECT",
             Statement::DropVirtualCluster { .. } => "DROP VIRTUAL CLUSTER",
             Statement::CreateDatabase { .. } => "CREATE DATABASE",
             Statement::CreateTable(_) => "CREATE TABLE",
@@ -354,15 +441,7 @@ impl Parser {
         let v = match self.peek().cloned() {
             Some(Token::SingleQuotedString(s)) => Value::Text(s),
             Some(Token::Number(n, _)) => Value::Text(n),
-            Some(Token::Placeholder(p)) => {
-                let n = p
-                    .trim_start_matches('$')
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| SqlError::syntax(format!("invalid placeholder {p}")))?;
-                Value::Placeholder(n)
-            }
+            Some(Token::Placeholder(p)) => placeholder(&p)?,
             Some(Token::Word(w))
                 if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("null") =>
             {
@@ -389,6 +468,66 @@ impl Parser {
         Ok(v)
     }
 
+    /// A literal argument: a string, a `$n` placeholder, or (when `numbers`) a number.
+    fn literal(&mut self, what: &str, numbers: bool) -> SqlResult<Value> {
+        let v = match self.peek() {
+            Some(Token::SingleQuotedString(s)) => Value::Text(s.clone()),
+            Some(Token::Number(n, _)) if numbers => Value::Text(n.clone()),
+            Some(Token::Placeholder(p)) => placeholder(p)?,
+            _ => return Err(self.expected(what)),
+        };
+        self.pos += 1;
+        Ok(v)
+    }
+
+    /// An integer argument (a stream id): digits, a string or a `$n` placeholder.
+    fn integer(&mut self, what: &str) -> SqlResult<Value> {
+        match self.peek() {
+            Some(Token::Number(n, _)) if !n.bytes().all(|b| b.is_ascii_digit()) => {
+                Err(self.expected(what))
+            }
+            _ => self.literal(what, true),
+        }
+    }
+
+    /// A boolean argument: TRUE, FALSE, a string or a `$n` placeholder.
+    fn boolean(&mut self, what: &str) -> SqlResult<Value> {
+        for b in ["true", "false"] {
+            if self.kw(b) {
+                return Ok(Value::Text(b.into()));
+            }
+        }
+        self.literal(what, false)
+    }
+
+    /// Consumes token `t` (shown to the user as `shown`) or fails.
+    fn expect_token(&mut self, t: Token, shown: &str) -> SqlResult<()> {
+        if self.peek() == Some(&t) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.expected(shown))
+        }
+    }
+
+    /// A syntax error at the current token naming what was expected.
+    fn expected(&self, what: &str) -> SqlError {
+        SqlError::syntax(format!("syntax error {}: expected {what}", self.near()))
+    }
+
+    /// An optional `AS OF SYSTEM TIME '<ts>'`, kept as [`Statement::Sql`] keeps it.
+    fn as_of_clause(&mut self) -> SqlResult<Option<String>> {
+        if !self.kws(&["AS", "OF", "SYSTEM", "TIME"]) {
+            return Ok(None);
+        }
+        let Some(t) = self.peek() else {
+            return Err(self.expected("a timestamp after AS OF SYSTEM TIME"));
+        };
+        let ts = as_of_timestamp(t)?;
+        self.pos += 1;
+        Ok(Some(ts))
+    }
+
     fn end(&self) -> SqlResult<()> {
         match self.peek() {
             None => Ok(()),
@@ -409,6 +548,21 @@ impl Parser {
                 }
                 _ => Err(SqlError::syntax("expected one CREATE TABLE statement")),
             };
+        }
+        if Self::is_kw(self.peek(), "SELECT") {
+            if let Some(st) = self.replication_builtin()? {
+                self.end().map_err(|e| {
+                    e.with_hint("replication stream builtins are called alone: SELECT crdb_internal.<builtin>(...)")
+                })?;
+                return Ok(st);
+            }
+            if self.selects_from_fingerprints() {
+                let st = self.select_fingerprints()?;
+                self.end().map_err(|e| {
+                    e.with_hint("only [AS] alias and AS OF SYSTEM TIME may follow [SHOW EXPERIMENTAL_FINGERPRINTS ...]")
+                })?;
+                return Ok(st);
+            }
         }
         let first_two = (self.peek().cloned(), self.toks.get(self.pos + 1).cloned());
         let is = |t: &Option<Token>, k: &str| Self::is_kw(t.as_ref(), k);
@@ -532,12 +686,30 @@ impl Parser {
             } else {
                 None
             };
-            if Self::is_kw(self.peek(), "FROM") {
-                return Err(SqlError::new(
-                    crate::error::code::FEATURE_NOT_SUPPORTED,
-                    "CREATE VIRTUAL CLUSTER ... FROM REPLICATION OF is not available yet",
-                )
-                .with_hint("physical cluster replication arrives in a later release"));
+            if self.kw("FROM") {
+                if !self.kws(&["REPLICATION", "OF"]) {
+                    return Err(self.expected("REPLICATION OF"));
+                }
+                let source = self.ident("virtual cluster name")?;
+                self.expect_kw("ON")?;
+                let uri = self.literal("a connection URI string", false)?;
+                let retention = if self.kw("WITH") {
+                    self.expect_kw("RETENTION")?;
+                    if self.peek() == Some(&Token::Eq) {
+                        self.pos += 1;
+                    }
+                    Some(self.literal("a retention interval string", false)?)
+                } else {
+                    None
+                };
+                return Ok(Statement::CreateReplicationStream {
+                    name,
+                    if_not_exists,
+                    like,
+                    source,
+                    uri,
+                    retention,
+                });
             }
             return Ok(Statement::CreateVirtualCluster {
                 name,
@@ -572,6 +744,32 @@ impl Parser {
                     start_shared: false,
                 });
             }
+            if self.kw("PAUSE") {
+                self.expect_kw("REPLICATION")?;
+                return Ok(Statement::AlterReplication {
+                    name,
+                    action: ReplicationAction::Pause,
+                });
+            }
+            if self.kw("RESUME") {
+                self.expect_kw("REPLICATION")?;
+                return Ok(Statement::AlterReplication {
+                    name,
+                    action: ReplicationAction::Resume,
+                });
+            }
+            if self.kw("COMPLETE") {
+                self.expect_kw("REPLICATION")?;
+                self.expect_kw("TO")?;
+                let action = if self.kw("LATEST") {
+                    ReplicationAction::CompleteToLatest
+                } else if self.kws(&["SYSTEM", "TIME"]) {
+                    ReplicationAction::CompleteToSystemTime(self.literal("a timestamp", true)?)
+                } else {
+                    return Err(self.expected("LATEST or SYSTEM TIME"));
+                };
+                return Ok(Statement::AlterReplication { name, action });
+            }
             if self.kws(&["RENAME", "TO"]) {
                 return Ok(Statement::AlterVirtualClusterRename {
                     name,
@@ -596,7 +794,7 @@ impl Parser {
                 });
             }
             return Err(SqlError::syntax(format!(
-                "syntax error {}: expected START SERVICE SHARED, STOP SERVICE, RENAME TO or SET CLUSTER SETTING",
+                "syntax error {}: expected START SERVICE SHARED, STOP SERVICE, PAUSE REPLICATION, RESUME REPLICATION, COMPLETE REPLICATION, RENAME TO or SET CLUSTER SETTING",
                 self.near()
             )));
         }
@@ -730,11 +928,22 @@ impl Parser {
 
     fn show(&mut self) -> SqlResult<Statement> {
         if self.kws(&["VIRTUAL", "CLUSTERS"]) || self.kw("TENANTS") {
+            if self.kw("WITH") {
+                self.replication_status()?;
+                return Ok(Statement::ShowReplicationStatus { name: None });
+            }
             return Ok(Statement::ShowVirtualClusters);
         }
         if self.virtual_cluster_kw() {
             let name = self.ident("virtual cluster name")?;
+            if self.kw("WITH") {
+                self.replication_status()?;
+                return Ok(Statement::ShowReplicationStatus { name: Some(name) });
+            }
             return Ok(Statement::ShowVirtualCluster { name });
+        }
+        if self.kw("EXPERIMENTAL_FINGERPRINTS") {
+            return self.show_fingerprints();
         }
         if self.kw("USERS") || self.kw("ROLES") {
             return Ok(Statement::ShowUsers);
@@ -793,6 +1002,150 @@ impl Parser {
         Ok(Statement::ShowVar {
             name: self.dotted()?,
         })
+    }
+
+    /// `REPLICATION STATUS`, after `SHOW VIRTUAL CLUSTER[S] ... WITH`.
+    fn replication_status(&mut self) -> SqlResult<()> {
+        if self.kws(&["REPLICATION", "STATUS"]) {
+            Ok(())
+        } else {
+            Err(self.expected("REPLICATION STATUS"))
+        }
+    }
+
+    /// The rest of `SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER name [WITH START
+    /// TIMESTAMP [=] '<ts>'] [AS OF SYSTEM TIME '<ts>']`.
+    fn show_fingerprints(&mut self) -> SqlResult<Statement> {
+        let (name, start, as_of) = self.fingerprints_source()?;
+        Ok(Statement::ShowFingerprints {
+            name,
+            start,
+            as_of,
+            columns: None,
+        })
+    }
+
+    /// The virtual cluster, start timestamp and AS OF SYSTEM TIME of a fingerprint SHOW.
+    fn fingerprints_source(&mut self) -> SqlResult<(String, Option<Value>, Option<String>)> {
+        self.expect_kw("FROM")?;
+        if !self.virtual_cluster_kw() {
+            return Err(self.expected("VIRTUAL CLUSTER"));
+        }
+        let name = self.ident("virtual cluster name")?;
+        let start = if self.kw("WITH") {
+            if !self.kws(&["START", "TIMESTAMP"]) {
+                return Err(self.expected("START TIMESTAMP"));
+            }
+            if self.peek() == Some(&Token::Eq) {
+                self.pos += 1;
+            }
+            Some(self.literal("a timestamp", true)?)
+        } else {
+            None
+        };
+        let as_of = self.as_of_clause()?;
+        Ok((name, start, as_of))
+    }
+
+    /// Whether this `SELECT` reads from `[SHOW EXPERIMENTAL_FINGERPRINTS ...]`.
+    fn selects_from_fingerprints(&self) -> bool {
+        self.toks[self.pos..].windows(3).any(|w| {
+            w[0] == Token::LBracket
+                && Self::is_kw(Some(&w[1]), "SHOW")
+                && Self::is_kw(Some(&w[2]), "EXPERIMENTAL_FINGERPRINTS")
+        })
+    }
+
+    /// `SELECT * | col, ... FROM [SHOW EXPERIMENTAL_FINGERPRINTS ...] [[AS] alias]
+    /// [AS OF SYSTEM TIME '<ts>']`.
+    fn select_fingerprints(&mut self) -> SqlResult<Statement> {
+        self.expect_kw("SELECT")?;
+        let columns = if self.peek() == Some(&Token::Mul) {
+            self.pos += 1;
+            None
+        } else {
+            Some(self.ident_list("* or a column name")?)
+        };
+        if !Self::is_kw(self.peek(), "FROM") {
+            return Err(self.expected("FROM").with_hint(
+                "only * or plain column names can be selected from SHOW EXPERIMENTAL_FINGERPRINTS",
+            ));
+        }
+        self.pos += 1;
+        self.expect_token(Token::LBracket, "[")?;
+        self.expect_kw("SHOW")?;
+        self.expect_kw("EXPERIMENTAL_FINGERPRINTS")?;
+        let (name, start, inner_as_of) = self.fingerprints_source()?;
+        self.expect_token(Token::RBracket, "]")?;
+        // An alias, unless the AS starts AS OF SYSTEM TIME.
+        if !Self::is_kw(self.toks.get(self.pos + 1), "OF") && self.kw("AS") {
+            self.ident("an alias")?;
+        } else if let Some(Token::Word(w)) = self.peek() {
+            let reserved = w.quote_style.is_none()
+                && (w.value.eq_ignore_ascii_case("AS")
+                    || sqlparser::keywords::RESERVED_FOR_TABLE_ALIAS.contains(&w.keyword));
+            if !reserved {
+                self.pos += 1;
+            }
+        }
+        let as_of = match (inner_as_of, self.as_of_clause()?) {
+            (Some(_), Some(_)) => return Err(SqlError::syntax("AS OF SYSTEM TIME given twice")),
+            (inner, outer) => inner.or(outer),
+        };
+        Ok(Statement::ShowFingerprints {
+            name,
+            start,
+            as_of,
+            columns,
+        })
+    }
+
+    /// `SELECT crdb_internal.<replication builtin>(args)`, or `None` (nothing consumed) when
+    /// the statement does not start with a call of one of those builtins.
+    fn replication_builtin(&mut self) -> SqlResult<Option<Statement>> {
+        let at = |i: usize| self.toks.get(self.pos + i);
+        if !(Self::is_kw(at(1), "crdb_internal")
+            && at(2) == Some(&Token::Period)
+            && at(4) == Some(&Token::LParen))
+        {
+            return Ok(None);
+        }
+        const BUILTINS: [&str; 4] = [
+            "start_replication_stream",
+            "replication_stream_spec",
+            "replication_stream_progress",
+            "complete_replication_stream",
+        ];
+        let Some(builtin) = BUILTINS.into_iter().find(|b| Self::is_kw(at(3), b)) else {
+            return Ok(None);
+        };
+        self.pos += 5;
+        let st = match builtin {
+            "start_replication_stream" => Statement::StartReplicationStream {
+                tenant: self.literal("a virtual cluster name string", false)?,
+            },
+            "replication_stream_spec" => Statement::ReplicationStreamSpec {
+                stream_id: self.integer("a stream id")?,
+            },
+            "replication_stream_progress" => {
+                let stream_id = self.integer("a stream id")?;
+                self.expect_token(Token::Comma, ",")?;
+                Statement::ReplicationStreamProgress {
+                    stream_id,
+                    ts: self.literal("a timestamp", true)?,
+                }
+            }
+            _ => {
+                let stream_id = self.integer("a stream id")?;
+                self.expect_token(Token::Comma, ",")?;
+                Statement::CompleteReplicationStream {
+                    stream_id,
+                    successful: self.boolean("true or false")?,
+                }
+            }
+        };
+        self.expect_token(Token::RParen, ")")?;
+        Ok(Some(st))
     }
 
     fn set(&mut self) -> SqlResult<Statement> {
@@ -871,15 +1224,7 @@ fn parse_with_sqlparser(text: &str) -> SqlResult<Statement> {
                 && word(rest[1].1, "SYSTEM")
                 && word(rest[2].1, "TIME")
             {
-                let ts = match rest[3].1 {
-                    Token::SingleQuotedString(s) => s.clone(),
-                    Token::Number(n, _) => n.clone(),
-                    other => {
-                        return Err(SqlError::syntax(format!(
-                            "AS OF SYSTEM TIME needs a timestamp string, got {other}"
-                        )));
-                    }
-                };
+                let ts = as_of_timestamp(rest[3].1)?;
                 if as_of.replace(ts).is_some() {
                     return Err(SqlError::syntax("AS OF SYSTEM TIME given twice"));
                 }
@@ -901,6 +1246,28 @@ fn parse_with_sqlparser(text: &str) -> SqlResult<Statement> {
         }),
         _ => Err(SqlError::syntax("expected one statement")),
     }
+}
+
+/// The timestamp of `AS OF SYSTEM TIME <t>` as statements keep it: a string's contents or a
+/// number's digits.
+fn as_of_timestamp(t: &Token) -> SqlResult<String> {
+    match t {
+        Token::SingleQuotedString(s) => Ok(s.clone()),
+        Token::Number(n, _) => Ok(n.clone()),
+        other => Err(SqlError::syntax(format!(
+            "AS OF SYSTEM TIME needs a timestamp string, got {other}"
+        ))),
+    }
+}
+
+/// A `$n` placeholder (n >= 1).
+fn placeholder(p: &str) -> SqlResult<Value> {
+    p.trim_start_matches('$')
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .map(Value::Placeholder)
+        .ok_or_else(|| SqlError::syntax(format!("invalid placeholder {p}")))
 }
 
 #[cfg(test)]
@@ -971,6 +1338,411 @@ mod tests {
             2
         );
         assert_eq!(one("SHOW USERS").parameter_count(), 0);
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    // Goal: CREATE VIRTUAL CLUSTER ... FROM REPLICATION OF parses in every spelling (the
+    // tutorial's exact statement, TENANT, lowercase, IF NOT EXISTS, RETENTION with and without
+    // `=`, placeholders), and without FROM it is still a plain CreateVirtualCluster.
+    #[test]
+    fn create_replication_stream() {
+        assert_eq!(
+            one(
+                "CREATE VIRTUAL CLUSTER application LIKE template FROM REPLICATION OF application ON 'postgresql://repl:pw@127.0.0.1:26257?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca_primary.crt';"
+            ),
+            Statement::CreateReplicationStream {
+                name: "application".into(),
+                if_not_exists: false,
+                like: Some("template".into()),
+                source: "application".into(),
+                uri: text(
+                    "postgresql://repl:pw@127.0.0.1:26257?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca_primary.crt"
+                ),
+                retention: None,
+            }
+        );
+        assert_eq!(
+            one(
+                "create tenant if not exists App FROM replication of src on $1 with retention = $2"
+            ),
+            Statement::CreateReplicationStream {
+                name: "app".into(),
+                if_not_exists: true,
+                like: None,
+                source: "src".into(),
+                uri: Value::Placeholder(1),
+                retention: Some(Value::Placeholder(2)),
+            }
+        );
+        assert_eq!(
+            one("CREATE VIRTUAL CLUSTER b FROM REPLICATION OF a ON 'pg://x' WITH RETENTION '4h'"),
+            Statement::CreateReplicationStream {
+                name: "b".into(),
+                if_not_exists: false,
+                like: None,
+                source: "a".into(),
+                uri: text("pg://x"),
+                retention: Some(text("4h")),
+            }
+        );
+        assert_eq!(
+            one("CREATE VIRTUAL CLUSTER b FROM REPLICATION OF a ON $1 WITH RETENTION = $2")
+                .parameter_count(),
+            2
+        );
+        assert_eq!(
+            one("CREATE VIRTUAL CLUSTER b FROM REPLICATION OF a ON 'u'").tag(),
+            "CREATE VIRTUAL CLUSTER"
+        );
+        assert_eq!(
+            one("create virtual cluster x like t;"),
+            Statement::CreateVirtualCluster {
+                name: "x".into(),
+                if_not_exists: false,
+                like: Some("t".into()),
+            }
+        );
+    }
+
+    // Goal: the four ALTER VIRTUAL CLUSTER ... REPLICATION actions parse, with TENANT,
+    // lowercase, `;` and a placeholder cutover time.
+    #[test]
+    fn alter_replication() {
+        let alter = |name: &str, action| Statement::AlterReplication {
+            name: name.into(),
+            action,
+        };
+        assert_eq!(
+            one("ALTER VIRTUAL CLUSTER application PAUSE REPLICATION"),
+            alter("application", ReplicationAction::Pause)
+        );
+        assert_eq!(
+            one("alter tenant application resume replication;"),
+            alter("application", ReplicationAction::Resume)
+        );
+        assert_eq!(
+            one("ALTER VIRTUAL CLUSTER application COMPLETE REPLICATION TO LATEST"),
+            alter("application", ReplicationAction::CompleteToLatest)
+        );
+        assert_eq!(
+            one(
+                "ALTER TENANT application COMPLETE REPLICATION TO SYSTEM TIME '1700000000000000000.0000000000'"
+            ),
+            alter(
+                "application",
+                ReplicationAction::CompleteToSystemTime(text("1700000000000000000.0000000000"))
+            )
+        );
+        let st = one("alter virtual cluster a complete replication to system time $1");
+        assert_eq!(
+            st,
+            alter(
+                "a",
+                ReplicationAction::CompleteToSystemTime(Value::Placeholder(1))
+            )
+        );
+        assert_eq!(st.parameter_count(), 1);
+        assert_eq!(st.tag(), "ALTER VIRTUAL CLUSTER");
+    }
+
+    // Goal: SHOW ... WITH REPLICATION STATUS parses for one and for all virtual clusters,
+    // and the plain SHOW forms are unchanged.
+    #[test]
+    fn show_replication_status() {
+        assert_eq!(
+            one("SHOW VIRTUAL CLUSTER application WITH REPLICATION STATUS"),
+            Statement::ShowReplicationStatus {
+                name: Some("application".into())
+            }
+        );
+        assert_eq!(
+            one("show tenant application with replication status;"),
+            Statement::ShowReplicationStatus {
+                name: Some("application".into())
+            }
+        );
+        assert_eq!(
+            one("SHOW VIRTUAL CLUSTERS WITH REPLICATION STATUS"),
+            Statement::ShowReplicationStatus { name: None }
+        );
+        assert_eq!(
+            one("show tenants with replication status"),
+            Statement::ShowReplicationStatus { name: None }
+        );
+        assert_eq!(
+            one("SHOW VIRTUAL CLUSTER application"),
+            Statement::ShowVirtualCluster {
+                name: "application".into()
+            }
+        );
+        assert_eq!(
+            one("SHOW VIRTUAL CLUSTERS WITH REPLICATION STATUS").tag(),
+            "SHOW VIRTUAL CLUSTER"
+        );
+    }
+
+    // Goal: SHOW EXPERIMENTAL_FINGERPRINTS parses bare and wrapped in SELECT ... FROM [...],
+    // including the roachtest's exact statement; AS OF SYSTEM TIME is kept exactly as
+    // Statement::Sql keeps it.
+    #[test]
+    fn show_fingerprints() {
+        assert_eq!(
+            one(
+                "SELECT fingerprint FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER application WITH START TIMESTAMP = '1700000000000000000.0000000000'] AS OF SYSTEM TIME '1700000001000000000.0000000000'"
+            ),
+            Statement::ShowFingerprints {
+                name: "application".into(),
+                start: Some(text("1700000000000000000.0000000000")),
+                as_of: Some("1700000001000000000.0000000000".into()),
+                columns: Some(vec!["fingerprint".into()]),
+            }
+        );
+        let Statement::Sql {
+            as_of: sql_as_of, ..
+        } = one("SELECT 1 AS OF SYSTEM TIME '1700000001000000000.0000000000'")
+        else {
+            panic!("SELECT goes to sqlparser");
+        };
+        assert_eq!(sql_as_of.as_deref(), Some("1700000001000000000.0000000000"));
+        assert_eq!(
+            one("SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER application"),
+            Statement::ShowFingerprints {
+                name: "application".into(),
+                start: None,
+                as_of: None,
+                columns: None,
+            }
+        );
+        assert_eq!(
+            one(
+                "show experimental_fingerprints from tenant app with start timestamp = $1 as of system time '-10s';"
+            ),
+            Statement::ShowFingerprints {
+                name: "app".into(),
+                start: Some(Value::Placeholder(1)),
+                as_of: Some("-10s".into()),
+                columns: None,
+            }
+        );
+        assert_eq!(
+            one(
+                "select * from [show experimental_fingerprints from tenant app] as fp as of system time 1700000001000000000.0000000000"
+            ),
+            Statement::ShowFingerprints {
+                name: "app".into(),
+                start: None,
+                as_of: Some("1700000001000000000.0000000000".into()),
+                columns: None,
+            }
+        );
+        for sql in [
+            "SELECT * FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a] fp AS OF SYSTEM TIME '10'",
+            "SELECT * FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a] AS OF SYSTEM TIME '10'",
+            "SELECT * FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a AS OF SYSTEM TIME '10']",
+        ] {
+            assert_eq!(
+                one(sql),
+                Statement::ShowFingerprints {
+                    name: "a".into(),
+                    start: None,
+                    as_of: Some("10".into()),
+                    columns: None,
+                },
+                "{sql}"
+            );
+        }
+        let st = one(
+            "SELECT tenant_name, Fingerprint FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a WITH START TIMESTAMP $2]",
+        );
+        assert_eq!(
+            st,
+            Statement::ShowFingerprints {
+                name: "a".into(),
+                start: Some(Value::Placeholder(2)),
+                as_of: None,
+                columns: Some(vec!["tenant_name".into(), "fingerprint".into()]),
+            }
+        );
+        assert_eq!(st.parameter_count(), 2);
+        assert_eq!(st.tag(), "SHOW EXPERIMENTAL_FINGERPRINTS");
+    }
+
+    // Goal: the producer-side builtins parse from exactly their call form, with numbers,
+    // strings and placeholders; every other SELECT still goes to sqlparser.
+    #[test]
+    fn replication_builtins() {
+        assert_eq!(
+            one("SELECT crdb_internal.start_replication_stream('application')"),
+            Statement::StartReplicationStream {
+                tenant: text("application")
+            }
+        );
+        assert_eq!(
+            one("select CRDB_INTERNAL.START_REPLICATION_STREAM($1);"),
+            Statement::StartReplicationStream {
+                tenant: Value::Placeholder(1)
+            }
+        );
+        assert_eq!(
+            one("SELECT crdb_internal.replication_stream_spec(123)"),
+            Statement::ReplicationStreamSpec {
+                stream_id: text("123")
+            }
+        );
+        assert_eq!(
+            one("SELECT crdb_internal.replication_stream_spec('123')"),
+            Statement::ReplicationStreamSpec {
+                stream_id: text("123")
+            }
+        );
+        assert_eq!(
+            one(
+                "SELECT crdb_internal.replication_stream_progress(42, '1700000000000000000.0000000000')"
+            ),
+            Statement::ReplicationStreamProgress {
+                stream_id: text("42"),
+                ts: text("1700000000000000000.0000000000"),
+            }
+        );
+        let st = one("SELECT crdb_internal.replication_stream_progress($1, $2)");
+        assert_eq!(
+            st,
+            Statement::ReplicationStreamProgress {
+                stream_id: Value::Placeholder(1),
+                ts: Value::Placeholder(2),
+            }
+        );
+        assert_eq!(st.parameter_count(), 2);
+        assert_eq!(st.tag(), "SELECT");
+        assert_eq!(
+            one("SELECT crdb_internal.complete_replication_stream(42, TRUE)"),
+            Statement::CompleteReplicationStream {
+                stream_id: text("42"),
+                successful: text("true"),
+            }
+        );
+        assert_eq!(
+            one("select crdb_internal.complete_replication_stream($1, false);"),
+            Statement::CompleteReplicationStream {
+                stream_id: Value::Placeholder(1),
+                successful: text("false"),
+            }
+        );
+        for sql in [
+            "SELECT crdb_internal.node_id()",
+            "SELECT crdb_internal.start_replication_stream",
+            "SELECT * FROM crdb_internal.start_replication_stream('a')",
+            "SELECT 1",
+            "SELECT a FROM t",
+        ] {
+            assert!(matches!(one(sql), Statement::Sql { .. }), "{sql}");
+        }
+    }
+
+    // Goal: malformed replication statements are syntax errors that name what was expected.
+    #[test]
+    fn replication_errors_name_what_was_expected() {
+        for (bad, expected) in [
+            (
+                "ALTER VIRTUAL CLUSTER a COMPLETE REPLICATION TO",
+                "at end of input: expected LATEST or SYSTEM TIME",
+            ),
+            (
+                "ALTER VIRTUAL CLUSTER a COMPLETE REPLICATION TO NOW",
+                "at or near \"NOW\": expected LATEST or SYSTEM TIME",
+            ),
+            (
+                "ALTER VIRTUAL CLUSTER a COMPLETE REPLICATION TO SYSTEM TIME",
+                "expected a timestamp",
+            ),
+            ("ALTER TENANT a PAUSE", "expected REPLICATION"),
+            ("ALTER TENANT a RESUME JOB", "expected REPLICATION"),
+            ("CREATE VIRTUAL CLUSTER b FROM a", "expected REPLICATION OF"),
+            (
+                "CREATE VIRTUAL CLUSTER b FROM REPLICATION OF a",
+                "expected ON",
+            ),
+            (
+                "CREATE VIRTUAL CLUSTER b FROM REPLICATION OF a ON 5",
+                "expected a connection URI string",
+            ),
+            (
+                "CREATE VIRTUAL CLUSTER b FROM REPLICATION OF a ON 'u' WITH FOO",
+                "expected RETENTION",
+            ),
+            (
+                "CREATE VIRTUAL CLUSTER b FROM REPLICATION OF a ON 'u' WITH RETENTION",
+                "expected a retention interval string",
+            ),
+            ("SHOW VIRTUAL CLUSTERS WITH", "expected REPLICATION STATUS"),
+            (
+                "SHOW VIRTUAL CLUSTER a WITH CAPABILITIES",
+                "expected REPLICATION STATUS",
+            ),
+            (
+                "SHOW EXPERIMENTAL_FINGERPRINTS FROM TABLE t",
+                "expected VIRTUAL CLUSTER",
+            ),
+            (
+                "SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a WITH START",
+                "expected START TIMESTAMP",
+            ),
+            (
+                "SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a AS OF SYSTEM TIME",
+                "expected a timestamp after AS OF SYSTEM TIME",
+            ),
+            (
+                "SELECT * FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a",
+                "expected ]",
+            ),
+            (
+                "SELECT count(*) FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a]",
+                "expected FROM",
+            ),
+            (
+                "SELECT * FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a AS OF SYSTEM TIME '1'] AS OF SYSTEM TIME '2'",
+                "AS OF SYSTEM TIME given twice",
+            ),
+            (
+                "SELECT * FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a] WHERE x",
+                "unexpected input",
+            ),
+            (
+                "SELECT crdb_internal.start_replication_stream()",
+                "expected a virtual cluster name string",
+            ),
+            (
+                "SELECT crdb_internal.replication_stream_spec(1.5)",
+                "expected a stream id",
+            ),
+            (
+                "SELECT crdb_internal.replication_stream_progress(1)",
+                "expected ,",
+            ),
+            (
+                "SELECT crdb_internal.complete_replication_stream(1, maybe)",
+                "expected true or false",
+            ),
+            (
+                "SELECT crdb_internal.replication_stream_spec(1, 2)",
+                "expected )",
+            ),
+            (
+                "SELECT crdb_internal.replication_stream_spec(1) AS spec",
+                "unexpected input",
+            ),
+        ] {
+            let err = parse(bad).expect_err(bad);
+            assert_eq!(err.code, crate::error::code::SYNTAX, "{bad}: {err:?}");
+            assert!(
+                err.message.contains(expected),
+                "{bad}: {:?} lacks {expected:?}",
+                err.message
+            );
+        }
     }
 
     // Goal: malformed input yields syntax errors with a location, never a panic.

@@ -234,6 +234,19 @@ pub trait Engine: Send + Sync + Debug {
         &self,
         versions: &[MvccVersion],
         durability: Durability,
+    ) -> StorageResult<IngestStats> {
+        self.ingest_with(versions, WriteBatch::new(), durability)
+    }
+
+    /// [`Engine::ingest`], committing `with` (typically local metadata, such as the Raft log
+    /// position the ingest applies) in the same atomic batch, after the ingested versions. The
+    /// versions of `with` are written unchecked. On any error nothing is written, `with`
+    /// included.
+    fn ingest_with(
+        &self,
+        versions: &[MvccVersion],
+        with: WriteBatch,
+        durability: Durability,
     ) -> StorageResult<IngestStats>;
 
     /// Removes versions of `span` newer than `to_ts`, at most `batch_versions_max` of them in
@@ -244,6 +257,26 @@ pub trait Engine: Send + Sync + Debug {
         span: &Span,
         to_ts: Timestamp,
         batch_versions_max: usize,
+    ) -> StorageResult<RevertProgress> {
+        self.revert_span_with(
+            span,
+            to_ts,
+            batch_versions_max,
+            WriteBatch::new(),
+            Durability::Sync,
+        )
+    }
+
+    /// [`Engine::revert_span`], committing `with` (typically local metadata, such as the Raft
+    /// log position the revert applies) in the same atomic batch, after the removals, with the
+    /// durability of the caller's choosing. On any error nothing is written, `with` included.
+    fn revert_span_with(
+        &self,
+        span: &Span,
+        to_ts: Timestamp,
+        batch_versions_max: usize,
+        with: WriteBatch,
+        durability: Durability,
     ) -> StorageResult<RevertProgress>;
 
     /// Removes the versions of `span` that no read at or above the threshold can see: those
@@ -269,6 +302,20 @@ pub trait Engine: Send + Sync + Debug {
     fn fingerprint(
         &self,
         span: &Span,
+        start_ts: Timestamp,
+        end_ts: Timestamp,
+    ) -> StorageResult<u64> {
+        self.fingerprint_stripped(span, 0, start_ts, end_ts)
+    }
+
+    /// [`Engine::fingerprint`] with each key hashed without its first `strip_prefix` bytes (a
+    /// key no longer than that hashes as the empty key), so the same data under two different
+    /// prefixes of that length (two tenants' keyspaces, say) fingerprints the same. With
+    /// `strip_prefix` zero it equals [`Engine::fingerprint`].
+    fn fingerprint_stripped(
+        &self,
+        span: &Span,
+        strip_prefix: usize,
         start_ts: Timestamp,
         end_ts: Timestamp,
     ) -> StorageResult<u64>;

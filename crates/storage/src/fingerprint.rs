@@ -27,11 +27,15 @@ pub fn version_hash(key: &[u8], ts: Timestamp, value: Option<&[u8]>, buf: &mut V
     xxh3_64(buf)
 }
 
-/// XOR of [`version_hash`] over every version of `span` in `(start_ts, end_ts]`. Each
-/// (key, timestamp) is stored at most once, so XOR never cancels two distinct versions.
+/// XOR of [`version_hash`] over every version of `span` in `(start_ts, end_ts]`, each key
+/// hashed without its first `strip_prefix` bytes (a key no longer than that hashes as the
+/// empty key). With `strip_prefix` zero this is the plain fingerprint. Each (key, timestamp)
+/// is stored at most once, so XOR never cancels two distinct versions as long as stripping
+/// keeps keys distinct (it does when every key of the span shares the stripped prefix).
 pub(crate) fn fingerprint<B: Backend>(
     backend: &B,
     span: &Span,
+    strip_prefix: usize,
     start_ts: Timestamp,
     end_ts: Timestamp,
 ) -> StorageResult<u64> {
@@ -46,7 +50,8 @@ pub(crate) fn fingerprint<B: Backend>(
         }
         let key = v.user_key()?;
         let value = v.value()?;
-        acc ^= version_hash(&key, v.ts, value.as_deref(), &mut buf);
+        let stripped = key.get(strip_prefix..).unwrap_or_default();
+        acc ^= version_hash(stripped, v.ts, value.as_deref(), &mut buf);
     }
     Ok(acc)
 }

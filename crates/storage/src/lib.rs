@@ -5,7 +5,8 @@
 //! scans, exports (latest as of a time, or every revision in a time interval), atomic write
 //! batches with a durability choice, ingestion of replicated versions with their original
 //! timestamps, reverting a span to a timestamp, garbage collection of shadowed versions below
-//! the protected timestamps it records, and span fingerprints.
+//! the protected timestamps it records, and span fingerprints (optionally ignoring a key
+//! prefix, to compare one virtual cluster's data under two tenant prefixes).
 //!
 //! Does not own: replication of writes (that is `kv`), choosing timestamps (`kv`, `hlc`), or
 //! tenant prefixes (`tenant`). Keys here are plain bytes.

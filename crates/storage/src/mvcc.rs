@@ -59,23 +59,30 @@ fn check_ts(version: &MvccVersion) -> StorageResult<()> {
     Ok(())
 }
 
+/// Appends the writes of `batch` to `raw`; fails, adding nothing, on a zero timestamp.
+fn append_batch(raw: &mut RawBatch, batch: WriteBatch) -> StorageResult<()> {
+    if let Some(key) = batch.zero_ts_key {
+        return Err(StorageError::ZeroTimestamp {
+            key: PrettyKey(key),
+        });
+    }
+    raw.ops.reserve(batch.encoded.len() + batch.local.len());
+    for (key, value) in batch.encoded {
+        raw.put(Partition::Data, key, value);
+    }
+    for (key, value) in batch.local {
+        match value {
+            Some(v) => raw.put(Partition::Meta, local_key(&key), v),
+            None => raw.delete(Partition::Meta, local_key(&key)),
+        }
+    }
+    Ok(())
+}
+
 impl<B: Backend> Engine for MvccEngine<B> {
     fn write(&self, batch: WriteBatch, durability: Durability) -> StorageResult<()> {
-        if let Some(key) = batch.zero_ts_key {
-            return Err(StorageError::ZeroTimestamp {
-                key: PrettyKey(key),
-            });
-        }
-        let mut raw = RawBatch::with_capacity(batch.len());
-        for (key, value) in batch.encoded {
-            raw.put(Partition::Data, key, value);
-        }
-        for (key, value) in batch.local {
-            match value {
-                Some(v) => raw.put(Partition::Meta, local_key(&key), v),
-                None => raw.delete(Partition::Meta, local_key(&key)),
-            }
-        }
+        let mut raw = RawBatch::default();
+        append_batch(&mut raw, batch)?;
         let _guard = self.lock();
         self.backend.commit(raw, durability)
     }
@@ -135,9 +142,10 @@ impl<B: Backend> Engine for MvccEngine<B> {
         export(&self.backend, span, start_ts, end_ts, mode)
     }
 
-    fn ingest(
+    fn ingest_with(
         &self,
         versions: &[MvccVersion],
+        with: WriteBatch,
         durability: Durability,
     ) -> StorageResult<IngestStats> {
         let _guard = self.lock();
@@ -167,18 +175,25 @@ impl<B: Backend> Engine for MvccEngine<B> {
                 }
             }
         }
+        append_batch(&mut raw, with)?;
         self.backend.commit(raw, durability)?;
         Ok(stats)
     }
 
-    fn revert_span(
+    fn revert_span_with(
         &self,
         span: &Span,
         to_ts: Timestamp,
         batch_versions_max: usize,
+        with: WriteBatch,
+        durability: Durability,
     ) -> StorageResult<RevertProgress> {
         let _guard = self.lock();
-        revert::revert_span(&self.backend, span, to_ts, batch_versions_max)
+        let (mut raw, progress) =
+            revert::revert_batch(&self.backend, span, to_ts, batch_versions_max)?;
+        append_batch(&mut raw, with)?;
+        self.backend.commit(raw, durability)?;
+        Ok(progress)
     }
 
     fn gc(&self, span: &Span, threshold: Timestamp) -> StorageResult<GcStats> {
@@ -205,13 +220,14 @@ impl<B: Backend> Engine for MvccEngine<B> {
         protected_ts::release(&self.backend, id)
     }
 
-    fn fingerprint(
+    fn fingerprint_stripped(
         &self,
         span: &Span,
+        strip_prefix: usize,
         start_ts: Timestamp,
         end_ts: Timestamp,
     ) -> StorageResult<u64> {
-        fingerprint::fingerprint(&self.backend, span, start_ts, end_ts)
+        fingerprint::fingerprint(&self.backend, span, strip_prefix, start_ts, end_ts)
     }
 }
 

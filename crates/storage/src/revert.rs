@@ -2,15 +2,18 @@
 
 use crate::backend::{Backend, Partition, RawBatch};
 use crate::export::raw_versions;
-use crate::{Durability, RevertProgress, Span, StorageError, StorageResult};
+use crate::{RevertProgress, Span, StorageError, StorageResult};
 use hlc::Timestamp;
 
-pub(crate) fn revert_span<B: Backend>(
+/// The removals of one revert step: at most `batch_versions_max` versions of `span` newer than
+/// `to_ts`, as a batch for the caller to commit (holding the engine's write lock from the scan
+/// to the commit), and what committing it achieves.
+pub(crate) fn revert_batch<B: Backend>(
     backend: &B,
     span: &Span,
     to_ts: Timestamp,
     batch_versions_max: usize,
-) -> StorageResult<RevertProgress> {
+) -> StorageResult<(RawBatch, RevertProgress)> {
     span.validate()?;
     if batch_versions_max == 0 {
         return Err(StorageError::ZeroLimit {
@@ -33,9 +36,11 @@ pub(crate) fn revert_span<B: Backend>(
         batch.delete(Partition::Data, v.raw_key);
     }
     let versions_removed = batch.len() as u64;
-    backend.commit(batch, Durability::Sync)?;
-    Ok(RevertProgress {
-        versions_removed,
-        resume_key,
-    })
+    Ok((
+        batch,
+        RevertProgress {
+            versions_removed,
+            resume_key,
+        },
+    ))
 }

@@ -558,6 +558,115 @@ fn local_metadata_is_atomic_and_invisible(kind: Kind) {
     e.release_protection(id).expect("release");
 }
 
+// Goal: a stripped fingerprint hashes keys without their prefix: the same history written under
+// two prefixes of equal length fingerprints the same once the prefix is stripped, differs
+// without stripping, tells different data apart, honours the time interval, and with nothing
+// stripped equals the plain fingerprint. Method: write identical histories under "A/" and
+// "B/", then change one version under "B/".
+fn fingerprint_stripped_ignores_the_prefix(kind: Kind) {
+    let e = kind.must_open();
+    for prefix in ["A/", "B/"] {
+        for t in 1..=5u64 {
+            let mut b = WriteBatch::new();
+            for k in 0..4u64 {
+                b.put(format!("{prefix}k{k}"), ts(t * 10 + k), format!("v{t}-{k}"));
+            }
+            b.delete(format!("{prefix}gone"), ts(t * 10 + 9));
+            e.write(b, Durability::Sync).expect("write");
+        }
+    }
+    // Outside both spans: must not count.
+    e.put(b"C/k0", ts(11), b"other").expect("put");
+    let (a, b) = (Span::prefix(b"A/"), Span::prefix(b"B/"));
+    let fp = |span: &Span, strip: usize, start: u64, end: u64| {
+        e.fingerprint_stripped(span, strip, ts(start), ts(end))
+            .expect("fingerprint")
+    };
+    assert_eq!(fp(&a, 2, 0, u64::MAX), fp(&b, 2, 0, u64::MAX));
+    assert_eq!(fp(&a, 2, 15, 35), fp(&b, 2, 15, 35));
+    assert_ne!(fp(&a, 2, 0, u64::MAX), fp(&a, 2, 15, 35));
+    assert_ne!(fp(&a, 0, 0, u64::MAX), fp(&b, 0, 0, u64::MAX));
+    for (span, start, end) in [(&a, 0, u64::MAX), (&b, 15, 35), (&Span::all(), 0, 40)] {
+        assert_eq!(
+            fp(span, 0, start, end),
+            e.fingerprint(span, ts(start), ts(end))
+                .expect("fingerprint"),
+            "strip 0 is the plain fingerprint"
+        );
+    }
+    // The stripped hash of a version is version_hash of the stripped key.
+    let mut buf = Vec::new();
+    let single = Span::new("A/k0", "A/k1");
+    let expected = (1..=5u64).fold(0, |acc, t| {
+        let value = format!("v{t}-0");
+        acc ^ storage::version_hash(b"k0", ts(t * 10), Some(value.as_bytes()), &mut buf)
+    });
+    assert_eq!(fp(&single, 2, 0, u64::MAX), expected);
+    // Different data under B/ now fingerprints differently.
+    e.put(b"B/k1", ts(99), b"diverged").expect("put");
+    assert_ne!(fp(&a, 2, 0, u64::MAX), fp(&b, 2, 0, u64::MAX));
+    assert_eq!(fp(&a, 2, 0, 98), fp(&b, 2, 0, 98));
+}
+
+// Goal: ingest_with and revert_span_with commit the caller's local metadata in the same atomic
+// batch as their data: on success both are visible, on failure (a conflict, a zero limit)
+// neither is.
+fn ingest_and_revert_commit_local_metadata_atomically(kind: Kind) {
+    let e = kind.must_open();
+    let applied = |e: &dyn Engine| e.get_local(b"applied").expect("get local");
+    let with = |v: &str| {
+        let mut b = WriteBatch::new();
+        b.put_local("applied", v);
+        b
+    };
+    let versions = vec![
+        MvccVersion::put("a", ts(5), "x"),
+        MvccVersion::put("b", ts(6), "y"),
+        MvccVersion::put("b", ts(8), "z"),
+    ];
+    e.ingest_with(&versions, with("1"), Durability::NoSync)
+        .expect("ingest");
+    assert_eq!(applied(&*e).as_deref(), Some(&b"1"[..]));
+    assert_eq!(e.get(b"b", ts(9)).expect("get").as_deref(), Some(&b"z"[..]));
+    let conflicting = vec![
+        MvccVersion::put("c", ts(1), "new"),
+        MvccVersion::put("a", ts(5), "different"),
+    ];
+    assert!(matches!(
+        e.ingest_with(&conflicting, with("2"), Durability::NoSync),
+        Err(StorageError::IngestConflict { .. })
+    ));
+    assert_eq!(applied(&*e).as_deref(), Some(&b"1"[..]), "nothing written");
+    assert_eq!(e.get(b"c", ts(9)).expect("get"), None);
+    assert!(matches!(
+        e.revert_span_with(&Span::all(), ts(6), 0, with("3"), Durability::NoSync),
+        Err(StorageError::ZeroLimit { .. })
+    ));
+    assert_eq!(applied(&*e).as_deref(), Some(&b"1"[..]), "nothing written");
+    let p = e
+        .revert_span_with(&Span::all(), ts(5), 1, with("4"), Durability::NoSync)
+        .expect("revert");
+    assert_eq!(p.versions_removed, 1);
+    assert_eq!(p.resume_key.as_deref(), Some(&b"b"[..]));
+    assert_eq!(applied(&*e).as_deref(), Some(&b"4"[..]));
+    let p = e
+        .revert_span_with(
+            &Span::all().with_start(b"b".to_vec()),
+            ts(5),
+            1,
+            with("5"),
+            Durability::NoSync,
+        )
+        .expect("revert");
+    assert_eq!((p.versions_removed, p.resume_key), (1, None));
+    assert_eq!(applied(&*e).as_deref(), Some(&b"5"[..]));
+    assert_eq!(e.get(b"b", Timestamp::MAX).expect("get"), None);
+    assert_eq!(
+        e.get(b"a", Timestamp::MAX).expect("get").as_deref(),
+        Some(&b"x"[..])
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod mem_engine {
@@ -582,4 +691,6 @@ conformance!(
     protected_timestamp_records,
     fingerprint_is_order_independent,
     local_metadata_is_atomic_and_invisible,
+    fingerprint_stripped_ignores_the_prefix,
+    ingest_and_revert_commit_local_metadata_atomically,
 );

@@ -1,0 +1,285 @@
+//! Ingestion processors: on a standby node, one partition's stream from a source node,
+//! rewritten into the standby virtual cluster's keyspace and written with the original
+//! timestamps through the Raft log. Spans are reported back to the coordinator only once what
+//! they cover is durable.
+
+use crate::client::{SourceConn, subscribe};
+use crate::frontier::SpanTs;
+use crate::metrics::ReplicationMetrics;
+use crate::spec::{decode_batch, span_ts_from_pb, span_ts_to_pb, ts_to_pb};
+use hlc::Timestamp;
+use kv::{KvNode, NodeSlot, RangeId};
+use proto::replication as pb;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use storage::MvccVersion;
+use tenant::TenantId;
+use tokio::sync::{mpsc, watch};
+use tonic::{Request, Response, Status};
+
+/// Largest flush (one Raft entry), in bytes of keys and values.
+const FLUSH_BYTES: usize = 2 << 20;
+/// How long stopping a job's processors may take before giving up on one.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// One partition's work, sent by the coordinator to the standby node that does it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assignment {
+    pub job_id: u64,
+    pub partition_id: u32,
+    pub source: SourceConn,
+    pub source_addr: String,
+    pub stream_id: u64,
+    pub token: String,
+    pub source_tenant_id: u64,
+    pub dest_tenant_id: u64,
+    /// The standby virtual cluster's name (the metrics label).
+    pub dest_name: String,
+    pub frontier: Vec<SpanTs>,
+    pub initial_scan_ts: Timestamp,
+    pub standby_node: u64,
+}
+
+type Running = Arc<Mutex<HashMap<u64, Vec<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>>>>;
+
+/// The `Ingestion` gRPC service of a standby node.
+#[derive(Debug, Clone)]
+pub struct IngestionService {
+    slot: NodeSlot,
+    metrics: ReplicationMetrics,
+    running: Running,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl IngestionService {
+    pub fn new(slot: NodeSlot, metrics: ReplicationMetrics) -> Self {
+        IngestionService {
+            slot,
+            metrics,
+            running: Arc::default(),
+        }
+    }
+
+    /// The tonic server.
+    pub fn server(self) -> pb::ingestion_server::IngestionServer<Self> {
+        pb::ingestion_server::IngestionServer::new(self).max_decoding_message_size(64 << 20)
+    }
+
+    /// Stops this node's processors of `job_id`; returns once none is writing any more.
+    pub async fn stop_job(&self, job_id: u64) {
+        let procs = lock(&self.running).remove(&job_id).unwrap_or_default();
+        for (cancel, handle) in procs {
+            let _ = cancel.send(true);
+            if tokio::time::timeout(STOP_WAIT, handle).await.is_err() {
+                tracing::warn!(job_id, "an ingestion processor did not stop in time");
+            }
+        }
+    }
+
+    /// Starts a processor for `a`; its durable progress arrives on the returned channel.
+    pub fn start(
+        &self,
+        a: Assignment,
+    ) -> Result<mpsc::Receiver<Result<pb::IngestProgress, Status>>, Status> {
+        let node =
+            self.slot.get().cloned().ok_or_else(|| {
+                Status::unavailable("node is not part of an initialized cluster yet")
+            })?;
+        let (tx, rx) = mpsc::channel(64);
+        let (cancel_tx, cancel_rx) = watch::channel(false);
+        let metrics = self.metrics.clone();
+        let job_id = a.job_id;
+        let handle = tokio::spawn(async move {
+            let label = a.dest_name.clone();
+            let part = a.partition_id;
+            let mut p = Processor {
+                node,
+                metrics,
+                label,
+                src_prefix: TenantId(a.source_tenant_id).prefix(),
+                dest_prefix: TenantId(a.dest_tenant_id).prefix(),
+                buf: Vec::new(),
+                buf_bytes: 0,
+                oldest: None,
+            };
+            if let Err(e) = p.run(a, &tx, cancel_rx).await {
+                tracing::warn!(job_id, partition = part, error = %e, "ingestion processor failed");
+                let _ = tx.send(Err(Status::aborted(e))).await;
+            }
+        });
+        let mut running = lock(&self.running);
+        let procs = running.entry(job_id).or_default();
+        procs.retain(|(_, h)| !h.is_finished());
+        procs.push((cancel_tx, handle));
+        Ok(rx)
+    }
+}
+
+struct Processor {
+    node: Arc<KvNode>,
+    metrics: ReplicationMetrics,
+    label: String,
+    src_prefix: Vec<u8>,
+    dest_prefix: Vec<u8>,
+    buf: Vec<MvccVersion>,
+    buf_bytes: usize,
+    oldest: Option<Timestamp>,
+}
+
+fn age_seconds(node: &KvNode, ts: Timestamp) -> f64 {
+    node.clock()
+        .physical_now_ns()
+        .saturating_sub(ts.wall_time_ns) as f64
+        / 1e9
+}
+
+impl Processor {
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let versions = std::mem::take(&mut self.buf);
+        let bytes = self.buf_bytes;
+        self.buf_bytes = 0;
+        let n = versions.len();
+        self.node
+            .ingest(RangeId::FIRST, versions)
+            .await
+            .map_err(|e| format!("ingesting {n} versions: {e}"))?;
+        let m = &self.metrics;
+        let l = [self.label.as_str()];
+        m.flushes.with_label_values(&l).inc();
+        m.flush_duration_seconds
+            .with_label_values(&l)
+            .observe(started.elapsed().as_secs_f64());
+        m.events_ingested.with_label_values(&l).inc_by(n as u64);
+        m.logical_bytes.with_label_values(&l).inc_by(bytes as u64);
+        if let Some(oldest) = self.oldest.take() {
+            m.commit_latency_seconds
+                .with_label_values(&l)
+                .observe(age_seconds(&self.node, oldest));
+        }
+        Ok(())
+    }
+
+    fn rekey(&self, key: Vec<u8>) -> Result<Vec<u8>, String> {
+        if !key.starts_with(&self.src_prefix) {
+            return Err(format!(
+                "the source sent a key outside its virtual cluster: {}",
+                tenant::pretty_key(&key)
+            ));
+        }
+        let mut k = Vec::with_capacity(key.len());
+        k.extend_from_slice(&self.dest_prefix);
+        k.extend_from_slice(&key[self.src_prefix.len()..]);
+        Ok(k)
+    }
+
+    async fn run(
+        &mut self,
+        a: Assignment,
+        tx: &mpsc::Sender<Result<pb::IngestProgress, Status>>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        let req = pb::StreamPartitionRequest {
+            stream_id: a.stream_id,
+            token: a.token.clone(),
+            frontier: a.frontier.iter().map(span_ts_to_pb).collect(),
+            initial_scan_ts: Some(ts_to_pb(a.initial_scan_ts)),
+            batch_bytes: 0,
+            consumer: format!("standby node {} (job {})", a.standby_node, a.job_id),
+        };
+        let mut stream = tokio::select! {
+            s = subscribe(&a.source, &a.source_addr, req) => s.map_err(|e| e.to_string())?,
+            _ = cancel.changed() => return Ok(()),
+        };
+        let l = [self.label.clone()];
+        loop {
+            let msg = tokio::select! {
+                m = stream.message() => m,
+                _ = cancel.changed() => return Ok(()),
+                _ = tx.closed() => return Ok(()),
+            };
+            let ev = match msg {
+                Ok(Some(ev)) => ev,
+                Ok(None) => return Err(format!("source node {} ended the stream", a.source_addr)),
+                Err(s) => {
+                    return Err(format!(
+                        "stream from source node {}: {}",
+                        a.source_addr,
+                        s.message()
+                    ));
+                }
+            };
+            match ev.event {
+                Some(pb::stream_event::Event::Batch(b)) => {
+                    let versions = decode_batch(&b)?;
+                    for (key, ts, value) in versions {
+                        self.metrics
+                            .admit_latency_seconds
+                            .with_label_values(&l)
+                            .observe(age_seconds(&self.node, ts));
+                        self.buf_bytes += key.len() + value.as_ref().map_or(0, Vec::len);
+                        self.oldest = Some(self.oldest.map_or(ts, |o| o.min(ts)));
+                        self.buf.push(MvccVersion {
+                            key: self.rekey(key)?,
+                            ts,
+                            value,
+                        });
+                    }
+                    if self.buf_bytes >= FLUSH_BYTES {
+                        self.flush().await?;
+                    }
+                }
+                Some(pb::stream_event::Event::Checkpoint(c)) => {
+                    self.metrics
+                        .checkpoint_events_ingested
+                        .with_label_values(&l)
+                        .inc();
+                    self.flush().await?;
+                    let resolved: Vec<SpanTs> =
+                        c.resolved.into_iter().map(span_ts_from_pb).collect();
+                    let progress = pb::IngestProgress {
+                        resolved: resolved.iter().map(span_ts_to_pb).collect(),
+                    };
+                    if tx.send(Ok(progress)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ingestion_server::Ingestion for IngestionService {
+    type IngestPartitionStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::IngestProgress, Status>>;
+
+    async fn ingest_partition(
+        &self,
+        request: Request<pb::IngestRequest>,
+    ) -> Result<Response<Self::IngestPartitionStream>, Status> {
+        let a: Assignment = serde_json::from_slice(&request.into_inner().assignment)
+            .map_err(|e| Status::invalid_argument(format!("bad assignment: {e}")))?;
+        let rx = self.start(a)?;
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
+    async fn stop_ingestion(
+        &self,
+        request: Request<pb::StopIngestionRequest>,
+    ) -> Result<Response<pb::StopIngestionResponse>, Status> {
+        self.stop_job(request.into_inner().job_id).await;
+        Ok(Response::new(pb::StopIngestionResponse {}))
+    }
+}

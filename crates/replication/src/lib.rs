@@ -1,0 +1,132 @@
+//! Physical cluster replication (PCR): a standby cluster continuously copies one virtual
+//! cluster of a primary, version by version with the original MVCC timestamps, so that it can
+//! take over at a consistent point in time.
+//!
+//! - [`producer`]: the source side. Starting a stream (a `REPLICATION STREAM PRODUCER` job and
+//!   a protected timestamp), planning partitions over the live source nodes, serving partition
+//!   streams (initial scan, catch-up, then the applied log, with checkpoints), heartbeats and
+//!   completion.
+//! - [`consumer`]: the standby side. The `REPLICATION STREAM INGESTION` job: partition
+//!   assignment to standby nodes, ingestion through the standby's Raft log with the tenant
+//!   prefix rewritten, the frontier (`replicated_time`), `retained_time`, pause/resume,
+//!   cutover, and the statements that drive it.
+//! - [`client`]: what the consumer needs of a producer, as a trait, with the real
+//!   implementation (SQL over pgwire for control, gRPC for partition streams).
+//!
+//! Owns: the stream protocol, the replication jobs, protected timestamp records. Does not own:
+//! the SQL grammar (`sql::parser`), the Raft commands it uses (`kv`).
+
+pub mod client;
+pub mod consumer;
+pub mod frontier;
+pub mod metrics;
+pub mod producer;
+pub mod pts;
+pub mod spec;
+pub mod sql;
+pub mod uri;
+
+pub use consumer::IngestionService;
+pub use metrics::ReplicationMetrics;
+pub use producer::SourceService;
+pub use sql::Replication;
+
+use ::sql::error::{SqlError, code};
+
+/// A replication error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReplError {
+    #[error("invalid source URI {uri}: {reason}")]
+    BadUri { uri: String, reason: String },
+    #[error("cannot connect to the primary cluster at {target}: {reason}")]
+    Connect {
+        target: String,
+        reason: String,
+        hint: Option<String>,
+    },
+    /// An error the primary returned (its SQLSTATE kept).
+    #[error("the primary cluster refused: {message}")]
+    Source {
+        code: String,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("{0}")]
+    Sql(SqlError),
+    #[error("replication stream: {0}")]
+    Stream(String),
+}
+
+/// The result of a replication operation.
+pub type ReplResult<T> = Result<T, ReplError>;
+
+impl From<SqlError> for ReplError {
+    fn from(e: SqlError) -> Self {
+        ReplError::Sql(e)
+    }
+}
+
+impl From<kv::KvError> for ReplError {
+    fn from(e: kv::KvError) -> Self {
+        ReplError::Sql(e.into())
+    }
+}
+
+impl From<tenant::TenantError> for ReplError {
+    fn from(e: tenant::TenantError) -> Self {
+        ReplError::Sql(e.into())
+    }
+}
+
+impl From<tonic::Status> for ReplError {
+    fn from(s: tonic::Status) -> Self {
+        ReplError::Stream(format!("{:?}: {}", s.code(), s.message()))
+    }
+}
+
+fn static_code(c: &str) -> &'static str {
+    [
+        code::INSUFFICIENT_PRIVILEGE,
+        code::UNDEFINED_OBJECT,
+        code::INVALID_PASSWORD,
+        code::INVALID_AUTHORIZATION,
+        code::INVALID_PARAMETER_VALUE,
+        code::OBJECT_IN_USE,
+        code::FEATURE_NOT_SUPPORTED,
+        code::CANNOT_CONNECT_NOW,
+    ]
+    .into_iter()
+    .find(|k| *k == c)
+    .unwrap_or(code::CONNECTION_REJECTED)
+}
+
+impl From<ReplError> for SqlError {
+    fn from(e: ReplError) -> Self {
+        match e {
+            ReplError::Sql(e) => e,
+            ReplError::BadUri { .. } => SqlError::new(code::INVALID_PARAMETER_VALUE, e.to_string())
+                .with_hint("the form is postgresql://user:password@host:port?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca_primary.crt"),
+            ReplError::Connect { ref hint, .. } => {
+                let hint = hint.clone();
+                let err = SqlError::new("08001", e.to_string());
+                match hint {
+                    Some(h) => err.with_hint(h),
+                    None => err,
+                }
+            }
+            ReplError::Source {
+                ref code,
+                ref hint,
+                ..
+            } => {
+                let (c, hint) = (static_code(code), hint.clone());
+                let err = SqlError::new(c, e.to_string());
+                match hint {
+                    Some(h) => err.with_hint(h),
+                    None => err,
+                }
+            }
+            ReplError::Stream(_) => SqlError::internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The source side of a replication stream: starting it (a producer job and a protected
+//! timestamp), planning partitions, heartbeats, completion and expiry. The partition streams
+//! themselves are served by [`SourceService`] (`partition.rs`).
+
+mod partition;
+
+pub use partition::SourceService;
+
+use crate::frontier::KeySpan;
+use crate::pts;
+use crate::spec::{Partition, StreamHandle, StreamSpec, StreamStatus};
+use ::sql::error::{SqlError, SqlResult, code};
+use ::sql::jobs::{self, JobRecord, status};
+use hlc::Timestamp;
+use kv::{KvNode, RangeId};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use storage::{Engine, ExportMode};
+use tenant::{DataState, TenantId, TenantKv, registry};
+
+/// The producer job's type as `SHOW JOBS` prints it.
+pub const JOB_TYPE: &str = "REPLICATION STREAM PRODUCER";
+/// How long checking that a source node is alive may take.
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a producer job remembers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerDetails {
+    pub tenant_id: u64,
+    pub tenant_name: String,
+    pub start_time: Timestamp,
+    pub token: String,
+    pub pts_id: u64,
+    pub expiration_window_ns: u64,
+}
+
+/// Where a producer job is.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProducerProgress {
+    /// Wall-clock ns after which the stream expires without a heartbeat.
+    pub expiration_ns: u64,
+    pub protected_ts: Timestamp,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(job: &JobRecord, text: &str) -> SqlResult<T> {
+    serde_json::from_str(text)
+        .map_err(|e| SqlError::internal(format!("job {}: corrupt record: {e}", job.id)))
+}
+
+fn encode<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("job state always serializes")
+}
+
+async fn setting(node: &Arc<KvNode>, name: &str) -> SqlResult<String> {
+    let mut txn = TenantKv::new(node.clone(), TenantId::SYSTEM).begin()?;
+    ::sql::catalog::get_setting(&mut txn, name).await
+}
+
+async fn duration_setting(node: &Arc<KvNode>, name: &str) -> SqlResult<Duration> {
+    let text = setting(node, name).await?;
+    ::sql::settings::parse_duration(&text)
+        .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad duration {text:?}")))
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..32)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+/// Starts a stream of the virtual cluster `tenant_name`: checks it can be replicated,
+/// records a producer job and a protected timestamp at the start time.
+pub async fn start_stream(node: &Arc<KvNode>, tenant_name: &str) -> SqlResult<StreamHandle> {
+    if setting(node, "kv.rangefeed.enabled").await? != "true" {
+        return Err(SqlError::new(
+            "55000",
+            "kv.rangefeed.enabled is false on the primary cluster, so it cannot serve replication streams",
+        )
+        .with_hint("on the primary's system virtual cluster run SET CLUSTER SETTING kv.rangefeed.enabled = true (the replication-source profile sets it)"));
+    }
+    let window = duration_setting(node, "physical_replication.producer.expiration_window").await?;
+    let mut txn = node.begin(RangeId::FIRST)?;
+    let Some(tenant) = registry::get_by_name(&mut txn, tenant_name).await? else {
+        return Err(SqlError::new(
+            code::UNDEFINED_OBJECT,
+            format!("virtual cluster {tenant_name:?} does not exist on the primary cluster"),
+        )
+        .with_hint("SHOW VIRTUAL CLUSTERS on the primary lists the names"));
+    };
+    if tenant.id.is_system() {
+        return Err(SqlError::new(
+            code::FEATURE_NOT_SUPPORTED,
+            "the system virtual cluster cannot be replicated; replicate an application virtual cluster",
+        ));
+    }
+    if tenant.data_state != DataState::Ready {
+        return Err(SqlError::new(
+            code::OBJECT_IN_USE,
+            format!(
+                "virtual cluster {tenant_name:?} is not ready on the primary (data_state {})",
+                tenant.data_state
+            ),
+        ));
+    }
+    let start_time = node.now();
+    let id = jobs::next_id(&mut txn).await?;
+    let pts_id = pts::protect(&mut txn, tenant.id.0, start_time, id).await?;
+    let details = ProducerDetails {
+        tenant_id: tenant.id.0,
+        tenant_name: tenant.name.clone(),
+        start_time,
+        token: random_token(),
+        pts_id,
+        expiration_window_ns: window.as_nanos() as u64,
+    };
+    let progress = ProducerProgress {
+        expiration_ns: start_time.wall_time_ns + details.expiration_window_ns,
+        protected_ts: start_time,
+    };
+    jobs::put(
+        &mut txn,
+        &JobRecord {
+            id,
+            job_type: JOB_TYPE.into(),
+            description: format!("stream replication of virtual cluster {}", tenant.name),
+            status: status::RUNNING.into(),
+            running_status: Some(format!(
+                "protecting history since {}",
+                start_time.to_timestamptz_string()
+            )),
+            created: jobs::now_text(),
+            finished: None,
+            error: None,
+            coordinator: None,
+            lease_expires_ns: 0,
+            details: encode(&details),
+            progress: encode(&progress),
+        },
+    );
+    txn.commit().await?;
+    tracing::info!(stream_id = id, tenant = %tenant.name, %start_time, "started a replication stream");
+    Ok(StreamHandle {
+        stream_id: id,
+        token: details.token,
+        start_time,
+        source_tenant_id: tenant.id.0,
+        source_tenant_name: tenant.name,
+    })
+}
+
+/// The producer job `stream_id` and its details; an error names what is wrong.
+async fn load(
+    txn: &mut kv::Txn,
+    stream_id: u64,
+) -> SqlResult<(JobRecord, ProducerDetails, ProducerProgress)> {
+    let job = jobs::get(txn, stream_id)
+        .await?
+        .filter(|j| j.job_type == JOB_TYPE)
+        .ok_or_else(|| {
+            SqlError::new(
+                code::UNDEFINED_OBJECT,
+                format!("replication stream {stream_id} does not exist"),
+            )
+        })?;
+    let details: ProducerDetails = decode(&job, &job.details)?;
+    let progress: ProducerProgress = decode(&job, &job.progress)?;
+    Ok((job, details, progress))
+}
+
+/// Checks a partition stream request's credentials; returns the stream's details.
+pub async fn authorize(
+    node: &Arc<KvNode>,
+    stream_id: u64,
+    token: &str,
+) -> SqlResult<ProducerDetails> {
+    let mut txn = node.begin(RangeId::FIRST)?;
+    let (job, details, progress) = load(&mut txn, stream_id).await?;
+    // Same length and content, without an early exit on the first difference.
+    let same = details.token.len() == token.len()
+        && details
+            .token
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(SqlError::privilege(format!(
+            "wrong token for replication stream {stream_id}"
+        )));
+    }
+    if job.status != status::RUNNING {
+        return Err(SqlError::new(
+            code::OBJECT_IN_USE,
+            format!(
+                "replication stream {stream_id} is {}{}",
+                job.status,
+                job.error.map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        ));
+    }
+    if node.now().wall_time_ns > progress.expiration_ns {
+        return Err(SqlError::new(
+            code::OBJECT_IN_USE,
+            format!("replication stream {stream_id} has expired"),
+        ));
+    }
+    Ok(details)
+}
+
+/// Split points of `span` so that each of `n` parts holds about as many keys.
+fn split_span(node: &KvNode, span: &KeySpan, n: usize) -> SqlResult<Vec<KeySpan>> {
+    if n <= 1 {
+        return Ok(vec![span.clone()]);
+    }
+    // One pass over the live keys, keeping every `stride`-th (the stride doubles whenever the
+    // sample grows too large, so memory stays bounded on big keyspaces).
+    const SAMPLE_MAX: usize = 1 << 16;
+    let mut sample: Vec<Vec<u8>> = Vec::new();
+    let mut stride = 1usize;
+    let iter = node
+        .engine()
+        .export(
+            &span.to_storage(),
+            Timestamp::ZERO,
+            node.closed_ts(),
+            ExportMode::Latest,
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))?;
+    for (seen, v) in iter.enumerate() {
+        let v = v.map_err(|e| SqlError::internal(e.to_string()))?;
+        if seen.is_multiple_of(stride) {
+            sample.push(v.key);
+            if sample.len() >= SAMPLE_MAX {
+                sample = sample.into_iter().step_by(2).collect();
+                stride *= 2;
+            }
+        }
+    }
+    let mut bounds = vec![span.start.clone()];
+    for i in 1..n {
+        if let Some(k) = sample.get(i * sample.len() / n)
+            && k > bounds.last().expect("non-empty")
+        {
+            bounds.push(k.clone());
+        }
+    }
+    bounds.push(span.end.clone());
+    let mut parts: Vec<KeySpan> = bounds
+        .windows(2)
+        .map(|w| KeySpan::new(w[0].clone(), w[1].clone()))
+        .collect();
+    // Few keys: split what is left of the keyspace evenly among the remaining nodes by
+    // appending single-byte boundaries, so that every node still serves a partition.
+    while parts.len() < n {
+        let last = parts.pop().expect("non-empty");
+        let mut mid = last.start.clone();
+        mid.push(0x80);
+        if mid >= last.end {
+            parts.push(last);
+            break;
+        }
+        parts.push(KeySpan::new(last.start.clone(), mid.clone()));
+        parts.push(KeySpan::new(mid, last.end));
+    }
+    Ok(parts)
+}
+
+/// The stream's partitions over the live source nodes: the virtual cluster's keyspace split
+/// into one part per node, each served by that node.
+pub async fn plan(node: &Arc<KvNode>, stream_id: u64) -> SqlResult<StreamSpec> {
+    let mut txn = node.begin(RangeId::FIRST)?;
+    let (job, details, _) = load(&mut txn, stream_id).await?;
+    if job.status != status::RUNNING {
+        return Err(SqlError::new(
+            code::OBJECT_IN_USE,
+            format!("replication stream {stream_id} is {}", job.status),
+        ));
+    }
+    let tenant = TenantId(details.tenant_id);
+    let tspan = tenant.span();
+    let tenant_span = KeySpan::new(
+        tspan.start.clone(),
+        tspan.end.clone().expect("tenant spans are bounded"),
+    );
+    let live = node.live_members(LIVENESS_TIMEOUT).await;
+    let parts = split_span(node, &tenant_span, live.len().max(1))?;
+    let partitions = parts
+        .into_iter()
+        .zip(live.iter().cycle())
+        .enumerate()
+        .map(|(i, (span, (id, addr)))| Partition {
+            id: i as u32,
+            node_id: id.0,
+            addr: addr.clone(),
+            spans: vec![span],
+        })
+        .collect();
+    Ok(StreamSpec {
+        stream_id,
+        source_tenant_id: details.tenant_id,
+        tenant_span,
+        partitions,
+    })
+}
+
+/// A heartbeat from the standby: moves the protected timestamp forward to `retained` (never
+/// back) and extends the expiration.
+pub async fn heartbeat(
+    node: &Arc<KvNode>,
+    stream_id: u64,
+    retained: Timestamp,
+) -> SqlResult<StreamStatus> {
+    if retained == Timestamp::MAX {
+        return Err(SqlError::new(
+            code::INVALID_PARAMETER_VALUE,
+            "a heartbeat cannot protect the maximum timestamp",
+        ));
+    }
+    let mut txn = node.begin(RangeId::FIRST)?;
+    let (mut job, details, mut progress) = load(&mut txn, stream_id).await?;
+    if job.status != status::RUNNING {
+        return Ok(StreamStatus {
+            status: format!(
+                "{}{}",
+                job.status,
+                job.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+            protected_ts: progress.protected_ts,
+        });
+    }
+    let now = node.now();
+    if now.wall_time_ns > progress.expiration_ns {
+        expire(&mut txn, &mut job, &details).await?;
+        txn.commit().await?;
+        return Ok(StreamStatus {
+            status: "expired".into(),
+            protected_ts: progress.protected_ts,
+        });
+    }
+    if let Some(ts) = pts::advance(&mut txn, details.pts_id, retained).await? {
+        progress.protected_ts = ts;
+    }
+    progress.expiration_ns = now.wall_time_ns + details.expiration_window_ns;
+    job.progress = encode(&progress);
+    job.running_status = Some(format!(
+        "protecting history since {}",
+        progress.protected_ts.to_timestamptz_string()
+    ));
+    jobs::put(&mut txn, &job);
+    txn.commit().await?;
+    Ok(StreamStatus {
+        status: "active".into(),
+        protected_ts: progress.protected_ts,
+    })
+}
+
+async fn expire(
+    txn: &mut kv::Txn,
+    job: &mut JobRecord,
+    details: &ProducerDetails,
+) -> SqlResult<()> {
+    pts::release(txn, details.pts_id);
+    job.status = status::FAILED.into();
+    job.finished = Some(jobs::now_text());
+    job.running_status = None;
+    job.error = Some(format!(
+        "replication stream expired: no heartbeat from the standby for {}s; its protected timestamp was released",
+        details.expiration_window_ns / 1_000_000_000
+    ));
+    jobs::put(txn, job);
+    tracing::warn!(
+        stream_id = job.id,
+        "replication stream expired; released its protected timestamp"
+    );
+    Ok(())
+}
+
+/// Ends the stream: the producer job finishes and its protection is released.
+pub async fn complete(node: &Arc<KvNode>, stream_id: u64, successful: bool) -> SqlResult<()> {
+    let mut txn = node.begin(RangeId::FIRST)?;
+    let (mut job, details, _) = load(&mut txn, stream_id).await?;
+    if job.is_terminal() {
+        return Ok(());
+    }
+    pts::release(&mut txn, details.pts_id);
+    job.status = if successful {
+        status::SUCCEEDED
+    } else {
+        status::CANCELED
+    }
+    .into();
+    job.running_status = None;
+    job.finished = Some(jobs::now_text());
+    jobs::put(&mut txn, &job);
+    txn.commit().await?;
+    tracing::info!(stream_id, successful, "replication stream completed");
+    Ok(())
+}
+
+/// Expires every running producer job whose standby stopped heart-beating (run periodically
+/// by every node; transactions make concurrent sweeps harmless).
+pub async fn sweep_expired(node: &Arc<KvNode>) -> SqlResult<()> {
+    let mut txn = node.begin(RangeId::FIRST)?;
+    let now = node.now().wall_time_ns;
+    for mut job in jobs::list(&mut txn).await? {
+        if job.job_type != JOB_TYPE || job.status != status::RUNNING {
+            continue;
+        }
+        let progress: ProducerProgress = decode(&job, &job.progress)?;
+        if now > progress.expiration_ns {
+            let details: ProducerDetails = decode(&job, &job.details)?;
+            let mut txn = node.begin(RangeId::FIRST)?;
+            expire(&mut txn, &mut job, &details).await?;
+            txn.commit().await?;
+        }
+    }
+    Ok(())
+}

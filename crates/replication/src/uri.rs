@@ -1,0 +1,254 @@
+//! The `postgresql://` URI of a primary cluster's system virtual cluster, as written in
+//! `CREATE VIRTUAL CLUSTER ... FROM REPLICATION OF ... ON '<uri>'`.
+
+use crate::{ReplError, ReplResult};
+use percent_encoding::percent_decode_str;
+
+/// How the standby secures its connections to the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP (primaries started with `--insecure`).
+    Disable,
+    /// TLS, verifying the certificate chain against `sslrootcert` and the host name.
+    VerifyFull,
+}
+
+/// A parsed source URI. Never print it with `{:?}` where users see it: use
+/// [`SourceUri::redacted`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceUri {
+    pub user: String,
+    pub password: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<String>,
+    /// The original text (holds the password).
+    pub raw: String,
+}
+
+impl std::fmt::Debug for SourceUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+fn bad(uri: &str, reason: impl Into<String>) -> ReplError {
+    ReplError::BadUri {
+        uri: redact(uri),
+        reason: reason.into(),
+    }
+}
+
+fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// `uri` with its password and query string replaced by `redacted`; whatever cannot be parsed
+/// is dropped rather than shown.
+pub fn redact(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return "redacted".to_string();
+    };
+    let (authority_path, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match authority_path.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (authority_path, None),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:redacted@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let mut out = format!("{scheme}://{authority}");
+    if let Some(p) = path
+        && !p.is_empty()
+    {
+        out.push('/');
+        out.push_str(p);
+    }
+    if query.is_some() {
+        out.push_str("?redacted");
+    }
+    out
+}
+
+impl SourceUri {
+    /// Parses and checks a source URI.
+    pub fn parse(uri: &str) -> ReplResult<SourceUri> {
+        let uri = uri.trim();
+        let rest = uri
+            .strip_prefix("postgresql://")
+            .or_else(|| uri.strip_prefix("postgres://"))
+            .ok_or_else(|| bad(uri, "the scheme must be postgresql://"))?;
+        let (authority_path, query) = match rest.split_once('?') {
+            Some((a, q)) => (a, q),
+            None => (rest, ""),
+        };
+        let authority = authority_path.split('/').next().unwrap_or_default();
+        let (userinfo, hostport) = authority.rsplit_once('@').ok_or_else(|| {
+            bad(
+                uri,
+                "it must name a user: postgresql://user:password@host:port",
+            )
+        })?;
+        let (user, password) = match userinfo.split_once(':') {
+            Some((u, p)) => (decode(u), Some(decode(p))),
+            None => (decode(userinfo), None),
+        };
+        if user.is_empty() {
+            return Err(bad(uri, "the user name is empty"));
+        }
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| bad(uri, format!("the port {p:?} is not a number")))?;
+                (
+                    h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                    port,
+                )
+            }
+            _ => (hostport.to_string(), 26257),
+        };
+        if host.is_empty() {
+            return Err(bad(uri, "the host is empty"));
+        }
+        let mut sslmode = None;
+        let mut sslrootcert = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = decode(v);
+            match k {
+                "sslmode" => {
+                    sslmode = Some(match v.as_str() {
+                        "disable" => SslMode::Disable,
+                        "verify-full" => SslMode::VerifyFull,
+                        other => {
+                            return Err(bad(
+                                uri,
+                                format!(
+                                    "sslmode {other:?} is not supported: use verify-full, or disable for --insecure clusters"
+                                ),
+                            ));
+                        }
+                    })
+                }
+                "sslrootcert" => sslrootcert = Some(v),
+                "options" => {
+                    let cluster = v
+                        .split_whitespace()
+                        .find_map(|o| o.strip_prefix("-ccluster="))
+                        .unwrap_or("");
+                    if cluster != "system" {
+                        return Err(bad(
+                            uri,
+                            format!(
+                                "options must select the primary's system virtual cluster (options=-ccluster=system), not {cluster:?}"
+                            ),
+                        ));
+                    }
+                }
+                "application_name" | "connect_timeout" | "sslcert" | "sslkey" | "sslinline" => {}
+                other => {
+                    return Err(bad(uri, format!("unknown parameter {other:?}")));
+                }
+            }
+        }
+        let sslmode = sslmode.unwrap_or(if sslrootcert.is_some() {
+            SslMode::VerifyFull
+        } else {
+            SslMode::Disable
+        });
+        if sslmode != SslMode::Disable && sslrootcert.is_none() {
+            return Err(bad(
+                uri,
+                "sslmode verify-full needs sslrootcert=<path of the primary's CA certificate> (for example certs/ca_primary.crt)",
+            ));
+        }
+        Ok(SourceUri {
+            user,
+            password,
+            host,
+            port,
+            sslmode,
+            sslrootcert,
+            raw: uri.to_string(),
+        })
+    }
+
+    /// The URI with its password and query string redacted.
+    pub fn redacted(&self) -> String {
+        redact(&self.raw)
+    }
+
+    /// The `host:port` the URI names.
+    pub fn addr(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_tutorial_uri_encoded_or_not() {
+        for uri in [
+            "postgresql://repl:s3cret@127.0.0.1:26257?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca_primary.crt",
+            "postgresql://repl:s3cret@127.0.0.1:26257/?options=-ccluster%3Dsystem&sslmode=verify-full&sslrootcert=certs%2Fca_primary.crt",
+        ] {
+            let u = SourceUri::parse(uri).expect("parses");
+            assert_eq!(u.user, "repl");
+            assert_eq!(u.password.as_deref(), Some("s3cret"));
+            assert_eq!(u.addr(), "127.0.0.1:26257");
+            assert_eq!(u.sslmode, SslMode::VerifyFull);
+            assert_eq!(u.sslrootcert.as_deref(), Some("certs/ca_primary.crt"));
+            assert!(!u.redacted().contains("s3cret"));
+            assert!(!format!("{u:?}").contains("s3cret"));
+            assert!(!u.redacted().contains("ca_primary"));
+        }
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact("postgresql://repl:pw@h:1?sslmode=verify-full"),
+            "postgresql://repl:redacted@h:1?redacted"
+        );
+        assert_eq!(redact("postgresql://repl@h:1"), "postgresql://repl@h:1");
+        assert_eq!(redact("garbage:pw"), "redacted");
+    }
+
+    #[test]
+    fn rejects_bad_uris() {
+        for (uri, needle) in [
+            ("mysql://a:b@h:1", "scheme"),
+            ("postgresql://h:1", "user"),
+            ("postgresql://a:b@h:notaport", "port"),
+            ("postgresql://a:b@h:1?sslmode=prefer", "sslmode"),
+            ("postgresql://a:b@h:1?sslmode=verify-full", "sslrootcert"),
+            (
+                "postgresql://a:b@h:1?options=-ccluster=application",
+                "system",
+            ),
+            ("postgresql://a:b@h:1?bogus=1", "unknown parameter"),
+        ] {
+            let e = SourceUri::parse(uri).expect_err(uri).to_string();
+            assert!(e.contains(needle), "{uri}: {e}");
+            assert!(!e.contains(":b@"), "password leaked: {e}");
+        }
+        let u = SourceUri::parse("postgresql://root@127.0.0.1:5?sslmode=disable").expect("ok");
+        assert_eq!(u.sslmode, SslMode::Disable);
+        assert_eq!(u.password, None);
+    }
+}
