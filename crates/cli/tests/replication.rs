@@ -1,0 +1,806 @@
+//! Physical cluster replication as an operator meets it: the CockroachDB tutorial "Set Up
+//! Physical Cluster Replication" with `roach` in its place, on a 3-node primary and a 3-node
+//! standby (real processes on 127.0.0.1, TLS, one CA per cluster) with a kv workload running;
+//! then the same with a primary node and, separately, a standby node killed by SIGKILL while
+//! streaming; every bad-input error; and DROP of a replicating virtual cluster.
+
+mod common;
+
+use common::{ProcCluster, poll_async};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+/// Each scenario runs six nodes and a workload: one at a time on a small machine.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const REPL_PASSWORD: &str = "repl-secret";
+
+/// A primary and a standby cluster, started with the replication profiles, and an optional
+/// workload process on the primary (killed by PID when dropped).
+struct Pair {
+    primary: ProcCluster,
+    standby: ProcCluster,
+    workload: Option<Child>,
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.workload.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
+/// `roach sql` as root on `cluster`'s node `node`, virtual cluster `vc`: stdout (TSV), or the
+/// error output.
+fn roach_sql(
+    cluster: &ProcCluster,
+    node: usize,
+    vc: &str,
+    stmts: &[&str],
+) -> Result<String, String> {
+    let mode = if cluster.certs.is_some() {
+        "verify-full"
+    } else {
+        "disable"
+    };
+    let url = format!(
+        "postgresql://root@{}/defaultdb?options=-ccluster%3D{vc}&sslmode={mode}",
+        cluster.nodes[node].rpc_addr
+    );
+    let mut cmd = Command::new(common::ROACH);
+    cmd.args(["sql", "--url", &url, "--format", "tsv"]);
+    match &cluster.certs {
+        Some(c) => cmd.arg("--certs-dir").arg(c),
+        None => cmd.arg("--insecure"),
+    };
+    for s in stmts {
+        cmd.args(["-e", s]);
+    }
+    let out = cmd
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run roach sql");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+fn must_sql(cluster: &ProcCluster, vc: &str, stmts: &[&str]) -> String {
+    roach_sql(cluster, 0, vc, stmts).unwrap_or_else(|e| panic!("{stmts:?}: {e}"))
+}
+
+/// A driver connection as `operator` (an admin with a password) to `vc` on node `node`.
+async fn connect(cluster: &ProcCluster, node: usize, vc: &str) -> Client {
+    let (host, port) = cluster.nodes[node]
+        .rpc_addr
+        .rsplit_once(':')
+        .expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .dbname("defaultdb")
+        .options(format!("-ccluster={vc}"))
+        .connect_timeout(Duration::from_secs(10));
+    match &cluster.certs {
+        Some(certs) => {
+            config
+                .user("operator")
+                .password("operator-secret")
+                .ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls = common::driver_tls(&certs.join("ca.crt"));
+            let (client, conn) = config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                .await
+                .expect("connect as operator");
+            tokio::spawn(conn);
+            client
+        }
+        None => {
+            config.user("root");
+            let (client, conn) = config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .expect("connect as root");
+            tokio::spawn(conn);
+            client
+        }
+    }
+}
+
+/// All rows of `sql` as (column name → text) lookups.
+async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<(String, Option<String>)>>, String> {
+    let msgs = c.simple_query(sql).await.map_err(|e| error_text(&e))?;
+    Ok(msgs
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                r.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, col)| (col.name().to_string(), r.get(i).map(str::to_string)))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect())
+}
+
+async fn must_rows(c: &Client, sql: &str) -> Vec<Vec<(String, Option<String>)>> {
+    rows(c, sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn col<'a>(row: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
+    row.iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no column {name} in {row:?}"))
+        .1
+        .as_deref()
+}
+
+fn error_text(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| format!("{} {}", d.code().code(), d.message()))
+        .unwrap_or_else(|| e.to_string())
+}
+
+/// One line of `SHOW VIRTUAL CLUSTER application WITH REPLICATION STATUS`.
+#[derive(Debug, Clone)]
+struct ReplStatus {
+    uri: String,
+    retained: Option<String>,
+    replicated: Option<String>,
+    cutover: Option<String>,
+    status: String,
+}
+
+async fn repl_status(c: &Client) -> ReplStatus {
+    let rows = must_rows(
+        c,
+        "SHOW VIRTUAL CLUSTER application WITH REPLICATION STATUS",
+    )
+    .await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    ReplStatus {
+        uri: col(r, "source_cluster_uri").unwrap_or_default().to_string(),
+        retained: col(r, "retained_time").map(str::to_string),
+        replicated: col(r, "replicated_time").map(str::to_string),
+        cutover: col(r, "cutover_time").map(str::to_string),
+        status: col(r, "status").unwrap_or_default().to_string(),
+    }
+}
+
+/// Polls until the status is `want` and `replicated_time` is later than `after`; returns it.
+async fn must_replicate_past(c: &Client, after: Option<&str>, within: Duration) -> ReplStatus {
+    poll_async(
+        &format!("replicated_time to pass {after:?}"),
+        within,
+        || async {
+            let s = repl_status(c).await;
+            let t = s.replicated.as_deref()?;
+            (s.status == "replicating" && after.is_none_or(|a| t > a)).then_some(s)
+        },
+    )
+    .await
+}
+
+/// `SHOW JOBS` rows of one job type: (status, running_status, error).
+async fn jobs(c: &Client, job_type: &str) -> Vec<(String, String, String)> {
+    must_rows(c, "SHOW JOBS")
+        .await
+        .iter()
+        .filter(|r| col(r, "job_type") == Some(job_type))
+        .map(|r| {
+            (
+                col(r, "status").unwrap_or_default().to_string(),
+                col(r, "running_status").unwrap_or_default().to_string(),
+                col(r, "error").unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The (source node, standby node) pairs named in an ingestion job's running status
+/// ("... (source n1→standby n2, ...)").
+fn assignments(running_status: &str) -> Vec<(u64, u64)> {
+    running_status
+        .split("source n")
+        .skip(1)
+        .filter_map(|part| {
+            let (src, rest) = part.split_once('→')?;
+            let dst: String = rest
+                .strip_prefix("standby n")?
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            Some((src.parse().ok()?, dst.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn virtual_cluster_names(c: &Client) -> Vec<String> {
+    must_rows(c, "SHOW VIRTUAL CLUSTERS")
+        .await
+        .iter()
+        .filter_map(|r| col(r, "name").map(str::to_string))
+        .collect()
+}
+
+/// The fingerprint of `application` on a cluster as of `at`, optionally from `start`.
+async fn fingerprint(c: &Client, at: &str, start: Option<&str>) -> String {
+    let with = start
+        .map(|s| format!(" WITH START TIMESTAMP = '{s}'"))
+        .unwrap_or_default();
+    let rows = must_rows(
+        c,
+        &format!(
+            "SELECT fingerprint FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER application{with}] AS OF SYSTEM TIME '{at}'"
+        ),
+    )
+    .await;
+    col(&rows[0], "fingerprint")
+        .expect("fingerprint")
+        .to_string()
+}
+
+/// The workload's URL on the primary's `application`.
+fn workload_url(cluster: &ProcCluster, node: usize) -> String {
+    let addr = &cluster.nodes[node].rpc_addr;
+    match &cluster.certs {
+        Some(c) => {
+            let c = c.display();
+            format!(
+                "postgresql://root@{addr}/defaultdb?options=-ccluster%3Dapplication&sslmode=verify-full&sslrootcert={c}/ca.crt&sslcert={c}/client.root.crt&sslkey={c}/client.root.key"
+            )
+        }
+        None => format!(
+            "postgresql://root@{addr}/defaultdb?options=-ccluster%3Dapplication&sslmode=disable"
+        ),
+    }
+}
+
+impl Pair {
+    /// Starts both clusters (`n` nodes each), creates the users of the tutorial, and, with
+    /// `load`, starts a kv workload on the primary's `application`.
+    fn must_start(n: usize, secure: bool, load: bool) -> Pair {
+        let primary =
+            ProcCluster::must_start_with(n, secure, &["--config-profile", "replication-source"]);
+        let standby =
+            ProcCluster::must_start_with(n, secure, &["--config-profile", "replication-target"]);
+        if let (Some(p), Some(s)) = (&primary.certs, &standby.certs) {
+            assert_ne!(
+                std::fs::read(p.join("ca.crt")).expect("primary ca"),
+                std::fs::read(s.join("ca.crt")).expect("standby ca"),
+                "each cluster has its own CA"
+            );
+            std::fs::copy(p.join("ca.crt"), s.join("ca_primary.crt")).expect("copy ca");
+            std::fs::copy(s.join("ca.crt"), p.join("ca_standby.crt")).expect("copy ca");
+        }
+        let pw = |user: &str, pw: &str| {
+            if secure {
+                format!("CREATE USER {user} WITH PASSWORD '{pw}'")
+            } else {
+                format!("CREATE USER {user}")
+            }
+        };
+        must_sql(
+            &primary,
+            "system",
+            &[
+                &pw("repl", REPL_PASSWORD),
+                "GRANT SYSTEM REPLICATION TO repl",
+                &pw("norepl", "norepl-secret"),
+                &pw("operator", "operator-secret"),
+                "GRANT admin TO operator",
+            ],
+        );
+        // Users belong to a virtual cluster; the application's come along with its data.
+        must_sql(
+            &primary,
+            "application",
+            &[
+                &pw("operator", "operator-secret"),
+                "GRANT admin TO operator",
+            ],
+        );
+        must_sql(
+            &standby,
+            "system",
+            &[
+                &pw("operator", "operator-secret"),
+                "GRANT admin TO operator",
+            ],
+        );
+        let mut pair = Pair {
+            primary,
+            standby,
+            workload: None,
+        };
+        if load {
+            pair.must_start_workload();
+        }
+        pair
+    }
+
+    fn must_start_workload(&mut self) {
+        let url = workload_url(&self.primary, 0);
+        let out = common::roach(&["workload", "init", "kv", &url]);
+        assert!(
+            out.status.success(),
+            "workload init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = std::fs::File::create(self.primary.dir.path().join("workload.log"))
+            .expect("workload log");
+        let child = Command::new(common::ROACH)
+            .args([
+                "workload",
+                "run",
+                "kv",
+                "--concurrency",
+                "2",
+                "--max-rate",
+                "100",
+                "--duration",
+                "0",
+                "--tolerate-errors",
+                &url,
+            ])
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn workload");
+        self.workload = Some(child);
+    }
+
+    /// The replication URI for the standby's CREATE statement, as `user:password`.
+    fn uri(&self, userinfo: &str, rootcert: &str) -> String {
+        let addr = &self.primary.nodes[0].rpc_addr;
+        match &self.standby.certs {
+            Some(c) => format!(
+                "postgresql://{userinfo}@{addr}?options=-ccluster=system&sslmode=verify-full&sslrootcert={}",
+                c.join(rootcert).display()
+            ),
+            None => {
+                format!("postgresql://{userinfo}@{addr}?options=-ccluster%3Dsystem&sslmode=disable")
+            }
+        }
+    }
+
+    fn create_statement(&self, source: &str, uri: &str) -> String {
+        format!(
+            "CREATE VIRTUAL CLUSTER application LIKE template FROM REPLICATION OF {source} ON '{uri}'"
+        )
+    }
+
+    /// The tutorial's CREATE statement, through `roach sql` on the standby.
+    fn must_create(&self) {
+        let uri = self.uri(&format!("repl:{REPL_PASSWORD}"), "ca_primary.crt");
+        let out = must_sql(
+            &self.standby,
+            "system",
+            &[&self.create_statement("application", &uri)],
+        );
+        assert!(out.contains("CREATE VIRTUAL CLUSTER"), "{out}");
+    }
+
+    /// Waits until rows written on the primary reach the workload's table.
+    async fn must_have_load(&self) {
+        let app = connect(&self.primary, 0, "application").await;
+        poll_async("the workload to write", Duration::from_secs(60), || async {
+            let rows = rows(&app, "SELECT count(*) AS n FROM kv.kv").await.ok()?;
+            let n: u64 = col(&rows[0], "n")?.parse().ok()?;
+            (n >= 20).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Cuts over to `to`, waits until the standby's `application` is ready, and returns the
+/// cutover time.
+async fn must_cut_over(standby: &Client, to: &str) -> String {
+    let rows = must_rows(
+        standby,
+        &format!("ALTER VIRTUAL CLUSTER application COMPLETE REPLICATION TO {to}"),
+    )
+    .await;
+    let cutover = col(&rows[0], "cutover_time")
+        .expect("cutover_time")
+        .to_string();
+    let s = poll_async(
+        "the cutover to finish",
+        Duration::from_secs(120),
+        || async {
+            let s = repl_status(standby).await;
+            (s.status == "ready").then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(s.cutover.as_deref(), Some(cutover.as_str()), "{s:?}");
+    cutover
+}
+
+/// The standby's fingerprint of `application` equals the primary's as of `at` (all
+/// revisions, and the revisions since `start`), and is not that of an empty keyspace.
+async fn must_match_fingerprints(pair: &Pair, at: &str, start: &str) {
+    let p = connect(&pair.primary, 0, "system").await;
+    let s = connect(&pair.standby, 0, "system").await;
+    let (fp, fs) = (
+        fingerprint(&p, at, None).await,
+        fingerprint(&s, at, None).await,
+    );
+    assert_eq!(fp, fs, "fingerprints as of {at}");
+    assert_ne!(fp, "0", "the primary held data");
+    let (fp, fs) = (
+        fingerprint(&p, at, Some(start)).await,
+        fingerprint(&s, at, Some(start)).await,
+    );
+    assert_eq!(fp, fs, "fingerprints as of {at} from {start}");
+}
+
+/// START SERVICE SHARED, then a client writes to the standby's `application` and reads back
+/// what the workload wrote on the primary.
+async fn must_serve_promoted(pair: &Pair, node: usize) {
+    let s = connect(&pair.standby, node, "system").await;
+    must_rows(&s, "ALTER VIRTUAL CLUSTER application START SERVICE SHARED").await;
+    let vcs = must_rows(&s, "SHOW VIRTUAL CLUSTERS").await;
+    let app = vcs
+        .iter()
+        .find(|r| col(r, "name") == Some("application"))
+        .expect("application");
+    assert_eq!(col(app, "data_state"), Some("ready"));
+    assert_eq!(col(app, "service_mode"), Some("shared"));
+    let app = connect(&pair.standby, node, "application").await;
+    let n: u64 = col(
+        &must_rows(&app, "SELECT count(*) AS n FROM kv.kv").await[0],
+        "n",
+    )
+    .expect("count")
+    .parse()
+    .expect("number");
+    assert!(n > 0, "the replicated rows are there");
+    must_rows(&app, "INSERT INTO kv.kv (k, v) VALUES (-424242, '\\x01')").await;
+    let rows = must_rows(&app, "SELECT v FROM kv.kv WHERE k = -424242").await;
+    assert_eq!(rows.len(), 1, "the write on the standby is readable");
+}
+
+/// Every mistake in the CREATE statement gets its own error and leaves nothing behind.
+async fn must_refuse_bad_input(pair: &Pair) {
+    let free_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let good = pair.uri(&format!("repl:{REPL_PASSWORD}"), "ca_primary.crt");
+    let unreachable = good.replace(
+        &pair.primary.nodes[0].rpc_addr,
+        &format!("127.0.0.1:{free_port}"),
+    );
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        (
+            "not a postgresql:// URI",
+            "application".into(),
+            good.replace("postgresql://", "mysql://"),
+            "SQLSTATE: 22023",
+        ),
+        (
+            "no sslrootcert for verify-full",
+            "application".into(),
+            good.split("&sslrootcert").next().expect("uri").to_string(),
+            "SQLSTATE: 22023",
+        ),
+        (
+            "unreachable host",
+            "application".into(),
+            unreachable,
+            "SQLSTATE: 08001",
+        ),
+        (
+            "wrong CA",
+            "application".into(),
+            pair.uri(&format!("repl:{REPL_PASSWORD}"), "ca.crt"),
+            "SQLSTATE: 08001",
+        ),
+        (
+            "wrong password",
+            "application".into(),
+            pair.uri("repl:not-the-password", "ca_primary.crt"),
+            "SQLSTATE: 28P01",
+        ),
+        (
+            "user without REPLICATION",
+            "application".into(),
+            pair.uri("norepl:norepl-secret", "ca_primary.crt"),
+            "SQLSTATE: 42501",
+        ),
+        (
+            "unknown source",
+            "nosuch".into(),
+            good.clone(),
+            "SQLSTATE: 42704",
+        ),
+    ];
+    for (what, source, uri, want) in cases {
+        let err = roach_sql(
+            &pair.standby,
+            0,
+            "system",
+            &[&pair.create_statement(&source, &uri)],
+        )
+        .expect_err(what);
+        assert!(err.contains(want), "{what}: want {want}, got {err}");
+        for secret in [REPL_PASSWORD, "norepl-secret", "not-the-password"] {
+            assert!(
+                !err.contains(secret),
+                "{what}: the password is shown: {err}"
+            );
+        }
+    }
+    let s = connect(&pair.standby, 0, "system").await;
+    assert!(
+        !virtual_cluster_names(&s)
+            .await
+            .contains(&"application".to_string()),
+        "a refused CREATE left a virtual cluster behind"
+    );
+    assert!(
+        jobs(&s, "REPLICATION STREAM INGESTION").await.is_empty(),
+        "a refused CREATE left a job behind"
+    );
+    let p = connect(&pair.primary, 0, "system").await;
+    assert!(
+        jobs(&p, "REPLICATION STREAM PRODUCER").await.is_empty(),
+        "a refused CREATE left a producer job on the primary"
+    );
+}
+
+#[test]
+fn tutorial_flow_on_tls_with_a_workload() {
+    let _serial = serial();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let pair = Pair::must_start(3, true, true);
+        pair.must_have_load().await;
+        must_refuse_bad_input(&pair).await;
+
+        let created = Instant::now();
+        pair.must_create();
+        let s = connect(&pair.standby, 0, "system").await;
+
+        // Within 60 s the status is `replicating` and replicated_time advances.
+        let first = must_replicate_past(&s, None, Duration::from_secs(60)).await;
+        let st =
+            must_replicate_past(&s, first.replicated.as_deref(), Duration::from_secs(30)).await;
+        assert!(
+            st.uri.contains("redacted") && !st.uri.contains(REPL_PASSWORD),
+            "{st:?}"
+        );
+        assert!(st.retained.is_some(), "{st:?}");
+        let vcs = must_rows(&s, "SHOW VIRTUAL CLUSTERS").await;
+        let app = vcs
+            .iter()
+            .find(|r| col(r, "name") == Some("application"))
+            .expect("application on the standby");
+        assert_eq!(col(app, "data_state"), Some("replicating"));
+        assert_eq!(col(app, "service_mode"), Some("none"));
+
+        // Partitions from all 3 primary nodes, ingested by at least 2 standby nodes.
+        let assigned = poll_async(
+            "partitions over both clusters",
+            Duration::from_secs(30),
+            || async {
+                let jobs = jobs(&s, "REPLICATION STREAM INGESTION").await;
+                let a = assignments(&jobs.first()?.1);
+                let sources: std::collections::BTreeSet<_> = a.iter().map(|p| p.0).collect();
+                let sinks: std::collections::BTreeSet<_> = a.iter().map(|p| p.1).collect();
+                (sources.len() == 3 && sinks.len() >= 2).then_some(a)
+            },
+        )
+        .await;
+        assert!(assigned.len() >= 3, "{assigned:?}");
+        let p = connect(&pair.primary, 0, "system").await;
+        let producers = jobs(&p, "REPLICATION STREAM PRODUCER").await;
+        assert_eq!(producers.len(), 1, "{producers:?}");
+        assert_eq!(producers[0].0, "running", "{producers:?}");
+
+        // A cutover before retained_time is refused, naming the earliest allowed time, and
+        // changes nothing.
+        let e = rows(
+            &s,
+            "ALTER VIRTUAL CLUSTER application COMPLETE REPLICATION TO SYSTEM TIME '-1h'",
+        )
+        .await
+        .expect_err("cutover before retained_time");
+        assert!(e.contains("22023") && e.contains("retained time"), "{e}");
+        must_replicate_past(&s, st.replicated.as_deref(), Duration::from_secs(30)).await;
+
+        // PAUSE stops replicated_time; RESUME moves it again.
+        must_rows(&s, "ALTER VIRTUAL CLUSTER application PAUSE REPLICATION").await;
+        let paused = poll_async("the job to pause", Duration::from_secs(30), || async {
+            let s = repl_status(&s).await;
+            (s.status == "replication paused").then_some(s)
+        })
+        .await;
+        // Still paused and still at the same time after the workload wrote more rows.
+        pair.must_have_load().await;
+        let before = repl_status(&s).await.replicated;
+        let app = connect(&pair.primary, 0, "application").await;
+        must_rows(&app, "UPSERT INTO kv.kv (k, v) VALUES (-1, '\\x02')").await;
+        let still = repl_status(&s).await;
+        assert_eq!(still.status, "replication paused");
+        assert_eq!(
+            still.replicated, before,
+            "replicated_time moved while paused"
+        );
+        assert_eq!(still.replicated, paused.replicated, "{still:?} {paused:?}");
+        must_rows(&s, "ALTER VIRTUAL CLUSTER application RESUME REPLICATION").await;
+        let resumed =
+            must_replicate_past(&s, paused.replicated.as_deref(), Duration::from_secs(60)).await;
+
+        // The retained window must reach 10 s back before the tutorial's cutover.
+        poll_async(
+            "10 s of replicated history",
+            Duration::from_secs(60),
+            || async { (created.elapsed() > Duration::from_secs(12)).then_some(()) },
+        )
+        .await;
+        let cutover = must_cut_over(&s, "SYSTEM TIME '-10s'").await;
+        must_match_fingerprints(
+            &pair,
+            &cutover,
+            resumed.replicated.as_deref().expect("time"),
+        )
+        .await;
+
+        // The primary's producer job completed.
+        poll_async(
+            "the producer job to finish",
+            Duration::from_secs(30),
+            || async {
+                let j = jobs(&p, "REPLICATION STREAM PRODUCER").await;
+                (j.first()?.0 == "succeeded").then_some(())
+            },
+        )
+        .await;
+        must_serve_promoted(&pair, 1).await;
+    });
+}
+
+/// A scenario with one node of `victim` killed by SIGKILL while streaming.
+async fn replication_survives_a_killed_node(kill_primary: bool) {
+    let mut pair = Pair::must_start(3, true, true);
+    pair.must_have_load().await;
+    pair.must_create();
+    let s = connect(&pair.standby, 0, "system").await;
+    let st = must_replicate_past(&s, None, Duration::from_secs(60)).await;
+    let st = must_replicate_past(&s, st.replicated.as_deref(), Duration::from_secs(30)).await;
+
+    // Node 3 of the victim cluster streams a partition; then it dies.
+    let on_victim = |a: &(u64, u64)| if kill_primary { a.0 } else { a.1 } == 3;
+    poll_async("a partition on node 3", Duration::from_secs(30), || async {
+        let jobs = jobs(&s, "REPLICATION STREAM INGESTION").await;
+        assignments(&jobs.first()?.1)
+            .iter()
+            .any(on_victim)
+            .then_some(())
+    })
+    .await;
+    if kill_primary {
+        pair.primary.nodes[2].kill9();
+    } else {
+        pair.standby.nodes[2].kill9();
+    }
+    // The job re-plans over the live nodes and replicates again.
+    poll_async("a plan without node 3", Duration::from_secs(60), || async {
+        let jobs = jobs(&s, "REPLICATION STREAM INGESTION").await;
+        let a = assignments(&jobs.first()?.1);
+        (!a.is_empty() && !a.iter().any(on_victim)).then_some(())
+    })
+    .await;
+    // Written on the primary after the kill; the cutover time is after it.
+    let app = connect(&pair.primary, 0, "application").await;
+    must_rows(&app, "UPSERT INTO kv.kv (k, v) VALUES (-7, '\\x03')").await;
+    let now = must_rows(&app, "SELECT now()::STRING AS t").await;
+    let after_kill = col(&now[0], "t").expect("now").to_string();
+
+    // Replication continues: the job waits for replicated_time to pass the time after the
+    // kill, then cuts over there.
+    let cutover = must_cut_over(&s, &format!("SYSTEM TIME '{after_kill}'")).await;
+    must_match_fingerprints(&pair, &cutover, st.replicated.as_deref().expect("time")).await;
+    let ingest = jobs(&s, "REPLICATION STREAM INGESTION").await;
+    assert_eq!(
+        ingest.first().map(|j| j.0.as_str()),
+        Some("succeeded"),
+        "{ingest:?}"
+    );
+    must_serve_promoted(&pair, 1).await;
+    let promoted = connect(&pair.standby, 0, "application").await;
+    let rows = must_rows(&promoted, "SELECT v FROM kv.kv WHERE k = -7").await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "the row written after the kill was replicated"
+    );
+}
+
+#[test]
+fn a_primary_node_killed_while_streaming() {
+    let _serial = serial();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(replication_survives_a_killed_node(true));
+}
+
+#[test]
+fn a_standby_node_killed_while_streaming() {
+    let _serial = serial();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(replication_survives_a_killed_node(false));
+}
+
+#[test]
+fn drop_of_a_replicating_virtual_cluster_cancels_and_completes() {
+    let _serial = serial();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let pair = Pair::must_start(1, false, false);
+        pair.must_create();
+        let s = connect(&pair.standby, 0, "system").await;
+        must_replicate_past(&s, None, Duration::from_secs(60)).await;
+        let p = connect(&pair.primary, 0, "system").await;
+        assert_eq!(
+            jobs(&p, "REPLICATION STREAM PRODUCER")
+                .await
+                .first()
+                .map(|j| j.0.clone()),
+            Some("running".to_string())
+        );
+
+        // The profile makes dropping a deliberate act.
+        let e = rows(&s, "DROP VIRTUAL CLUSTER application")
+            .await
+            .expect_err("drop disabled by the profile");
+        assert!(e.contains("42501") && e.contains("disabled"), "{e}");
+        must_rows(
+            &s,
+            "SET CLUSTER SETTING sql.drop_virtual_cluster.enabled = true",
+        )
+        .await;
+        must_rows(&s, "DROP VIRTUAL CLUSTER application").await;
+
+        assert!(
+            !virtual_cluster_names(&s)
+                .await
+                .contains(&"application".to_string())
+        );
+        let ingest = jobs(&s, "REPLICATION STREAM INGESTION").await;
+        assert_eq!(
+            ingest.first().map(|j| j.0.as_str()),
+            Some("canceled"),
+            "{ingest:?}"
+        );
+        // Completed as not ingested: the primary's job ends canceled and releases its
+        // protected timestamp.
+        poll_async(
+            "the producer job to complete",
+            Duration::from_secs(30),
+            || async {
+                let j = jobs(&p, "REPLICATION STREAM PRODUCER").await;
+                (j.first()?.0 == "canceled").then_some(())
+            },
+        )
+        .await;
+    });
+}
