@@ -33,8 +33,11 @@ impl Default for KvConfig {
             rangefeed_buffer_entries: 8192,
             read_wait_max: Duration::from_secs(5),
             leader_wait_max: Duration::from_secs(10),
-            raft_heartbeat_interval: Duration::from_millis(100),
-            raft_election_timeout: Duration::from_millis(500),
+            // openraft gives an append one heartbeat interval to complete: replication's
+            // ingest entries (up to a few MiB) need more than 100 ms on a loaded machine, and
+            // each timeout is a retry and an ERROR line.
+            raft_heartbeat_interval: Duration::from_millis(250),
+            raft_election_timeout: Duration::from_millis(1500),
             snapshot_entries_since_last: 20_000,
             log_entries_kept_behind_snapshot: 1_000,
         }

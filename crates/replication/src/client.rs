@@ -177,7 +177,8 @@ impl PgStreamClient {
     }
 
     async fn connect_to(&self, uri: &SourceUri, addr: &str) -> ReplResult<tokio_postgres::Client> {
-        let (host, port) = addr
+        let dial = dial_addr(addr);
+        let (host, port) = dial
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
             .ok_or_else(|| ReplError::Stream(format!("bad address {addr:?}")))?;
@@ -354,18 +355,43 @@ impl StreamClient for PgStreamClient {
     }
 }
 
+/// The environment variable of the testing-only dial map (see [`dial_addr`]).
+pub const DIAL_MAP_ENV: &str = "ROACH_TESTING_DIAL_MAP";
+
+/// The address this node dials for the source address `addr`: itself, unless the testing-only
+/// environment variable `ROACH_TESTING_DIAL_MAP=from=to,from=to` names it (the roachtests put
+/// a fault-injecting TCP proxy in front of each source node this way). Errors and job details
+/// keep naming the source address.
+pub fn dial_addr(addr: &str) -> String {
+    static MAP: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    let map = MAP.get_or_init(|| {
+        std::env::var(DIAL_MAP_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|pair| {
+                let (from, to) = pair.trim().split_once('=')?;
+                Some((from.to_string(), to.to_string()))
+            })
+            .collect()
+    });
+    map.iter()
+        .find(|(from, _)| from == addr)
+        .map_or_else(|| addr.to_string(), |(_, to)| to.clone())
+}
+
 /// Opens the partition stream `req` on the source node at `addr`.
 pub async fn subscribe(
     conn: &SourceConn,
     addr: &str,
     req: pb::StreamPartitionRequest,
 ) -> ReplResult<tonic::Streaming<pb::StreamEvent>> {
+    let dial = dial_addr(addr);
     let scheme = if conn.ca_pem.is_some() {
         "https"
     } else {
         "http"
     };
-    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+    let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{dial}"))
         .map_err(|e| ReplError::Stream(format!("bad source address {addr:?}: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)

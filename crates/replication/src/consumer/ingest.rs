@@ -21,6 +21,20 @@ use tonic::{Request, Response, Status};
 
 /// Largest flush (one Raft entry), in bytes of keys and values.
 const FLUSH_BYTES: usize = 2 << 20;
+
+/// Testing only: when set, each standby process drops the first replicated version newer than
+/// its stream's start time, so that the roachtests can show their fingerprint check fails.
+pub const SKIP_ONE_EVENT_ENV: &str = "ROACH_TESTING_SKIP_ONE_EVENT";
+
+/// Whether to drop this version (see [`SKIP_ONE_EVENT_ENV`]); true at most once per process.
+fn testing_skip(ts: Timestamp, start: Timestamp) -> bool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static SKIPPED: AtomicBool = AtomicBool::new(false);
+    ts > start
+        && *ENABLED.get_or_init(|| std::env::var_os(SKIP_ONE_EVENT_ENV).is_some())
+        && !SKIPPED.swap(true, Ordering::SeqCst)
+}
 /// How long stopping a job's processors may take before giving up on one.
 const STOP_WAIT: Duration = Duration::from_secs(30);
 
@@ -221,6 +235,10 @@ impl Processor {
                 Some(pb::stream_event::Event::Batch(b)) => {
                     let versions = decode_batch(&b)?;
                     for (key, ts, value) in versions {
+                        if testing_skip(ts, a.initial_scan_ts) {
+                            tracing::warn!(%ts, "testing: dropped one replicated version");
+                            continue;
+                        }
                         self.metrics
                             .admit_latency_seconds
                             .with_label_values(&l)
