@@ -5,6 +5,7 @@
 //! `server::certs`).
 
 mod cert;
+mod demo;
 mod init;
 mod security;
 mod sql;
@@ -35,6 +36,9 @@ enum Command {
     Sql(sql::SqlArgs),
     /// Generate load: `init`, `run` or `check` the kv, bank or movr workload.
     Workload(workload::WorkloadArgs),
+    /// Start a primary and a standby cluster replicating on this machine, and open a SQL shell.
+    #[command(long_about = demo::LONG_HELP)]
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         Command::Init(args) => init::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Workload(args) => workload::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

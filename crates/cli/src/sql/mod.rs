@@ -85,6 +85,13 @@ pub fn run(args: SqlArgs) -> anyhow::Result<()> {
 }
 
 fn run_to_exit_code(args: SqlArgs) -> anyhow::Result<i32> {
+    run_after(args, &[])
+}
+
+/// Runs `roach sql` like [`run`], but first runs `first` (printing its results like any
+/// statement's) right after connecting, then the `-e` statements, piped stdin or the shell;
+/// returns the exit code instead of exiting the process (`roach demo` cleans up after it).
+pub(crate) fn run_after(args: SqlArgs, first: &[String]) -> anyhow::Result<i32> {
     let resolved = ConnParams::resolve(&Given {
         url: args.url.as_deref(),
         host: args.host.as_deref(),
@@ -116,6 +123,12 @@ fn run_to_exit_code(args: SqlArgs) -> anyhow::Result<i32> {
         }
     };
 
+    if !first.is_empty() {
+        let code = run_batch(&runtime, &session, first.iter().cloned(), args.format)?;
+        if code != 0 {
+            return Ok(code);
+        }
+    }
     if !args.execute.is_empty() {
         let statements = args.execute.iter().flat_map(|e| split::split_all(e));
         return run_batch(&runtime, &session, statements, args.format);
