@@ -103,6 +103,11 @@ pub struct Spec {
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
+/// What the Raft library logs at ERROR on any loaded machine: an append that took longer
+/// than its heartbeat interval is abandoned and retried. Expected in every scenario (a design
+/// debt: openraft ties the append timeout to the heartbeat interval).
+const TRANSIENT: &[&str] = &["openraft::replication: RPCError err=timeout after"];
+
 /// What the Raft library logs at ERROR while a peer is down or stopped: its appends to it
 /// fail or time out (and are retried).
 const NODE_DOWN: &[&str] = &[
@@ -591,7 +596,7 @@ async fn wait_for(d: Duration) {
 }
 
 /// Partitions come from every primary node and go to at least two standby nodes (when there
-/// are two).
+/// are two standby nodes and two partitions: the plan has one partition per primary node).
 async fn must_spread(pair: &Pair, spec: &Spec) -> Result<()> {
     if matches!(spec.fault, Fault::Kill(_, Phase::InitialScan)) {
         return Ok(());
@@ -604,7 +609,7 @@ async fn must_spread(pair: &Pair, spec: &Spec) -> Result<()> {
             let a = current_assignments(pair).await?;
             let sources: std::collections::BTreeSet<_> = a.iter().map(|x| x.0).collect();
             let sinks: std::collections::BTreeSet<_> = a.iter().map(|x| x.1).collect();
-            (sources.len() == p && sinks.len() >= s.min(2)).then_some(())
+            (sources.len() == p && sinks.len() >= s.min(2).min(p)).then_some(())
         },
     )
     .await
@@ -727,7 +732,12 @@ async fn finish(pair: &mut Pair, spec: &Spec, figures: Figures) -> Result<Figure
         for node in &cluster.nodes {
             let text = std::fs::read_to_string(node.log_path()).unwrap_or_default();
             for line in text.lines().filter(|l| l.contains(" ERROR ")) {
-                if !spec.expected_errors.iter().any(|e| line.contains(e)) {
+                if !spec
+                    .expected_errors
+                    .iter()
+                    .chain(TRANSIENT)
+                    .any(|e| line.contains(e))
+                {
                     unexpected.push(format!("{} node {}: {line}", cluster.name, node.id));
                 }
             }
