@@ -422,6 +422,23 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     );
     must_spread(&pair, spec).await?;
 
+    // The steady state begins once the writes made during the initial scan are caught up.
+    let catching_up = Instant::now();
+    poll(
+        "the catch-up after the initial scan",
+        spec.timeout,
+        || async {
+            let t = replicated_time(&standby_http, VC).await?;
+            (crate::monitor::now_secs() - t < 5.0).then_some(())
+        },
+    )
+    .await?;
+    figures.add(
+        "catch_up_after_scan_s",
+        catching_up.elapsed().as_secs_f64(),
+        "s",
+    );
+
     // The steady state, with the scenario's fault.
     let lag = LagSampler::start(standby_http.clone(), VC);
     let steady = Instant::now();
