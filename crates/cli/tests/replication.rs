@@ -661,7 +661,10 @@ fn tutorial_flow_on_tls_with_a_workload() {
         must_match_fingerprints(
             &pair,
             &cutover,
-            resumed.replicated.as_deref().expect("time"),
+            resumed
+                .retained
+                .as_deref()
+                .expect("retained_time, before the cutover time"),
         )
         .await;
 
