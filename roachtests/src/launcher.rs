@@ -39,6 +39,31 @@ pub fn signal(pid: u32, signal: &str) -> Result<()> {
     Ok(())
 }
 
+/// `GET path` over HTTP/1.0 at `addr`, within 5 s: (status code, body).
+pub async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).await?;
+        anyhow::Ok(String::from_utf8_lossy(&resp).to_string())
+    };
+    let resp = tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .map_err(|_| anyhow!("GET {path} at {addr} timed out"))??;
+    let code = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
+}
+
 /// One `roach start` process.
 #[derive(Debug)]
 pub struct Node {
@@ -59,11 +84,12 @@ pub struct Node {
 
 impl Node {
     #[allow(clippy::too_many_arguments)]
-    fn spawn(
+    async fn spawn(
         bin: &Path,
         id: usize,
         store: &Path,
         listen: &str,
+        http_listen: &str,
         join: &[String],
         certs: &Path,
         extra: &[String],
@@ -80,7 +106,7 @@ impl Node {
         cmd.arg("start")
             .arg("--store")
             .arg(store)
-            .args(["--listen-addr", listen, "--http-addr", "127.0.0.1:0"])
+            .args(["--listen-addr", listen, "--http-addr", http_listen])
             .arg("--listening-addr-file")
             .arg(&listening)
             .arg("--certs-dir")
@@ -116,7 +142,7 @@ impl Node {
                 let _ = child.kill();
                 bail!("node {id} did not listen within 60 s");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let field = |name: &str| -> Result<String> {
             text.lines()
@@ -161,8 +187,8 @@ impl Node {
         self.expect_alive = false;
     }
 
-    /// Restarts a killed node with its store, RPC address, flags and environment.
-    pub fn restart(&mut self) -> Result<()> {
+    /// Restarts a killed node with its store, RPC and HTTP addresses, flags and environment.
+    pub async fn restart(&mut self) -> Result<()> {
         if self.child.is_some() {
             bail!("node {} is still running", self.id);
         }
@@ -171,12 +197,13 @@ impl Node {
             self.id,
             &self.store,
             &self.rpc_addr,
+            &self.http_addr,
             &self.join,
             &self.certs,
             &self.extra,
             &self.env,
-        )?;
-        self.http_addr = n.http_addr.clone();
+        )
+        .await?;
         self.child = n.into_child();
         self.expect_alive = true;
         Ok(())
@@ -197,29 +224,7 @@ impl Node {
 
     /// `GET path` on the node's HTTP port: (status code, body).
     pub async fn http_get(&self, path: &str) -> Result<(u16, String)> {
-        let fetch = async {
-            let mut s = tokio::net::TcpStream::connect(&self.http_addr).await?;
-            s.write_all(
-                format!("GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.http_addr).as_bytes(),
-            )
-            .await?;
-            let mut resp = Vec::new();
-            s.read_to_end(&mut resp).await?;
-            anyhow::Ok(String::from_utf8_lossy(&resp).to_string())
-        };
-        let resp = tokio::time::timeout(Duration::from_secs(5), fetch)
-            .await
-            .map_err(|_| anyhow!("GET {path} on node {} timed out", self.id))??;
-        let code = resp
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        Ok((code, body))
+        http_get(&self.http_addr, path).await
     }
 
     /// Whether `/health?ready=1` answers 200.
@@ -316,16 +321,20 @@ impl Cluster {
                 .map(|f| f.rpc_addr.clone())
                 .into_iter()
                 .collect();
-            nodes.push(Node::spawn(
-                bin,
-                id,
-                &dir.join(format!("{name}{id}")),
-                "127.0.0.1:0",
-                &join,
-                &certs,
-                &extra,
-                env,
-            )?);
+            nodes.push(
+                Node::spawn(
+                    bin,
+                    id,
+                    &dir.join(format!("{name}{id}")),
+                    "127.0.0.1:0",
+                    "127.0.0.1:0",
+                    &join,
+                    &certs,
+                    &extra,
+                    env,
+                )
+                .await?,
+            );
         }
         roach(
             bin,

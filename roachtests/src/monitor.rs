@@ -19,7 +19,7 @@ pub fn metric(page: &str, metric: &str, vc: &str) -> Option<f64> {
 }
 
 /// The `/_status/vars` pages of the nodes that answer.
-pub async fn pages(http_addrs: &[String]) -> Vec<String> {
+async fn pages(http_addrs: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for addr in http_addrs {
         if let Ok(page) = get_vars(addr).await {
@@ -30,20 +30,10 @@ pub async fn pages(http_addrs: &[String]) -> Vec<String> {
 }
 
 async fn get_vars(addr: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fetch = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        s.write_all(format!("GET /_status/vars HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).await?;
-        anyhow::Ok(String::from_utf8_lossy(&resp).to_string())
-    };
-    let resp = tokio::time::timeout(Duration::from_secs(2), fetch).await??;
-    Ok(resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default())
+    match crate::launcher::http_get(addr, "/_status/vars").await? {
+        (200, body) => Ok(body),
+        (code, _) => Err(anyhow::anyhow!("/_status/vars at {addr} answered {code}")),
+    }
 }
 
 /// The largest replicated time (Unix seconds) any standby node reports for `vc`.

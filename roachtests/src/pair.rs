@@ -16,6 +16,8 @@ pub const REPL_PASSWORD: &str = "roachtests-repl-secret";
 /// One line of `SHOW VIRTUAL CLUSTER application WITH REPLICATION STATUS`.
 #[derive(Debug, Clone, Default)]
 pub struct ReplStatus {
+    /// The source URI as shown (redacted).
+    pub uri: String,
     pub retained: Option<String>,
     pub replicated: Option<String>,
     pub cutover: Option<String>,
@@ -30,15 +32,15 @@ pub struct Pair {
 }
 
 impl Pair {
-    /// Starts both clusters; `standby_env` is added to the standby nodes' environment.
+    /// Starts both clusters with their configuration profiles; `standby_env` is added to the standby nodes' environment.
     pub async fn start(
         bin: &Path,
         dir: &Path,
         nodes: (usize, usize),
+        profiles: (&str, &str),
         standby_env: &[(String, String)],
     ) -> Result<Pair> {
-        let primary =
-            Cluster::start(bin, dir, "primary", nodes.0, "replication-source", &[]).await?;
+        let primary = Cluster::start(bin, dir, "primary", nodes.0, profiles.0, &[]).await?;
         let mut proxies = Vec::new();
         for n in &primary.nodes {
             proxies.push(Proxy::start(&n.rpc_addr).await?);
@@ -50,8 +52,7 @@ impl Pair {
             .join(",");
         let mut env = vec![("ROACH_TESTING_DIAL_MAP".to_string(), map)];
         env.extend_from_slice(standby_env);
-        let standby =
-            Cluster::start(bin, dir, "standby", nodes.1, "replication-target", &env).await?;
+        let standby = Cluster::start(bin, dir, "standby", nodes.1, profiles.1, &env).await?;
         std::fs::copy(
             primary.certs.join("ca.crt"),
             standby.certs.join("ca_primary.crt"),
@@ -114,6 +115,9 @@ pub async fn repl_status(c: &Client) -> Result<ReplStatus> {
         .first()
         .ok_or_else(|| anyhow!("no replication status"))?;
     Ok(ReplStatus {
+        uri: col(r, "source_cluster_uri")?
+            .unwrap_or_default()
+            .to_string(),
         retained: col(r, "retained_time")?.map(str::to_string),
         replicated: col(r, "replicated_time")?.map(str::to_string),
         cutover: col(r, "cutover_time")?.map(str::to_string),

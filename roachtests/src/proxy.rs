@@ -66,10 +66,6 @@ impl Proxy {
         *self.link.lock().unwrap_or_else(|p| p.into_inner()) = link;
         self.changed.send_modify(|g| *g += 1);
     }
-
-    pub fn link(&self) -> Link {
-        *self.link.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 impl Drop for Proxy {

@@ -7,6 +7,7 @@ use crate::pair::{
     Pair, REPL_PASSWORD, ReplStatus, VC, current_assignments, fingerprint, jobs, poll, repl_status,
     wait_replicating_past,
 };
+use crate::proxy::Link;
 use crate::sql::{self, col, exec, query};
 use crate::workload::Workload;
 use anyhow::{Context, Result, anyhow, bail};
@@ -60,6 +61,8 @@ pub enum Fault {
     Stall(Duration),
     /// The link to one primary node partitioned for this long, then healed.
     Disconnect(Duration),
+    /// The link to one primary node slowed (latency or a bandwidth cap) for this long.
+    SlowLink(Link, Duration),
     /// PAUSE REPLICATION, then RESUME REPLICATION.
     PauseResume,
     /// A standby node's store fills its small filesystem.
@@ -237,6 +240,26 @@ pub fn registry() -> Vec<Spec> {
             )
         },
         Spec {
+            fault: Fault::SlowLink(Link::Latency(Duration::from_millis(500)), SECS(20)),
+            run_time: SECS(30),
+            max_lag: SECS(60),
+            ..base(
+                "c2c/slow-link/latency",
+                "500 ms added to every chunk on the link to one primary node for 20 s: the lag shows it, then catches up",
+                Nightly,
+            )
+        },
+        Spec {
+            fault: Fault::SlowLink(Link::Bandwidth(2048), SECS(20)),
+            run_time: SECS(30),
+            max_lag: SECS(60),
+            ..base(
+                "c2c/slow-link/bandwidth",
+                "the link to one primary node capped at 2 KiB/s for 20 s: the lag shows it, then catches up",
+                Nightly,
+            )
+        },
+        Spec {
             fault: Fault::Stall(SECS(20)),
             expected_errors: NODE_DOWN,
             run_time: SECS(30),
@@ -312,7 +335,7 @@ pub fn registry() -> Vec<Spec> {
 
 /// The figures a scenario prints as `name: value unit`.
 #[derive(Debug, Default)]
-pub struct Figures(pub Vec<(String, f64, &'static str)>);
+pub struct Figures(Vec<(String, f64, &'static str)>);
 
 impl Figures {
     fn add(&mut self, name: &str, value: f64, unit: &'static str) {
@@ -363,19 +386,19 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     if spec.broken.is_some() {
         env.push(("ROACH_TESTING_SKIP_ONE_EVENT".to_string(), "1".to_string()));
     }
+    if spec.fault == Fault::DiskFull {
+        bail!(
+            "c2c/disk-full is not implemented yet: it needs a standby store on a size-limited filesystem, and ingestion that refuses batches on a full store instead of stopping Raft"
+        );
+    }
     log.say(format!(
         "starting a {}-node primary and a {}-node standby",
         spec.nodes.0, spec.nodes.1
     ));
-    let mut pair = Pair::start(ctx.bin, ctx.dir, spec.nodes, &env).await?;
+    let mut pair = Pair::start(ctx.bin, ctx.dir, spec.nodes, spec.profiles, &env).await?;
     if spec.fault == Fault::BadInput {
         bad_input(&pair, &log).await?;
         return finish(&mut pair, spec, figures).await;
-    }
-    if spec.fault == Fault::DiskFull {
-        return Err(anyhow!(
-            "c2c/disk-full is not implemented yet: it needs a standby store on a size-limited filesystem"
-        ));
     }
 
     let app_url = pair.primary.url(0, VC);
@@ -388,7 +411,7 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
                 .start(ctx.bin, &app_url, 2, &ctx.dir.join("workload-before.log"))?;
         let window = SECS(5);
         tokio::time::sleep(window).await; // a measurement window, not synchronisation
-        let qps = w.stop()?;
+        let qps = w.stop().await?;
         figures.add("primary_qps_without_stream", qps, "ops/s");
         measured = Some(qps);
     }
@@ -404,8 +427,6 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     if spec.fault == Fault::Kill(Side::Primary, Phase::InitialScan)
         || spec.fault == Fault::Kill(Side::Standby, Phase::InitialScan)
     {
-        let s = repl_status(&pair.standby_sql().await?).await?;
-        log.say(format!("status at the kill: {}", s.status));
         kill_and_recover(&mut pair, spec, &log).await?;
     }
     let first = wait_replicating_past(&pair, None, spec.timeout).await?;
@@ -445,34 +466,52 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     let mut last = first;
     match spec.fault {
         Fault::Kill(_, Phase::Steady) => {
-            wait_for(spec.run_time / 3).await;
+            tokio::time::sleep(spec.run_time / 3).await;
             kill_and_recover(&mut pair, spec, &log).await?;
         }
         Fault::Stall(d) => {
-            wait_for(spec.run_time / 5).await;
+            tokio::time::sleep(spec.run_time / 5).await;
             let victim = pair.primary.nodes.len() - 1;
             log.say(format!("SIGSTOP primary node {}", victim + 1));
             pair.primary.nodes[victim].signal("STOP")?;
             let before = last.replicated.clone();
-            wait_for(d).await;
+            let stalled = Instant::now();
+            let lagging = lag_shows(&standby_http, "the stall", spec.timeout).await;
+            tokio::time::sleep(d.saturating_sub(stalled.elapsed())).await;
             pair.primary.nodes[victim].signal("CONT")?;
+            lagging?;
             log.say(format!("SIGCONT primary node {}", victim + 1));
+            lag_heals(&standby_http, spec.timeout).await?;
             last = wait_replicating_past(&pair, before.as_deref(), spec.timeout).await?;
             pair.primary.nodes[victim].wait_ready(spec.timeout).await?;
         }
+        Fault::SlowLink(link, d) => {
+            tokio::time::sleep(spec.run_time / 5).await;
+            let victim = pair.proxies.len() - 1;
+            log.say(format!(
+                "{link:?} on the link to primary node {}",
+                victim + 1
+            ));
+            pair.proxies[victim].set(link);
+            let slowed = Instant::now();
+            let lagging = lag_shows(&standby_http, "the slow link", spec.timeout).await;
+            tokio::time::sleep(d.saturating_sub(slowed.elapsed())).await;
+            pair.proxies[victim].set(Link::Up);
+            lagging?;
+            log.say("the link is back to normal");
+            last = wait_replicating_past(&pair, last.replicated.as_deref(), spec.timeout).await?;
+            lag_heals(&standby_http, spec.timeout).await?;
+        }
         Fault::Disconnect(d) => {
-            wait_for(spec.run_time / 5).await;
+            tokio::time::sleep(spec.run_time / 5).await;
             let victim = pair.proxies.len() - 1;
             let bytes_before = ingested_bytes(&standby_http, VC).await;
             log.say(format!("partition the link to primary node {}", victim + 1));
-            pair.proxies[victim].set(crate::proxy::Link::Partitioned);
-            let lagging = poll("the partition to show as lag", spec.timeout, || async {
-                let t = replicated_time(&standby_http, VC).await?;
-                (crate::monitor::now_secs() - t > 3.0).then_some(())
-            })
-            .await;
-            wait_for(d).await;
-            pair.proxies[victim].set(crate::proxy::Link::Up);
+            pair.proxies[victim].set(Link::Partitioned);
+            let cut = Instant::now();
+            let lagging = lag_shows(&standby_http, "the partition", spec.timeout).await;
+            tokio::time::sleep(d.saturating_sub(cut.elapsed())).await;
+            pair.proxies[victim].set(Link::Up);
             lagging?;
             log.say("healed the link");
             let healed = replicated_time(&standby_http, VC).await.unwrap_or(0.0);
@@ -525,7 +564,7 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
         }
         _ => {}
     }
-    wait_for(spec.run_time.saturating_sub(steady.elapsed())).await;
+    tokio::time::sleep(spec.run_time.saturating_sub(steady.elapsed())).await;
     last = wait_replicating_past(&pair, last.replicated.as_deref(), spec.timeout).await?;
     let (p50, p99, n) = lag.stop();
     log.say(format!(
@@ -536,8 +575,14 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     if n == 0 {
         bail!("no replicated_time on the standby's /_status/vars");
     }
+    if p99 > spec.max_lag.as_secs_f64() * 1000.0 {
+        bail!(
+            "replication lag p99 {p99:.0} ms is above the scenario's maximum {:?}",
+            spec.max_lag
+        );
+    }
     if let Some(mut w) = bg.take() {
-        let qps = w.stop()?;
+        let qps = w.stop().await?;
         figures.add("primary_qps_with_stream", qps, "ops/s");
         if let Some(without) = measured {
             figures.add(
@@ -608,8 +653,22 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     finish(&mut pair, spec, figures).await
 }
 
-async fn wait_for(d: Duration) {
-    tokio::time::sleep(d).await;
+/// Waits until a fault shows as lag: the replicated time more than 3 s behind.
+async fn lag_shows(standby_http: &[String], what: &str, within: Duration) -> Result<()> {
+    poll(&format!("{what} to show as lag"), within, || async {
+        let t = replicated_time(standby_http, VC).await?;
+        (crate::monitor::now_secs() - t > 3.0).then_some(())
+    })
+    .await
+}
+
+/// Waits until the lag is back under 3 s after a fault healed.
+async fn lag_heals(standby_http: &[String], within: Duration) -> Result<()> {
+    poll("the lag to heal", within, || async {
+        let t = replicated_time(standby_http, VC).await?;
+        (crate::monitor::now_secs() - t < 3.0).then_some(())
+    })
+    .await
 }
 
 /// Partitions come from every primary node and go to at least two standby nodes (when there
@@ -655,11 +714,27 @@ async fn kill_and_recover(pair: &mut Pair, spec: &Spec, log: &Log) -> Result<()>
             }
         }
     };
+    // The kill must land in its phase, or the scenario shows nothing about that phase.
+    let status = repl_status(&pair.standby_sql().await?).await?.status;
+    let in_phase = match phase {
+        Phase::InitialScan => status == "initializing replication",
+        Phase::Steady => status == "replicating",
+        Phase::Cutover => status.contains("cut"),
+    };
+    if !in_phase {
+        bail!(
+            "the status was {status:?} when the {phase:?} kill was due: make the scenario's data larger"
+        );
+    }
     let cluster = match side {
         Side::Primary => &mut pair.primary,
         Side::Standby => &mut pair.standby,
     };
-    log.say(format!("SIGKILL {} node {}", cluster.name, victim + 1));
+    log.say(format!(
+        "SIGKILL {} node {} ({status})",
+        cluster.name,
+        victim + 1
+    ));
     cluster.nodes[victim].kill9();
     let id = victim + 1;
     if phase != Phase::Cutover {
@@ -678,7 +753,7 @@ async fn kill_and_recover(pair: &mut Pair, spec: &Spec, log: &Log) -> Result<()>
         Side::Primary => &mut pair.primary,
         Side::Standby => &mut pair.standby,
     };
-    cluster.nodes[victim].restart()?;
+    cluster.nodes[victim].restart().await?;
     cluster.nodes[victim].wait_ready(spec.timeout).await?;
     log.say(format!("restarted {} node {id}", cluster.name));
     Ok(())
@@ -771,6 +846,10 @@ async fn finish(pair: &mut Pair, spec: &Spec, figures: Figures) -> Result<Figure
 async fn bad_input(pair: &Pair, log: &Log) -> Result<()> {
     let s = pair.standby_sql().await?;
     let good = pair.uri(&format!("repl:{REPL_PASSWORD}"), "ca_primary.crt")?;
+    // A port nothing listens on: bound by the OS, then released.
+    let unreachable = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .to_string();
     let cases = [
         (
             "wrong password",
@@ -791,6 +870,21 @@ async fn bad_input(pair: &Pair, log: &Log) -> Result<()> {
             "08001",
         ),
         ("unknown source", "nosuch", good.clone(), "42704"),
+        (
+            "unreachable host",
+            VC,
+            good.replace(&pair.primary.nodes[0].rpc_addr, &unreachable),
+            "08001",
+        ),
+        (
+            "verify-full without sslrootcert",
+            VC,
+            good.split("&sslrootcert")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            "22023",
+        ),
         (
             "not a postgresql URI",
             VC,

@@ -96,7 +96,7 @@ pub struct Running {
 
 impl Running {
     /// Stops the run with SIGINT and returns the ops/s of its summary.
-    pub fn stop(&mut self) -> Result<f64> {
+    pub async fn stop(&mut self) -> Result<f64> {
         let mut child = self
             .child
             .take()
@@ -112,7 +112,7 @@ impl Running {
                 let _ = child.wait();
                 bail!("the workload did not stop within 30 s of SIGINT");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         summary_ops_per_s(&std::fs::read_to_string(&self.log)?)
     }

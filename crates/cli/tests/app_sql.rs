@@ -47,27 +47,7 @@ async fn connect(cluster: &ProcCluster, node: usize) -> Client {
 }
 
 async fn connect_as(cluster: &ProcCluster, node: usize, user: &str, password: &str) -> Client {
-    let (host, port) = cluster.nodes[node]
-        .rpc_addr
-        .rsplit_once(':')
-        .expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .user(user)
-        .password(password)
-        .dbname("defaultdb")
-        .options("-ccluster=application")
-        .ssl_mode(tokio_postgres::config::SslMode::Require);
-    let ca = cluster.certs.as_ref().expect("secure").join("ca.crt");
-    let tls = common::driver_tls(&ca);
-    let (client, conn) = config
-        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-        .await
-        .unwrap_or_else(|e| panic!("connect as {user}: {e}"));
-    tokio::spawn(conn);
-    client
+    common::connect(cluster, node, "application", user, Some(password)).await
 }
 
 /// Creates the application's admin user `app` (password `app-secret`) as root.

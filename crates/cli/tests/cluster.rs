@@ -207,7 +207,8 @@ async fn status_vars_pass_promtool() {
 
 // Goal: a client certificate from the cluster's own CA can use neither the Raft nor the KV
 // service, which reach every virtual cluster's keys: only certificates with CN `node` may
-// (regression test for any CA-signed certificate reaching the internal services).
+// (regression test for any CA-signed certificate reaching the internal services); and the
+// admin service refuses a connection without a client certificate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_cannot_use_internal_services() {
     let cluster = ProcCluster::must_start(1, true);
@@ -231,7 +232,10 @@ async fn client_certificates_cannot_use_internal_services() {
         .await
         .expect_err("a client certificate may not vote");
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
-    assert!(err.message().contains("only nodes"));
+    assert!(
+        err.message().contains("may not use this service"),
+        "{err:?}"
+    );
 
     // Nor may it use the KV service, which reaches every virtual cluster's keys.
     let tls = server::node::cli_client_tls(&certs).expect("tls");
@@ -243,4 +247,23 @@ async fn client_certificates_cannot_use_internal_services() {
         .await
         .expect_err("a client certificate may not write KV");
     assert!(err.to_string().contains("PermissionDenied"), "{err}");
+
+    // The admin service (`roach init`) needs a certificate too: client certificates are
+    // optional at the TLS level because other clusters' nodes reach the replication service.
+    let ca = std::fs::read(certs.join("ca.crt")).expect("ca.crt");
+    let anonymous = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", cluster.nodes[0].rpc_addr))
+            .expect("endpoint")
+            .tls_config(anonymous)
+            .expect("tls config")
+            .connect()
+            .await
+            .expect("connect");
+    let err = proto::server::admin_client::AdminClient::new(channel)
+        .init(proto::server::InitRequest {})
+        .await
+        .expect_err("init without a client certificate");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
 }

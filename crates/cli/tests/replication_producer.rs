@@ -7,26 +7,10 @@ mod common;
 
 use common::ProcCluster;
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 async fn connect(cluster: &ProcCluster, user: &str, password: Option<&str>) -> Client {
-    let (host, port) = cluster.nodes[0]
-        .rpc_addr
-        .rsplit_once(':')
-        .expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .user(user)
-        .dbname("defaultdb")
-        .options("-ccluster=system");
-    if let Some(p) = password {
-        config.password(p);
-    }
-    let (client, conn) = config.connect(NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    client
+    common::connect(cluster, 0, "system", user, password).await
 }
 
 /// The first column of the first row of `sql`.

@@ -316,30 +316,41 @@ async fn accept_loop(
     }
 }
 
-/// Lets only nodes (certificate CN `node`) use the internal services (Raft, KV): a client
-/// certificate from the same CA (say `client.root`, or an application user's) must not be able
-/// to vote, append entries, or read and write keys outside its virtual cluster.
-fn require_node_peer(
+/// On a secure cluster, admits only requests whose verified client certificate has one of
+/// the common names `allowed`: client certificates are optional at the TLS level (see
+/// `tonic_tls`), so each service that is not for other clusters checks here.
+fn require_peer(
     req: tonic::Request<()>,
     secure: bool,
+    allowed: &[&str],
 ) -> Result<tonic::Request<()>, tonic::Status> {
     if !secure {
         return Ok(req);
     }
     let Some(certs) = req.peer_certs() else {
-        return Err(tonic::Status::unauthenticated(
-            "no verified peer certificate",
-        ));
+        return Err(tonic::Status::unauthenticated(format!(
+            "no verified client certificate; this service needs one with CN {allowed:?} signed by this cluster's CA"
+        )));
     };
     match certs.first().map(common_name) {
-        Some(Ok(cn)) if cn == NODE_COMMON_NAME => Ok(req),
+        Some(Ok(cn)) if allowed.contains(&cn.as_str()) => Ok(req),
         Some(Ok(cn)) => Err(tonic::Status::permission_denied(format!(
-            "certificate CN {cn:?} may not use the internal RPC services; only nodes (CN {NODE_COMMON_NAME:?}) may"
+            "certificate CN {cn:?} may not use this service; only CN {allowed:?} may"
         ))),
         _ => Err(tonic::Status::unauthenticated(
             "unreadable peer certificate",
         )),
     }
+}
+
+/// Lets only nodes (certificate CN `node`) use the internal services (Raft, KV, ingestion): a
+/// client certificate from the same CA (say `client.root`, or an application user's) must not
+/// be able to vote, append entries, or read and write keys outside its virtual cluster.
+fn require_node_peer(
+    req: tonic::Request<()>,
+    secure: bool,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    require_peer(req, secure, &[NODE_COMMON_NAME])
 }
 
 /// TLS settings for tonic from a certificates directory.
@@ -494,9 +505,13 @@ impl Node {
                 KvService::server(shared.slot.clone()),
                 move |req| require_node_peer(req, secure),
             ))
-            .add_service(spb::admin_server::AdminServer::new(AdminService {
-                shared: shared.clone(),
-            }))
+            // `roach init` presents the root client certificate (or a node's).
+            .add_service(InterceptedService::new(
+                spb::admin_server::AdminServer::new(AdminService {
+                    shared: shared.clone(),
+                }),
+                move |req| require_peer(req, secure, &[NODE_COMMON_NAME, "root"]),
+            ))
             // A standby's ingestion coordinator drives this node's ingestion: nodes only.
             .add_service(InterceptedService::new(ingestion.server(), move |req| {
                 require_node_peer(req, secure)

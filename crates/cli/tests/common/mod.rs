@@ -337,3 +337,49 @@ pub fn driver_tls(ca: &Path) -> rustls::ClientConfig {
         .with_root_certificates(roots)
         .with_no_client_auth()
 }
+
+/// A tokio-postgres connection to virtual cluster `vc` through node `node` as `user` (with
+/// `password` when given): over TLS verified against the cluster's CA on a secure cluster,
+/// without TLS on an insecure one.
+pub async fn connect(
+    cluster: &ProcCluster,
+    node: usize,
+    vc: &str,
+    user: &str,
+    password: Option<&str>,
+) -> tokio_postgres::Client {
+    let (host, port) = cluster.nodes[node]
+        .rpc_addr
+        .rsplit_once(':')
+        .expect("host:port");
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(host)
+        .port(port.parse().expect("port"))
+        .user(user)
+        .dbname("defaultdb")
+        .options(format!("-ccluster={vc}"))
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(p) = password {
+        config.password(p);
+    }
+    let connected = match &cluster.certs {
+        Some(certs) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let tls =
+                tokio_postgres_rustls::MakeRustlsConnect::new(driver_tls(&certs.join("ca.crt")));
+            config.connect(tls).await.map(|(c, conn)| {
+                tokio::spawn(conn);
+                c
+            })
+        }
+        None => config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map(|(c, conn)| {
+                tokio::spawn(conn);
+                c
+            }),
+    };
+    connected.unwrap_or_else(|e| panic!("connect to {vc} as {user}: {e}"))
+}
