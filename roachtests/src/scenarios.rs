@@ -77,6 +77,10 @@ pub enum Cutover {
     Latest,
     /// `TO SYSTEM TIME '-Ns'`.
     Past(Duration),
+    /// A decimal HLC time this far ahead when the statement is sent: the job waits in
+    /// `replication pending cutover` until replication reaches it, so a fault can land
+    /// inside the cutover.
+    Ahead(Duration),
 }
 
 /// A scenario.
@@ -144,6 +148,11 @@ pub fn registry() -> Vec<Spec> {
     use Suite::*;
     let kill = |name, about, side, phase, suite| Spec {
         fault: Fault::Kill(side, phase),
+        cutover: if phase == Phase::Cutover {
+            Cutover::Ahead(SECS(3))
+        } else {
+            Cutover::Past(SECS(10))
+        },
         expected_errors: NODE_DOWN,
         max_lag: SECS(60),
         // A big enough initial scan to kill a node during it.
@@ -240,12 +249,12 @@ pub fn registry() -> Vec<Spec> {
             )
         },
         Spec {
-            fault: Fault::SlowLink(Link::Latency(Duration::from_millis(500)), SECS(20)),
+            fault: Fault::SlowLink(Link::Latency(SECS(1)), SECS(20)),
             run_time: SECS(30),
             max_lag: SECS(60),
             ..base(
                 "c2c/slow-link/latency",
-                "500 ms added to every chunk on the link to one primary node for 20 s: the lag shows it, then catches up",
+                "1 s added to every chunk on the link to one primary node for 20 s: the lag shows it, then catches up",
                 Nightly,
             )
         },
@@ -476,7 +485,7 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
             pair.primary.nodes[victim].signal("STOP")?;
             let before = last.replicated.clone();
             let stalled = Instant::now();
-            let lagging = lag_shows(&standby_http, "the stall", spec.timeout).await;
+            let lagging = lag_shows(&standby_http, "the stall", SECS(3), spec.timeout).await;
             tokio::time::sleep(d.saturating_sub(stalled.elapsed())).await;
             pair.primary.nodes[victim].signal("CONT")?;
             lagging?;
@@ -494,7 +503,12 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
             ));
             pair.proxies[victim].set(link);
             let slowed = Instant::now();
-            let lagging = lag_shows(&standby_http, "the slow link", spec.timeout).await;
+            // Added latency shows as a lag above it; a bandwidth cap as a lag that grows.
+            let behind = match link {
+                Link::Latency(d) => d,
+                _ => SECS(3),
+            };
+            let lagging = lag_shows(&standby_http, "the slow link", behind, spec.timeout).await;
             tokio::time::sleep(d.saturating_sub(slowed.elapsed())).await;
             pair.proxies[victim].set(Link::Up);
             lagging?;
@@ -509,7 +523,7 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
             log.say(format!("partition the link to primary node {}", victim + 1));
             pair.proxies[victim].set(Link::Partitioned);
             let cut = Instant::now();
-            let lagging = lag_shows(&standby_http, "the partition", spec.timeout).await;
+            let lagging = lag_shows(&standby_http, "the partition", SECS(3), spec.timeout).await;
             tokio::time::sleep(d.saturating_sub(cut.elapsed())).await;
             pair.proxies[victim].set(Link::Up);
             lagging?;
@@ -605,6 +619,10 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
             .await?;
             format!("SYSTEM TIME '-{}s'", d.as_secs())
         }
+        Cutover::Ahead(d) => {
+            let ns = (crate::monitor::now_secs() * 1e9) as u128 + d.as_nanos();
+            format!("SYSTEM TIME '{ns}.0000000000'")
+        }
     };
     let retained = last
         .retained
@@ -653,11 +671,16 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     finish(&mut pair, spec, figures).await
 }
 
-/// Waits until a fault shows as lag: the replicated time more than 3 s behind.
-async fn lag_shows(standby_http: &[String], what: &str, within: Duration) -> Result<()> {
+/// Waits until a fault shows as lag: the replicated time more than `behind` behind.
+async fn lag_shows(
+    standby_http: &[String],
+    what: &str,
+    behind: Duration,
+    within: Duration,
+) -> Result<()> {
     poll(&format!("{what} to show as lag"), within, || async {
         let t = replicated_time(standby_http, VC).await?;
-        (crate::monitor::now_secs() - t > 3.0).then_some(())
+        (crate::monitor::now_secs() - t > behind.as_secs_f64()).then_some(())
     })
     .await
 }

@@ -59,6 +59,9 @@ pub struct KvNode {
     /// Milliseconds since `started` of the last proposal made by this node.
     last_proposal_ms: AtomicU64,
     started: Instant,
+    /// Held by the leader while it changes the membership: openraft refuses (and logs an
+    /// ERROR for) a change while another is in progress, which nodes joining together cause.
+    membership_change: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for KvNode {
@@ -114,6 +117,7 @@ impl KvNode {
             metrics,
             last_proposal_ms: AtomicU64::new(0),
             started: Instant::now(),
+            membership_change: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
         Ok(node)
@@ -602,6 +606,7 @@ impl KvNode {
     /// On the leader: makes node `id` at `addr` a member once it has caught up, as a voter
     /// while the range has fewer than five, else as a learner. Idempotent.
     pub(crate) async fn add_member_local(&self, id: NodeId, addr: &str) -> KvResult<()> {
+        let _one_at_a_time = self.membership_change.lock().await;
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let voters: BTreeSet<u64> = membership.membership().voter_ids().collect();
         if voters.contains(&id.0) {
