@@ -44,35 +44,31 @@ fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-/// `uri` with its password and query string replaced by `redacted`; whatever cannot be parsed
-/// is dropped rather than shown.
+/// `uri` with its password and query string replaced by `redacted`. Conservative where the
+/// URI is malformed (a password holding an unencoded `/`, `?` or `@`): the user information
+/// ends at the last `@`, the host at the first character a host cannot hold, and whatever is
+/// cut off is not shown.
 pub fn redact(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return "redacted".to_string();
     };
-    let (authority_path, query) = match rest.split_once('?') {
-        Some((a, q)) => (a, Some(q)),
-        None => (rest, None),
+    let (user, after) = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => {
+            let name_end = userinfo
+                .find([':', '/', '?', '#'])
+                .unwrap_or(userinfo.len());
+            let name = &userinfo[..name_end];
+            if name_end < userinfo.len() {
+                (format!("{name}:redacted@"), after)
+            } else {
+                (format!("{name}@"), after)
+            }
+        }
+        None => (String::new(), rest),
     };
-    let (authority, path) = match authority_path.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (authority_path, None),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:redacted@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_string(),
-    };
-    let mut out = format!("{scheme}://{authority}");
-    if let Some(p) = path
-        && !p.is_empty()
-    {
-        out.push('/');
-        out.push_str(p);
-    }
-    if query.is_some() {
+    let host_end = after.find(['?', '&', '=', '#']).unwrap_or(after.len());
+    let mut out = format!("{scheme}://{user}{}", &after[..host_end]);
+    if host_end < after.len() || rest.contains('?') {
         out.push_str("?redacted");
     }
     out
@@ -92,10 +88,17 @@ impl SourceUri {
         };
         let authority = authority_path.split('/').next().unwrap_or_default();
         let (userinfo, hostport) = authority.rsplit_once('@').ok_or_else(|| {
-            bad(
-                uri,
-                "it must name a user: postgresql://user:password@host:port",
-            )
+            if rest.contains('@') {
+                bad(
+                    uri,
+                    "the user name or password holds '/', '?' or '#': percent-encode them (%2F, %3F, %23)",
+                )
+            } else {
+                bad(
+                    uri,
+                    "it must name a user: postgresql://user:password@host:port",
+                )
+            }
         })?;
         let (user, password) = match userinfo.split_once(':') {
             Some((u, p)) => (decode(u), Some(decode(p))),
@@ -227,6 +230,33 @@ mod tests {
         );
         assert_eq!(redact("postgresql://repl@h:1"), "postgresql://repl@h:1");
         assert_eq!(redact("garbage:pw"), "redacted");
+        // Unencoded '/', '?' or '@' in a password never show any of it.
+        for (raw, want) in [
+            (
+                "postgresql://u:pa/ss@h:1?x",
+                "postgresql://u:redacted@h:1?redacted",
+            ),
+            (
+                "postgresql://u:pa?ss@h:1",
+                "postgresql://u:redacted@h:1?redacted",
+            ),
+            (
+                "postgresql://u:p@ss@h:1/db",
+                "postgresql://u:redacted@h:1/db",
+            ),
+            (
+                "postgresql://h?sslrootcert=a@b&password=x",
+                "postgresql://h:redacted@b?redacted",
+            ),
+        ] {
+            assert_eq!(redact(raw), want, "{raw}");
+        }
+        let e = SourceUri::parse("postgresql://u:pa/ss@h:1?sslmode=disable").expect_err("bad");
+        let text = e.to_string();
+        assert!(
+            text.contains("percent-encode") && !text.contains("pa/ss"),
+            "{text}"
+        );
     }
 
     #[test]

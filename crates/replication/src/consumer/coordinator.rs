@@ -14,7 +14,7 @@ use proto::replication as pb;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tenant::{DataState, ServiceMode, TenantId, registry};
+use tenant::{DataState, TenantId, registry};
 use tokio::sync::mpsc;
 
 /// How long a coordinator's lease lasts without renewal.
@@ -141,12 +141,18 @@ impl Coordinator {
                     attempts += 1;
                     tracing::warn!(job_id = self.job_id, attempt = attempts, error = %e, "replication flow failed; retrying over the live nodes");
                     let pause = attempts > MAX_RETRIES;
-                    match self.persist(Some((e.clone(), pause))).await {
+                    let persisted = self.persist(Some((e.clone(), pause))).await;
+                    match persisted {
                         Ok(Some(Outcome::Stop)) => return,
                         Ok(Some(Outcome::Cutover)) => return self.cutover().await,
-                        _ => {}
+                        Ok(None) => {}
+                        Err(ref pe) => {
+                            tracing::warn!(job_id = self.job_id, error = %pe, "cannot record the error in the job; retrying")
+                        }
                     }
-                    if pause {
+                    // Only a recorded pause stops the coordinator; otherwise the next failure
+                    // tries to pause again.
+                    if pause && persisted.is_ok() {
                         tracing::error!(job_id = self.job_id, error = %e, "replication job paused after {MAX_RETRIES} retries without progress; RESUME REPLICATION continues it");
                         return;
                     }
@@ -262,6 +268,16 @@ impl Coordinator {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let hb_every = super::runner::heartbeat_interval(&self.ctx.node).await;
+        // One connection to the source for this flow's heartbeats, kept between them.
+        let hb_client = std::sync::Arc::new(PgStreamClient::new(self.job.details.source.clone()));
+        hb_client.set_fallback_addrs(
+            self.job
+                .progress
+                .partitions
+                .iter()
+                .map(|p| p.source_addr.clone())
+                .collect(),
+        );
         let mut last_hb = Instant::now() - hb_every;
         let mut hb: Option<tokio::task::JoinHandle<Result<crate::spec::StreamStatus, String>>> =
             None;
@@ -296,8 +312,7 @@ impl Coordinator {
                         last_hb = Instant::now();
                         let retained = self.job.progress.retained_time;
                         let stream_id = self.job.details.stream_id;
-                        let client = PgStreamClient::new(self.job.details.source.clone());
-                        client.set_fallback_addrs(self.job.progress.partitions.iter().map(|p| p.source_addr.clone()).collect());
+                        let client = hb_client.clone();
                         hb = Some(tokio::spawn(async move {
                             client.heartbeat(stream_id, retained).await.map_err(|e| e.to_string())
                         }));
@@ -333,7 +348,10 @@ impl Coordinator {
         match &error {
             Some((e, pause)) => {
                 p.last_error = Some(e.clone());
-                p.status = repl_status::ERROR.into();
+                // A requested cutover stays shown as pending; the error is in the job.
+                if p.cutover_time.is_none() {
+                    p.status = repl_status::ERROR.into();
+                }
                 job.record.error = Some(e.clone());
                 job.record.running_status = Some(format!("retrying after an error: {e}"));
                 if *pause {
@@ -416,8 +434,11 @@ impl Coordinator {
         }
     }
 
-    /// Writes the job with `f` applied, retrying on conflicts.
+    /// Writes the job with `f` applied and the lease renewed, retrying on conflicts; fails
+    /// without writing if the job is no longer running under this coordinator (paused,
+    /// canceled, or adopted by another node).
     async fn update(&mut self, f: impl Fn(&mut IngestionJob)) -> Result<(), String> {
+        let me = self.ctx.node.id().0;
         let mut last = String::new();
         for attempt in 0..20 {
             let mut txn = self
@@ -426,6 +447,14 @@ impl Coordinator {
                 .begin(RangeId::FIRST)
                 .map_err(|e| e.to_string())?;
             let mut job = load(&mut txn, self.job_id).await.map_err(|e| e.message)?;
+            if job.record.status != status::RUNNING || job.record.coordinator != Some(me) {
+                return Err(format!(
+                    "job {} is no longer running under node {me}",
+                    self.job_id
+                ));
+            }
+            job.record.lease_expires_ns =
+                self.ctx.node.clock().physical_now_ns() + LEASE.as_nanos() as u64;
             f(&mut job);
             job.put(&mut txn);
             match txn.commit().await {
@@ -457,7 +486,6 @@ impl Coordinator {
                 j.progress.status = repl_status::CUTTING_OVER.into();
                 j.record.running_status =
                     Some(format!("cutting over to {t}: reverting newer versions"));
-                j.record.coordinator = Some(me);
                 if j.progress.revert_remaining.is_none() {
                     j.progress.revert_remaining = Some(dest_span.clone());
                 }
@@ -485,13 +513,13 @@ impl Coordinator {
                     remaining = KeySpan::new(resume, remaining.end.clone());
                     let r = remaining.clone();
                     if let Err(e) = self
-                        .update(|j| {
-                            j.progress.revert_remaining = Some(r.clone());
-                            j.record.lease_expires_ns = 0;
-                        })
+                        .update(|j| j.progress.revert_remaining = Some(r.clone()))
                         .await
                     {
-                        tracing::warn!(job_id = self.job_id, error = %e, "cannot checkpoint the revert");
+                        // Paused, canceled or adopted elsewhere: whoever runs it resumes from
+                        // the last checkpoint.
+                        tracing::warn!(job_id = self.job_id, error = %e, "cannot checkpoint the revert; stopping");
+                        return;
                     }
                 }
                 Ok(None) => break,
@@ -505,15 +533,21 @@ impl Coordinator {
         let node = self.ctx.node.clone();
         let mut done = false;
         for attempt in 0..20 {
-            let r: Result<(), String> = async {
+            // Ok(false): the job is no longer this coordinator's to finish.
+            let r: Result<bool, String> = async {
                 let mut txn = node.begin(RangeId::FIRST).map_err(|e| e.to_string())?;
                 let mut job = load(&mut txn, self.job_id).await.map_err(|e| e.message)?;
+                if job.record.status != status::RUNNING || job.record.coordinator != Some(me) {
+                    return Ok(false);
+                }
                 let mut rec = registry::get(&mut txn, TenantId(job.details.dest_tenant_id))
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or("the virtual cluster was dropped during cutover")?;
+                if rec.data_state != DataState::Add {
+                    return Ok(false);
+                }
                 rec.data_state = DataState::Ready;
-                rec.service_mode = ServiceMode::None;
                 registry::update(&mut txn, &rec)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -527,12 +561,19 @@ impl Coordinator {
                 job.put(&mut txn);
                 txn.commit().await.map_err(|e| e.to_string())?;
                 self.job = job;
-                Ok(())
+                Ok(true)
             }
             .await;
             match r {
-                Ok(()) => {
+                Ok(true) => {
                     done = true;
+                    break;
+                }
+                Ok(false) => {
+                    tracing::warn!(
+                        job_id = self.job_id,
+                        "the job was paused, canceled or adopted during cutover; not finishing it here"
+                    );
                     break;
                 }
                 Err(e) => {

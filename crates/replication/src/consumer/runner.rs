@@ -10,7 +10,6 @@ use kv::{KvNode, NodeSlot, RangeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tenant::{TenantId, TenantKv};
 use tokio::sync::Notify;
 
 /// How often a node looks for jobs to adopt.
@@ -20,16 +19,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// The consumer heartbeat interval (`physical_replication.consumer.heartbeat_frequency`).
 pub(crate) async fn heartbeat_interval(node: &Arc<KvNode>) -> Duration {
-    let text = match TenantKv::new(node.clone(), TenantId::SYSTEM).begin() {
-        Ok(mut txn) => ::sql::catalog::get_setting(
-            &mut txn,
-            "physical_replication.consumer.heartbeat_frequency",
-        )
+    crate::producer::duration_setting(node, "physical_replication.consumer.heartbeat_frequency")
         .await
-        .unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    ::sql::settings::parse_duration(&text)
         .unwrap_or(Duration::from_secs(1))
         .max(Duration::from_millis(100))
 }

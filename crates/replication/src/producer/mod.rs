@@ -57,7 +57,8 @@ async fn setting(node: &Arc<KvNode>, name: &str) -> SqlResult<String> {
     ::sql::catalog::get_setting(&mut txn, name).await
 }
 
-async fn duration_setting(node: &Arc<KvNode>, name: &str) -> SqlResult<Duration> {
+/// A duration cluster setting of the system virtual cluster.
+pub(crate) async fn duration_setting(node: &Arc<KvNode>, name: &str) -> SqlResult<Duration> {
     let text = setting(node, name).await?;
     ::sql::settings::parse_duration(&text)
         .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad duration {text:?}")))
@@ -205,6 +206,9 @@ pub async fn authorize(
         return Err(SqlError::new(
             code::OBJECT_IN_USE,
             format!("replication stream {stream_id} has expired"),
+        )
+        .with_hint(
+            "drop the standby's virtual cluster and create it anew; a longer physical_replication.producer.expiration_window tolerates longer pauses",
         ));
     }
     Ok(details)
@@ -370,7 +374,7 @@ async fn expire(
     job.finished = Some(jobs::now_text());
     job.running_status = None;
     job.error = Some(format!(
-        "replication stream expired: no heartbeat from the standby for {}s; its protected timestamp was released",
+        "replication stream expired: no heartbeat from the standby for {}s; its protected timestamp was released. To replicate again, drop the standby's virtual cluster and create it anew; a longer physical_replication.producer.expiration_window tolerates longer pauses",
         details.expiration_window_ns / 1_000_000_000
     ));
     jobs::put(txn, job);
@@ -407,16 +411,31 @@ pub async fn complete(node: &Arc<KvNode>, stream_id: u64, successful: bool) -> S
 /// by every node; transactions make concurrent sweeps harmless).
 pub async fn sweep_expired(node: &Arc<KvNode>) -> SqlResult<()> {
     let mut txn = node.begin(RangeId::FIRST)?;
-    let now = node.now().wall_time_ns;
-    for mut job in jobs::list(&mut txn).await? {
-        if job.job_type != JOB_TYPE || job.status != status::RUNNING {
-            continue;
-        }
-        let progress: ProducerProgress = decode(&job, &job.progress)?;
-        if now > progress.expiration_ns {
-            let details: ProducerDetails = decode(&job, &job.details)?;
-            let mut txn = node.begin(RangeId::FIRST)?;
-            expire(&mut txn, &mut job, &details).await?;
+    let candidates: Vec<u64> = jobs::list(&mut txn)
+        .await?
+        .into_iter()
+        .filter(|j| j.job_type == JOB_TYPE && j.status == status::RUNNING)
+        .map(|j| j.id)
+        .collect();
+    for stream_id in candidates {
+        // Re-read inside the writing transaction, so that a heartbeat or a completion that
+        // committed since the scan makes it conflict or see the stream alive.
+        let mut txn = node.begin(RangeId::FIRST)?;
+        let expired = match load(&mut txn, stream_id).await {
+            Ok((mut job, details, progress))
+                if job.status == status::RUNNING
+                    && node.now().wall_time_ns > progress.expiration_ns =>
+            {
+                expire(&mut txn, &mut job, &details).await?;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!(stream_id, error = %e, "cannot read a replication stream's job; skipping it");
+                false
+            }
+        };
+        if expired {
             txn.commit().await?;
         }
     }
