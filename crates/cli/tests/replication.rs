@@ -554,13 +554,38 @@ fn a_standby_node_killed_while_streaming() {
 }
 
 #[test]
-fn drop_of_a_replicating_virtual_cluster_cancels_and_completes() {
+fn disabled_replication_is_refused_and_drop_cancels_and_completes() {
     let _serial = serial();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let pair = Pair::must_start(1, false, false);
-        pair.must_create();
         let s = connect(&pair.standby, 0, "system").await;
+
+        // With physical_replication.enabled off, CREATE is refused and leaves nothing.
+        must_rows(
+            &s,
+            "SET CLUSTER SETTING physical_replication.enabled = false",
+        )
+        .await;
+        let uri = pair.uri(&format!("repl:{REPL_PASSWORD}"), "ca_primary.crt");
+        let e = must_fail(
+            &s,
+            &roachtests::pair::Pair::create_statement("application", &uri),
+        )
+        .await;
+        assert!(e.contains("55000") && e.contains("disabled"), "{e}");
+        assert!(
+            !virtual_cluster_names(&s)
+                .await
+                .contains(&"application".to_string())
+        );
+        must_rows(
+            &s,
+            "SET CLUSTER SETTING physical_replication.enabled = true",
+        )
+        .await;
+
+        pair.must_create();
         must_replicate_past(&s, None, Duration::from_secs(60)).await;
         let p = connect(&pair.primary, 0, "system").await;
         assert_eq!(

@@ -94,8 +94,8 @@ fn static_code(c: &str) -> &'static str {
         code::OBJECT_IN_USE,
         code::FEATURE_NOT_SUPPORTED,
         code::CANNOT_CONNECT_NOW,
-        // object_not_in_prerequisite_state (kv.rangefeed.enabled is off on the primary).
-        "55000",
+        // kv.rangefeed.enabled is off on the primary.
+        code::OBJECT_NOT_IN_PREREQUISITE_STATE,
     ]
     .into_iter()
     .find(|k| *k == c)

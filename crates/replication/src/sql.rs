@@ -18,7 +18,6 @@ use tenant::{DataState, ServiceMode, TenantRecord, registry};
 
 /// Bytes of a virtual cluster's key prefix (`/Tenant/<id>/`), left out of fingerprints so that
 /// a virtual cluster fingerprints the same under another id.
-const TENANT_PREFIX_LEN: usize = 9;
 /// How long completing a source stream may take when a replication is abandoned.
 const COMPLETE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -178,6 +177,13 @@ impl Replication {
         retention: Option<String>,
     ) -> SqlResult<QueryResult> {
         server.require_manage(session).await?;
+        if server.setting("physical_replication.enabled").await? != "true" {
+            return Err(SqlError::new(
+                code::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "physical cluster replication is disabled on this cluster",
+            )
+            .with_hint("SET CLUSTER SETTING physical_replication.enabled = true allows it"));
+        }
         let node = server.node()?;
         tenant::validate_name(name)?;
         {
@@ -273,6 +279,7 @@ impl Replication {
                 code::OBJECT_IN_USE,
                 format!("virtual cluster {name:?} is not the target of a replication stream"),
             )
+            .with_hint("replication statements apply to virtual clusters created with CREATE VIRTUAL CLUSTER ... FROM REPLICATION OF ...")
         })
     }
 
@@ -428,7 +435,7 @@ impl Replication {
             .fingerprint_stripped(
                 RangeId::FIRST,
                 &rec.id.span(),
-                TENANT_PREFIX_LEN,
+                tenant::PREFIX_LEN,
                 start,
                 end,
             )

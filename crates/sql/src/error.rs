@@ -16,6 +16,7 @@ pub mod code {
     pub const CANNOT_CONNECT_NOW: &str = "57P03";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
     pub const OBJECT_IN_USE: &str = "55006";
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const INTERNAL: &str = "XX000";
     pub const UNDEFINED_FUNCTION: &str = "42883";

@@ -10,7 +10,8 @@ const TENANT_BYTE: u8 = 0xfe;
 pub const TENANT_KEYSPACE_START: &[u8] = &[TENANT_BYTE];
 /// The first key after the tenants' keyspace.
 pub const TENANT_KEYSPACE_END: &[u8] = &[TENANT_BYTE + 1];
-const PREFIX_LEN: usize = 9;
+/// The length of a virtual cluster's key prefix.
+pub const PREFIX_LEN: usize = 9;
 
 /// A virtual cluster's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -22,7 +22,8 @@ mod scoped;
 
 pub use error::{TenantError, TenantResult};
 pub use keys::{
-    TENANT_KEYSPACE_END, TENANT_KEYSPACE_START, TenantId, pretty_key, rekey, tenant_of_key,
+    PREFIX_LEN, TENANT_KEYSPACE_END, TENANT_KEYSPACE_START, TenantId, pretty_key, rekey,
+    tenant_of_key,
 };
 pub use record::{DataState, ServiceMode, TenantRecord, validate_name};
 pub use scoped::{TenantKv, TenantTxn};

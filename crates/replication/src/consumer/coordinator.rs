@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 /// How long a coordinator's lease lasts without renewal.
 pub(crate) const LEASE: Duration = Duration::from_secs(6);
-/// How often the coordinator persists progress (and renews its lease).
-const TICK: Duration = Duration::from_millis(250);
+/// How often progress is persisted when the setting cannot be read.
+const TICK: Duration = Duration::from_millis(200);
 /// Retries without progress before the job pauses itself.
 const MAX_RETRIES: u32 = 30;
 /// Versions removed per Raft entry during a cutover's revert.
@@ -265,7 +265,15 @@ impl Coordinator {
 
     /// Merges progress, persists, heartbeats, watches for pause/cutover, until the flow fails.
     async fn drive(&mut self, rx: &mut mpsc::Receiver<FlowEvent>) -> Result<Outcome, String> {
-        let mut tick = tokio::time::interval(TICK);
+        let mut tick = tokio::time::interval(
+            crate::producer::duration_setting(
+                &self.ctx.node,
+                "physical_replication.consumer.minimum_flush_interval",
+            )
+            .await
+            .unwrap_or(TICK)
+            .max(Duration::from_millis(50)),
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let hb_every = super::runner::heartbeat_interval(&self.ctx.node).await;
         // One connection to the source for this flow's heartbeats, kept between them.

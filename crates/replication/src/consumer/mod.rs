@@ -211,6 +211,11 @@ fn not_active(name: &str, job: &IngestionJob) -> SqlError {
             job.record.id, job.record.status
         ),
     )
+    .with_hint(if job.record.status == status::SUCCEEDED {
+        "it was cut over: ALTER VIRTUAL CLUSTER ... START SERVICE SHARED serves it"
+    } else {
+        "to replicate it again, drop it and run CREATE VIRTUAL CLUSTER ... FROM REPLICATION OF ... anew"
+    })
 }
 
 /// `ALTER VIRTUAL CLUSTER name PAUSE REPLICATION`.
@@ -224,6 +229,9 @@ pub async fn pause(node: &Arc<KvNode>, name: &str, job_id: u64) -> SqlResult<()>
         return Err(SqlError::new(
             code::OBJECT_IN_USE,
             format!("virtual cluster {name:?} is being cut over; it cannot be paused"),
+        )
+        .with_hint(
+            "SHOW VIRTUAL CLUSTER ... WITH REPLICATION STATUS shows when the cutover is done",
         ));
     }
     job.record.status = status::PAUSED.into();
@@ -280,6 +288,9 @@ pub async fn request_cutover(
                 "virtual cluster {name:?} is already being cut over to {}",
                 job.progress.cutover_time.unwrap_or_default()
             ),
+        )
+        .with_hint(
+            "SHOW VIRTUAL CLUSTER ... WITH REPLICATION STATUS shows when the cutover is done",
         ));
     }
     let t = match to {
@@ -304,7 +315,8 @@ pub async fn request_cutover(
                 earliest,
                 earliest.to_timestamptz_string()
             ),
-        ));
+        )
+        .with_hint("choose a time at or after the retained time, or COMPLETE REPLICATION TO LATEST"));
     }
     job.progress.cutover_time = Some(t);
     job.progress.status = repl_status::PENDING_CUTOVER.into();

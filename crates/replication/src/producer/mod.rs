@@ -77,7 +77,7 @@ fn random_token() -> String {
 pub async fn start_stream(node: &Arc<KvNode>, tenant_name: &str) -> SqlResult<StreamHandle> {
     if setting(node, "kv.rangefeed.enabled").await? != "true" {
         return Err(SqlError::new(
-            "55000",
+            code::OBJECT_NOT_IN_PREREQUISITE_STATE,
             "kv.rangefeed.enabled is false on the primary cluster, so it cannot serve replication streams",
         )
         .with_hint("on the primary's system virtual cluster run SET CLUSTER SETTING kv.rangefeed.enabled = true (the replication-source profile sets it)"));
