@@ -500,12 +500,17 @@ fn replication_uri(primary_addr: &str, password: &str, standby_certs: &Path) -> 
     )
 }
 
+/// What to try when the demo's processes are too slow to start.
+const BUSY_HINT: &str = "the machine may be busy or short of memory: try `roach demo --nodes 1`, or `roach demo --no-replication`";
+
 /// The last [`TAIL_LINES`] lines of a log file, indented, for an error message.
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(TAIL_LINES);
-    let mut out = format!("\nlast lines of {}:", path.display());
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    // The demo's directory is removed on the way out, so the lines are shown, not the path.
+    let mut out = format!("\nlast lines of its {name}:");
     for line in &lines[start..] {
         out.push_str("\n  ");
         out.push_str(line);
@@ -765,7 +770,7 @@ impl Demo {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{what} did not listen within {} s{}",
+                    "{what} did not listen within {} s{}\nHINT: {BUSY_HINT}",
                     LISTEN_WAIT.as_secs(),
                     tail(&output)
                 );
@@ -831,7 +836,7 @@ impl Demo {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{what} did not finish within {} s{}",
+                    "{what} did not finish within {} s{}\nHINT: {BUSY_HINT}",
                     within.as_secs(),
                     tail(log)
                 );
@@ -856,7 +861,7 @@ impl Demo {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "{what} was not ready within {} s (last answer: {last}){}",
+                    "{what} was not ready within {} s (last answer: {last}){}\nHINT: {BUSY_HINT}",
                     READY_WAIT.as_secs(),
                     tail(&output)
                 );
@@ -1044,7 +1049,7 @@ async fn replicate(primary: &Cluster, standby: &Cluster, password: &str) -> anyh
         if Instant::now() > deadline {
             let job_error = job_error(&session).await;
             bail!(
-                "the standby's {VIRTUAL_CLUSTER} virtual cluster was not replicating within {} s (last status: {last}){job_error}",
+                "the standby's {VIRTUAL_CLUSTER} virtual cluster was not replicating within {} s (last status: {last}){job_error}\nHINT: {BUSY_HINT}",
                 REPLICATING_WAIT.as_secs()
             );
         }

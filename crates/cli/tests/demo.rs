@@ -361,6 +361,4 @@ fn sigint_stops_a_running_demo_and_cleans_up() {
     assert!(stderr.contains("SIGINT received"), "{stderr}");
     must_not_show_password(&format!("{stdout}{stderr}"));
     must_leave_nothing(&dir);
-    // The demo's stdin was never closed: it stopped because of the signal.
-    assert!(demo.stdin.is_some());
 }

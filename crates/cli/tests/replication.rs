@@ -400,7 +400,7 @@ fn tutorial_flow_on_tls_with_a_workload() {
         assert_eq!(col(app, "service_mode"), Some("none"));
 
         // Partitions from all 3 primary nodes, ingested by at least 2 standby nodes.
-        let assigned = poll_async(
+        poll_async(
             "partitions over both clusters",
             Duration::from_secs(30),
             || async {
@@ -408,11 +408,10 @@ fn tutorial_flow_on_tls_with_a_workload() {
                 let a = assignments(&jobs.first()?.1);
                 let sources: std::collections::BTreeSet<_> = a.iter().map(|p| p.0).collect();
                 let sinks: std::collections::BTreeSet<_> = a.iter().map(|p| p.1).collect();
-                (sources.len() == 3 && sinks.len() >= 2).then_some(a)
+                (sources.len() == 3 && sinks.len() >= 2).then_some(())
             },
         )
         .await;
-        assert!(assigned.len() >= 3, "{assigned:?}");
         let p = connect(&pair.primary, 0, "system").await;
         let producers = jobs(&p, "REPLICATION STREAM PRODUCER").await;
         assert_eq!(producers.len(), 1, "{producers:?}");
