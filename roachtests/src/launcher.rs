@@ -384,3 +384,107 @@ pub fn path_str(p: &Path) -> Result<&str> {
     p.to_str()
         .ok_or_else(|| anyhow!("{} is not UTF-8", p.display()))
 }
+
+/// A size-limited filesystem (a tmpfs) mounted over a node's store directory, so that a
+/// scenario can run the store out of disk. Mounting needs root (or `CAP_SYS_ADMIN`). On drop,
+/// the node's logs are copied beside the mount point (as `<dir>-logs`) and it is unmounted:
+/// drop it after the node's process is gone.
+#[derive(Debug)]
+pub struct SmallDisk {
+    pub path: PathBuf,
+    pub size_bytes: u64,
+}
+
+impl SmallDisk {
+    /// The name of the file that fills the disk.
+    const FILLER: &str = "roachtests-filler";
+
+    /// Mounts a tmpfs of `size_bytes` at `path` (created if needed).
+    pub fn mount(path: &Path, size_bytes: u64) -> Result<SmallDisk> {
+        std::fs::create_dir_all(path)?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size_bytes},mode=0700"))
+            .arg("roachtests-small-disk")
+            .arg(path)
+            .stdin(Stdio::null())
+            .output()
+            .context("run mount(8)")?;
+        if !out.status.success() {
+            bail!(
+                "cannot mount a {} MiB tmpfs at {} (this scenario needs root or CAP_SYS_ADMIN): {}",
+                size_bytes >> 20,
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(SmallDisk {
+            path: path.to_path_buf(),
+            size_bytes,
+        })
+    }
+
+    /// Bytes still free on the filesystem.
+    pub fn available(&self) -> Result<u64> {
+        let st = rustix::fs::statvfs(&self.path)
+            .with_context(|| format!("statvfs {}", self.path.display()))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// Writes a filler file until about `leave` bytes are free; returns the filler's size.
+    pub fn fill_leaving(&self, leave: u64) -> Result<u64> {
+        use std::io::Write as _;
+        let want = self.available()?.saturating_sub(leave);
+        let mut f = std::fs::File::create(self.path.join(Self::FILLER))?;
+        let chunk = vec![0xa5u8; 1 << 20];
+        let mut written = 0u64;
+        while written < want {
+            let n = chunk.len().min((want - written) as usize);
+            f.write_all(&chunk[..n])
+                .with_context(|| format!("writing the filler after {written} bytes"))?;
+            written += n as u64;
+        }
+        f.sync_all()?;
+        Ok(written)
+    }
+
+    /// Deletes the filler file.
+    pub fn free_filler(&self) -> Result<()> {
+        std::fs::remove_file(self.path.join(Self::FILLER)).context("remove the filler")
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let mut keep = self.path.clone().into_os_string();
+        keep.push("-logs");
+        let keep = PathBuf::from(keep);
+        if std::fs::create_dir_all(&keep).is_ok() {
+            for name in ["output.log", "logs/roach.log"] {
+                let from = self.path.join(name);
+                if from.exists() {
+                    let to = keep.join(name.replace('/', "-"));
+                    let _ = std::fs::copy(&from, &to);
+                }
+            }
+        }
+        let umount = |lazy: bool| {
+            let mut cmd = Command::new("umount");
+            if lazy {
+                cmd.arg("-l");
+            }
+            cmd.arg(&self.path)
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !umount(false) && !umount(true) {
+            eprintln!(
+                "roachtests: could not unmount {}; run `umount {}`",
+                self.path.display(),
+                self.path.display()
+            );
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! primary without a stream, replicate (injecting the scenario's fault in its phase), measure
 //! the lag, cut over, then validate.
 
+use crate::launcher::SmallDisk;
 use crate::monitor::{LagSampler, http_addrs, ingested_bytes, replicated_time};
 use crate::pair::{
     Pair, REPL_PASSWORD, ReplStatus, VC, current_assignments, fingerprint, jobs, poll, repl_status,
@@ -109,6 +110,13 @@ pub struct Spec {
 }
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// The size of the filesystem under the disk-full scenario's standby store.
+const SMALL_DISK_BYTES: u64 = 1 << 30;
+/// What the disk-full scenario leaves free: below the standby's reserve
+/// (`physical_replication.consumer.min_free_disk_bytes`, 256 MiB), enough for the job's own
+/// records and Raft's small entries.
+const SMALL_DISK_LEFT: u64 = 64 << 20;
 
 /// What the Raft library logs at ERROR on any loaded machine: an append that took longer
 /// than its heartbeat interval is abandoned and retried. Expected in every scenario (a design
@@ -298,8 +306,10 @@ pub fn registry() -> Vec<Spec> {
         Spec {
             fault: Fault::DiskFull,
             nodes: (3, 1),
+            run_time: SECS(30),
             max_lag: SECS(3600),
             timeout: SECS(180),
+            expected_errors: &["replication job paused"],
             ..base(
                 "c2c/disk-full",
                 "the standby's store runs out of disk: the job reports it and pauses, then resumes once space is freed",
@@ -395,11 +405,18 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     if spec.broken.is_some() {
         env.push(("ROACH_TESTING_SKIP_ONE_EVENT".to_string(), "1".to_string()));
     }
-    if spec.fault == Fault::DiskFull {
-        bail!(
-            "c2c/disk-full is not implemented yet: it needs a standby store on a size-limited filesystem, and ingestion that refuses batches on a full store instead of stopping Raft"
-        );
-    }
+    // Declared before the pair, so that it is unmounted after the pair's processes are gone.
+    let small_disk = match spec.fault {
+        Fault::DiskFull => {
+            let at = ctx.dir.join("standby1");
+            log.say(format!(
+                "mounting a {} MiB tmpfs for standby node 1's store",
+                SMALL_DISK_BYTES >> 20
+            ));
+            Some(SmallDisk::mount(&at, SMALL_DISK_BYTES)?)
+        }
+        _ => None,
+    };
     log.say(format!(
         "starting a {}-node primary and a {}-node standby",
         spec.nodes.0, spec.nodes.1
@@ -556,18 +573,7 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
             })
             .await?;
             log.say(format!("paused at {:?}", paused.replicated));
-            let hold = Instant::now();
-            while hold.elapsed() < SECS(3) {
-                let st = repl_status(&s).await?;
-                if st.replicated != paused.replicated {
-                    bail!(
-                        "replicated_time moved while paused: {:?} then {:?}",
-                        paused.replicated,
-                        st.replicated
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            holds_still(&s, &paused, SECS(3)).await?;
             exec(
                 &s,
                 &format!("ALTER VIRTUAL CLUSTER {VC} RESUME REPLICATION"),
@@ -575,6 +581,58 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
             .await?;
             last = wait_replicating_past(&pair, paused.replicated.as_deref(), spec.timeout).await?;
             log.say("resumed");
+        }
+        Fault::DiskFull => {
+            let disk = small_disk
+                .as_ref()
+                .ok_or_else(|| anyhow!("no small disk mounted"))?;
+            tokio::time::sleep(spec.run_time / 5).await;
+            // About a second of writing to memory: blocking is fine on the multi-threaded runtime.
+            let filler = tokio::task::block_in_place(|| disk.fill_leaving(SMALL_DISK_LEFT))?;
+            let filled = Instant::now();
+            log.say(format!(
+                "filled standby node 1's filesystem: a {} MiB filler, {} MiB left",
+                filler >> 20,
+                disk.available()? >> 20
+            ));
+            let s = pair.standby_sql().await?;
+            let job = poll(
+                "the job to report the full disk and pause",
+                spec.timeout,
+                || async {
+                    let j = jobs(&s, "REPLICATION STREAM INGESTION").await.ok()?;
+                    let j = j.first()?.clone();
+                    (j[1] == "paused").then_some(j)
+                },
+            )
+            .await?;
+            figures.add("disk_full_to_pause_s", filled.elapsed().as_secs_f64(), "s");
+            if !job[4].contains("nearly out of disk") || !job[4].contains("RESUME REPLICATION") {
+                bail!(
+                    "the job paused without saying the disk is full: running_status {:?}, error {:?}",
+                    job[2],
+                    job[4]
+                );
+            }
+            log.say(format!("the job paused: {}", job[4]));
+            let paused = repl_status(&s).await?;
+            holds_still(&s, &paused, SECS(3)).await?;
+            if !pair.standby.nodes[0].ready().await {
+                bail!("standby node 1 is not ready while its disk is full");
+            }
+            disk.free_filler()?;
+            log.say(format!(
+                "deleted the filler ({} MiB free); RESUME REPLICATION",
+                disk.available()? >> 20
+            ));
+            exec(
+                &s,
+                &format!("ALTER VIRTUAL CLUSTER {VC} RESUME REPLICATION"),
+            )
+            .await?;
+            last = wait_replicating_past(&pair, paused.replicated.as_deref(), spec.timeout).await?;
+            lag_heals(&standby_http, spec.timeout).await?;
+            log.say("resumed and caught up");
         }
         _ => {}
     }
@@ -669,6 +727,27 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     log.say(format!("cut over to {cutover}; validating"));
     validate_data(&pair, spec, ctx, &cutover, &retained).await?;
     finish(&mut pair, spec, figures).await
+}
+
+/// Fails if replicated_time moves away from `paused`'s within `period` (a paused job).
+async fn holds_still(
+    s: &tokio_postgres::Client,
+    paused: &ReplStatus,
+    period: Duration,
+) -> Result<()> {
+    let hold = Instant::now();
+    while hold.elapsed() < period {
+        let st = repl_status(s).await?;
+        if st.replicated != paused.replicated {
+            bail!(
+                "replicated_time moved while paused: {:?} then {:?}",
+                paused.replicated,
+                st.replicated
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
 }
 
 /// Waits until a fault shows as lag: the replicated time more than `behind` behind.

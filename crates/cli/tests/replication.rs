@@ -553,7 +553,7 @@ fn a_standby_node_killed_while_streaming() {
 }
 
 #[test]
-fn disabled_replication_is_refused_and_drop_cancels_and_completes() {
+fn disabled_replication_is_refused_a_disk_reserve_pauses_and_drop_cancels() {
     let _serial = serial();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
@@ -585,7 +585,50 @@ fn disabled_replication_is_refused_and_drop_cancels_and_completes() {
         .await;
 
         pair.must_create();
-        must_replicate_past(&s, None, Duration::from_secs(60)).await;
+        let st = must_replicate_past(&s, None, Duration::from_secs(60)).await;
+
+        // A store with less free space than the reserve: ingestion stops before writing, the
+        // job says why and pauses; with the reserve back, RESUME continues where it was.
+        must_rows(
+            &s,
+            "SET CLUSTER SETTING physical_replication.consumer.min_free_disk_bytes = 4611686018427387904",
+        )
+        .await;
+        // The reserve is read again within 10 s: keep writing until ingestion meets it.
+        let app = connect(&pair.primary, 0, "application").await;
+        must_rows(&app, "CREATE TABLE after_reserve (k INT PRIMARY KEY, n INT)").await;
+        let n = std::sync::atomic::AtomicU64::new(0);
+        let paused = poll_async(
+            "the job to pause on the disk reserve",
+            Duration::from_secs(60),
+            || async {
+                let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                must_rows(&app, &format!("UPSERT INTO after_reserve VALUES (1, {i})")).await;
+                let j = jobs(&s, "REPLICATION STREAM INGESTION").await;
+                let j = j.first()?.clone();
+                (j.0 == "paused").then_some(j)
+            },
+        )
+        .await;
+        assert!(
+            paused.1.contains("nearly out of disk")
+                && paused.2.contains("min_free_disk_bytes")
+                && paused.2.contains("RESUME REPLICATION"),
+            "{paused:?}"
+        );
+        let held = repl_status(&s).await;
+        must_rows(
+            &s,
+            "SET CLUSTER SETTING physical_replication.consumer.min_free_disk_bytes = DEFAULT",
+        )
+        .await;
+        must_rows(&s, "ALTER VIRTUAL CLUSTER application RESUME REPLICATION").await;
+        must_replicate_past(
+            &s,
+            held.replicated.or(st.replicated).as_deref(),
+            Duration::from_secs(60),
+        )
+        .await;
         let p = connect(&pair.primary, 0, "system").await;
         assert_eq!(
             jobs(&p, "REPLICATION STREAM PRODUCER")

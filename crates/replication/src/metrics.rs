@@ -3,7 +3,7 @@
 //! metrics.
 
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
 const LABEL: &[&str] = &["virtual_cluster"];
@@ -26,6 +26,7 @@ pub struct ReplicationMetrics {
     pub cutover_progress: GaugeVec,
     pub producer_streams: IntGaugeVec,
     pub producer_bytes_sent: IntCounterVec,
+    pub store_available_bytes: Gauge,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -114,6 +115,10 @@ impl ReplicationMetrics {
                 "physical_replication_producer_bytes_sent_total",
                 "Compressed bytes of versions sent by this source node",
             )?,
+            store_available_bytes: Gauge::with_opts(Opts::new(
+                "physical_replication_store_available_bytes",
+                "Free disk space of this standby node's store, as last checked before an ingestion flush",
+            ))?,
         };
         registry.register(Box::new(m.replicated_time_seconds.clone()))?;
         registry.register(Box::new(m.retained_time_seconds.clone()))?;
@@ -130,6 +135,7 @@ impl ReplicationMetrics {
         registry.register(Box::new(m.cutover_progress.clone()))?;
         registry.register(Box::new(m.producer_streams.clone()))?;
         registry.register(Box::new(m.producer_bytes_sent.clone()))?;
+        registry.register(Box::new(m.store_available_bytes.clone()))?;
         Ok(m)
     }
 

@@ -97,6 +97,12 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "how often the standby persists replication progress",
     },
     SettingDef {
+        name: "physical_replication.consumer.min_free_disk_bytes",
+        typ: SettingType::Int,
+        default: "268435456",
+        description: "a standby node stops ingesting (and the job pauses) while its store's filesystem has less free space than this; 0 turns the check off",
+    },
+    SettingDef {
         name: "physical_replication.consumer.retention",
         typ: SettingType::Duration,
         default: "4h",

@@ -54,6 +54,15 @@ impl FjallBackend {
         &self.path
     }
 
+    /// The size and the free space of the filesystem holding the store (`statvfs`).
+    pub fn disk_space(&self) -> std::io::Result<DiskSpace> {
+        let st = rustix::fs::statvfs(&self.path)?;
+        Ok(DiskSpace {
+            total_bytes: st.f_blocks.saturating_mul(st.f_frsize),
+            available_bytes: st.f_bavail.saturating_mul(st.f_frsize),
+        })
+    }
+
     /// The fjall database (for benchmarks that compare against raw fjall).
     pub fn database(&self) -> &Database {
         &self.db
@@ -107,6 +116,14 @@ impl Backend for FjallBackend {
         fb.commit()?;
         Ok(())
     }
+}
+
+/// The size of a store's filesystem and what of it this process may still write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub total_bytes: u64,
+    /// Free bytes an unprivileged writer may use (`f_bavail`).
+    pub available_bytes: u64,
 }
 
 /// Options of an on-disk store.

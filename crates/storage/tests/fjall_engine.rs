@@ -131,3 +131,18 @@ fn second_open_of_a_store_fails() {
     let second = FjallEngine::open(dir.path());
     assert!(second.is_err(), "a second open of the same store must fail");
 }
+
+#[test]
+fn disk_space_reports_the_store_filesystem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let e = FjallEngine::open(&path).expect("open");
+    let space = e.backend().disk_space().expect("statvfs of the store");
+    assert!(space.total_bytes > 0, "{space:?}");
+    assert!(space.available_bytes <= space.total_bytes, "{space:?}");
+    std::fs::remove_dir_all(&path).expect("remove the store directory");
+    assert!(
+        e.backend().disk_space().is_err(),
+        "a store whose directory is gone has no filesystem to report"
+    );
+}

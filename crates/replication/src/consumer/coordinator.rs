@@ -23,6 +23,9 @@ pub(crate) const LEASE: Duration = Duration::from_secs(6);
 const TICK: Duration = Duration::from_millis(200);
 /// Retries without progress before the job pauses itself.
 const MAX_RETRIES: u32 = 30;
+/// Retries before the job pauses itself when a standby store is out of disk space (which
+/// retrying does not mend, but a passing spike, such as a compaction, may).
+const DISK_FULL_RETRIES: u32 = 3;
 /// Versions removed per Raft entry during a cutover's revert.
 const REVERT_BATCH: u64 = 20_000;
 /// How long finishing the source's stream after a cutover may take.
@@ -47,7 +50,40 @@ enum Outcome {
 
 enum FlowEvent {
     Progress(Vec<SpanTs>),
-    Failed(String),
+    Failed(Failure),
+}
+
+/// Why a flow failed.
+#[derive(Debug, Clone)]
+struct Failure {
+    message: String,
+    /// A standby store is short of disk space (see `ingest::ProcError::DiskFull`).
+    disk_full: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            disk_full: false,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+impl Failure {
+    /// A failure from a processor's gRPC status, prefixed with where it happened.
+    fn from_status(prefix: String, s: &tonic::Status) -> Self {
+        Failure {
+            message: format!("{prefix}: {}", s.message()),
+            disk_full: s.code() == tonic::Code::ResourceExhausted,
+        }
+    }
 }
 
 struct Flow {
@@ -129,7 +165,7 @@ impl Coordinator {
             match result {
                 Ok(Outcome::Stop) => return,
                 Ok(Outcome::Cutover) => return self.cutover().await,
-                Err(e) => {
+                Err(f) => {
                     self.ctx
                         .metrics
                         .replans
@@ -139,8 +175,21 @@ impl Coordinator {
                         attempts = 0;
                     }
                     attempts += 1;
+                    let e = f.message;
                     tracing::warn!(job_id = self.job_id, attempt = attempts, error = %e, "replication flow failed; retrying over the live nodes");
-                    let pause = attempts > MAX_RETRIES;
+                    let pause = if f.disk_full && attempts > DISK_FULL_RETRIES {
+                        Some(
+                            "paused: a standby node's store is nearly out of disk (the error says which); free disk space, then RESUME REPLICATION"
+                                .to_string(),
+                        )
+                    } else if attempts > MAX_RETRIES {
+                        Some(format!(
+                            "paused after {MAX_RETRIES} retries without progress; RESUME REPLICATION continues it"
+                        ))
+                    } else {
+                        None
+                    };
+                    let pausing = pause.is_some();
                     let persisted = self.persist(Some((e.clone(), pause))).await;
                     match persisted {
                         Ok(Some(Outcome::Stop)) => return,
@@ -152,8 +201,8 @@ impl Coordinator {
                     }
                     // Only a recorded pause stops the coordinator; otherwise the next failure
                     // tries to pause again.
-                    if pause && persisted.is_ok() {
-                        tracing::error!(job_id = self.job_id, error = %e, "replication job paused after {MAX_RETRIES} retries without progress; RESUME REPLICATION continues it");
+                    if pausing && persisted.is_ok() {
+                        tracing::error!(job_id = self.job_id, error = %e, attempts, "replication job paused; RESUME REPLICATION continues it");
                         return;
                     }
                     tokio::time::sleep(backoff(attempts)).await;
@@ -163,7 +212,7 @@ impl Coordinator {
     }
 
     /// Plans, runs the flow until it fails or the job should stop, then stops the flow.
-    async fn replicate_once(&mut self) -> Result<Outcome, String> {
+    async fn replicate_once(&mut self) -> Result<Outcome, Failure> {
         let spec = self
             .client
             .plan(self.job.details.stream_id)
@@ -264,7 +313,7 @@ impl Coordinator {
     }
 
     /// Merges progress, persists, heartbeats, watches for pause/cutover, until the flow fails.
-    async fn drive(&mut self, rx: &mut mpsc::Receiver<FlowEvent>) -> Result<Outcome, String> {
+    async fn drive(&mut self, rx: &mut mpsc::Receiver<FlowEvent>) -> Result<Outcome, Failure> {
         let mut tick = tokio::time::interval(
             crate::producer::duration_setting(
                 &self.ctx.node,
@@ -310,7 +359,7 @@ impl Coordinator {
                         let h = hb.take().expect("checked");
                         match h.await {
                             Ok(Ok(st)) if !st.is_active() => {
-                                return Err(format!("the source's replication stream {} is {}", self.job.details.stream_id, st.status));
+                                return Err(format!("the source's replication stream {} is {}", self.job.details.stream_id, st.status).into());
                             }
                             Ok(Err(e)) => tracing::debug!(job_id = self.job_id, error = %e, "heartbeat failed"),
                             _ => {}
@@ -332,7 +381,11 @@ impl Coordinator {
 
     /// Reads the job, applies this coordinator's state (frontier, times, an error), renews the
     /// lease and writes it back. Returns what the job asks for, if not to keep going.
-    async fn persist(&mut self, error: Option<(String, bool)>) -> Result<Option<Outcome>, String> {
+    /// `error` is the failure to record and, when the job should pause, its running status.
+    async fn persist(
+        &mut self,
+        error: Option<(String, Option<String>)>,
+    ) -> Result<Option<Outcome>, String> {
         let node = &self.ctx.node;
         let me = node.id().0;
         let mut txn = node.begin(RangeId::FIRST).map_err(|e| e.to_string())?;
@@ -362,11 +415,9 @@ impl Coordinator {
                 }
                 job.record.error = Some(e.clone());
                 job.record.running_status = Some(format!("retrying after an error: {e}"));
-                if *pause {
+                if let Some(why) = pause {
                     job.record.status = status::PAUSED.into();
-                    job.record.running_status = Some(format!(
-                        "paused after {MAX_RETRIES} retries without progress; RESUME REPLICATION continues it"
-                    ));
+                    job.record.running_status = Some(why.clone());
                 }
             }
             None => {
@@ -631,12 +682,12 @@ async fn run_partition(
     dest_addr: &str,
     a: Assignment,
     tx: &mpsc::Sender<FlowEvent>,
-) -> String {
+) -> Failure {
     let part = a.partition_id;
     if dest == ctx.node.id() {
         let mut rx = match ctx.ingest.start(a) {
             Ok(rx) => rx,
-            Err(s) => return s.message().to_string(),
+            Err(s) => return Failure::from_status(format!("partition {part}"), &s),
         };
         while let Some(msg) = rx.recv().await {
             match msg {
@@ -646,14 +697,14 @@ async fn run_partition(
                         return "stopped".into();
                     }
                 }
-                Err(s) => return format!("partition {part}: {}", s.message()),
+                Err(s) => return Failure::from_status(format!("partition {part}"), &s),
             }
         }
-        return format!("partition {part} ended");
+        return format!("partition {part} ended").into();
     }
     let ch = match ctx.node.channel(dest_addr) {
         Ok(c) => c,
-        Err(e) => return format!("standby node {dest}: {e}"),
+        Err(e) => return format!("standby node {dest}: {e}").into(),
     };
     let mut client = pb::ingestion_client::IngestionClient::new(ch);
     let req = pb::IngestRequest {
@@ -661,7 +712,7 @@ async fn run_partition(
     };
     let mut stream = match client.ingest_partition(req).await {
         Ok(r) => r.into_inner(),
-        Err(s) => return format!("standby node {dest}: {}", s.message()),
+        Err(s) => return Failure::from_status(format!("standby node {dest}"), &s),
     };
     loop {
         match stream.message().await {
@@ -671,8 +722,13 @@ async fn run_partition(
                     return "stopped".into();
                 }
             }
-            Ok(None) => return format!("partition {part} on standby node {dest} ended"),
-            Err(s) => return format!("partition {part} on standby node {dest}: {}", s.message()),
+            Ok(None) => return format!("partition {part} on standby node {dest} ended").into(),
+            Err(s) => {
+                return Failure::from_status(
+                    format!("partition {part} on standby node {dest}"),
+                    &s,
+                );
+            }
         }
     }
 }

@@ -37,6 +37,35 @@ fn testing_skip(ts: Timestamp, start: Timestamp) -> bool {
 }
 /// How long stopping a job's processors may take before giving up on one.
 const STOP_WAIT: Duration = Duration::from_secs(30);
+/// The setting that keeps a reserve of free disk space on every standby store.
+const MIN_FREE_SETTING: &str = "physical_replication.consumer.min_free_disk_bytes";
+/// How often a processor re-reads [`MIN_FREE_SETTING`].
+const MIN_FREE_REFRESH: Duration = Duration::from_secs(10);
+
+/// Why a processor stopped.
+#[derive(Debug)]
+enum ProcError {
+    /// Retryable anywhere (the source, the network, a bad batch).
+    Failed(String),
+    /// This node's store is short of disk space: retrying elsewhere does not help (every
+    /// standby node holds every replica), freeing space does.
+    DiskFull(String),
+}
+
+impl From<String> for ProcError {
+    fn from(e: String) -> Self {
+        ProcError::Failed(e)
+    }
+}
+
+impl ProcError {
+    fn into_status(self) -> Status {
+        match self {
+            ProcError::Failed(e) => Status::aborted(e),
+            ProcError::DiskFull(e) => Status::resource_exhausted(e),
+        }
+    }
+}
 
 /// One partition's work, sent by the coordinator to the standby node that does it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,10 +149,12 @@ impl IngestionService {
                 buf: Vec::new(),
                 buf_bytes: 0,
                 oldest: None,
+                min_free: None,
             };
             if let Err(e) = p.run(a, &tx, cancel_rx).await {
-                tracing::warn!(job_id, partition = part, error = %e, "ingestion processor failed");
-                let _ = tx.send(Err(Status::aborted(e))).await;
+                let status = e.into_status();
+                tracing::warn!(job_id, partition = part, error = %status.message(), "ingestion processor failed");
+                let _ = tx.send(Err(status)).await;
             }
         });
         let mut running = lock(&self.running);
@@ -143,6 +174,8 @@ struct Processor {
     buf: Vec<MvccVersion>,
     buf_bytes: usize,
     oldest: Option<Timestamp>,
+    /// [`MIN_FREE_SETTING`] and when it was read.
+    min_free: Option<(u64, Instant)>,
 }
 
 fn age_seconds(node: &KvNode, ts: Timestamp) -> f64 {
@@ -152,11 +185,69 @@ fn age_seconds(node: &KvNode, ts: Timestamp) -> f64 {
         / 1e9
 }
 
+/// Mebibytes, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
 impl Processor {
-    async fn flush(&mut self) -> Result<(), String> {
+    /// The reserve of free disk space, re-read from the cluster setting now and then (the
+    /// default when it cannot be read: a full store must not be written on because the
+    /// setting's range is slow).
+    async fn min_free_bytes(&mut self) -> u64 {
+        if let Some((v, at)) = self.min_free
+            && at.elapsed() < MIN_FREE_REFRESH
+        {
+            return v;
+        }
+        let v = match crate::producer::int_setting(&self.node, MIN_FREE_SETTING).await {
+            Ok(v) => v.max(0) as u64,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read {MIN_FREE_SETTING}; using its default");
+                ::sql::settings::lookup(MIN_FREE_SETTING)
+                    .ok()
+                    .and_then(|d| d.default.parse().ok())
+                    .unwrap_or(0)
+            }
+        };
+        self.min_free = Some((v, Instant::now()));
+        v
+    }
+
+    /// Refuses to write while this node's store has less free space than the reserve.
+    async fn check_disk(&mut self) -> Result<(), ProcError> {
+        let min_free = self.min_free_bytes().await;
+        if min_free == 0 {
+            return Ok(());
+        }
+        let backend = self.node.engine().backend();
+        let space = backend.disk_space().map_err(|e| {
+            ProcError::Failed(format!(
+                "cannot read the free space of the store at {}: {e}",
+                backend.path().display()
+            ))
+        })?;
+        self.metrics
+            .store_available_bytes
+            .set(space.available_bytes as f64);
+        if space.available_bytes < min_free {
+            return Err(ProcError::DiskFull(format!(
+                "standby node {}'s store at {} is nearly out of disk: {} free of {}, below {MIN_FREE_SETTING} ({}); free disk space (or lower the setting), then RESUME REPLICATION",
+                self.node.id().0,
+                backend.path().display(),
+                mib(space.available_bytes),
+                mib(space.total_bytes),
+                mib(min_free),
+            )));
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ProcError> {
         if self.buf.is_empty() {
             return Ok(());
         }
+        self.check_disk().await?;
         let started = Instant::now();
         let versions = std::mem::take(&mut self.buf);
         let bytes = self.buf_bytes;
@@ -165,7 +256,7 @@ impl Processor {
         self.node
             .ingest(RangeId::FIRST, versions)
             .await
-            .map_err(|e| format!("ingesting {n} versions: {e}"))?;
+            .map_err(|e| ProcError::Failed(format!("ingesting {n} versions: {e}")))?;
         let m = &self.metrics;
         let l = [self.label.as_str()];
         m.flushes.with_label_values(&l).inc();
@@ -200,7 +291,7 @@ impl Processor {
         a: Assignment,
         tx: &mpsc::Sender<Result<pb::IngestProgress, Status>>,
         mut cancel: watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProcError> {
         let req = pb::StreamPartitionRequest {
             stream_id: a.stream_id,
             token: a.token.clone(),
@@ -222,13 +313,16 @@ impl Processor {
             };
             let ev = match msg {
                 Ok(Some(ev)) => ev,
-                Ok(None) => return Err(format!("source node {} ended the stream", a.source_addr)),
+                Ok(None) => {
+                    return Err(format!("source node {} ended the stream", a.source_addr).into());
+                }
                 Err(s) => {
                     return Err(format!(
                         "stream from source node {}: {}",
                         a.source_addr,
                         s.message()
-                    ));
+                    )
+                    .into());
                 }
             };
             match ev.event {

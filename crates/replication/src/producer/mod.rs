@@ -64,6 +64,14 @@ pub(crate) async fn duration_setting(node: &Arc<KvNode>, name: &str) -> SqlResul
         .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad duration {text:?}")))
 }
 
+/// An integer cluster setting of the system virtual cluster.
+pub(crate) async fn int_setting(node: &Arc<KvNode>, name: &str) -> SqlResult<i64> {
+    let text = setting(node, name).await?;
+    text.trim()
+        .parse()
+        .map_err(|_| SqlError::internal(format!("cluster setting {name}: bad integer {text:?}")))
+}
+
 fn random_token() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
