@@ -591,12 +591,16 @@ fn disabled_replication_is_refused_a_disk_reserve_pauses_and_drop_cancels() {
         // job says why and pauses; with the reserve back, RESUME continues where it was.
         must_rows(
             &s,
-            "SET CLUSTER SETTING physical_replication.consumer.min_free_disk_bytes = 4611686018427387904",
+            "SET CLUSTER SETTING physical_replication.consumer.min_free_disk_bytes = '1000 TiB'",
         )
         .await;
         // The reserve is read again within 10 s: keep writing until ingestion meets it.
         let app = connect(&pair.primary, 0, "application").await;
-        must_rows(&app, "CREATE TABLE after_reserve (k INT PRIMARY KEY, n INT)").await;
+        must_rows(
+            &app,
+            "CREATE TABLE after_reserve (k INT PRIMARY KEY, n INT)",
+        )
+        .await;
         let n = std::sync::atomic::AtomicU64::new(0);
         let paused = poll_async(
             "the job to pause on the disk reserve",

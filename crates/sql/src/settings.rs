@@ -11,6 +11,9 @@ pub enum SettingType {
     String,
     Duration,
     Int,
+    /// A size in bytes: `268435456`, `256MiB`, `1 GB` (units as in CockroachDB: KB, MB, GB,
+    /// TB are powers of 1000; KiB, MiB, GiB, TiB of 1024).
+    ByteSize,
 }
 
 impl SettingType {
@@ -21,6 +24,7 @@ impl SettingType {
             SettingType::String => "s",
             SettingType::Duration => "d",
             SettingType::Int => "i",
+            SettingType::ByteSize => "z",
         }
     }
 }
@@ -98,8 +102,8 @@ pub const SETTINGS: &[SettingDef] = &[
     },
     SettingDef {
         name: "physical_replication.consumer.min_free_disk_bytes",
-        typ: SettingType::Int,
-        default: "268435456",
+        typ: SettingType::ByteSize,
+        default: "256 MiB",
         description: "a standby node stops ingesting (and the job pauses) while its store's filesystem has less free space than this; 0 turns the check off",
     },
     SettingDef {
@@ -164,6 +168,35 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(total)
 }
 
+/// Parses a byte size like `268435456`, `256MiB`, `1.5 GB` (see [`SettingType::ByteSize`]).
+pub fn parse_byte_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => return None,
+    };
+    if let Ok(n) = num.parse::<u64>() {
+        return n.checked_mul(scale);
+    }
+    let bytes = num.parse::<f64>().ok()? * scale as f64;
+    (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes.round() as u64)
+}
+
 /// Validates and normalises `value` for the setting.
 pub fn normalize(def: &SettingDef, value: &str) -> SqlResult<String> {
     let bad = |expect: &str| {
@@ -188,6 +221,9 @@ pub fn normalize(def: &SettingDef, value: &str) -> SqlResult<String> {
         SettingType::Duration => parse_duration(value)
             .map(|_| value.trim().to_string())
             .ok_or_else(|| bad("a duration such as 200ms, 10s or 4h")),
+        SettingType::ByteSize => parse_byte_size(value)
+            .map(|_| value.trim().to_string())
+            .ok_or_else(|| bad("a size such as 268435456, 256MiB or 1GB")),
         SettingType::String => Ok(value.to_string()),
     }
 }
@@ -211,5 +247,22 @@ mod tests {
         assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("3x"), None);
+    }
+
+    // Goal: byte sizes parse with and without units, decimal and binary, and nonsense is refused.
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("268435456"), Some(268_435_456));
+        assert_eq!(parse_byte_size("256 MiB"), Some(256 << 20));
+        assert_eq!(parse_byte_size("256mib"), Some(256 << 20));
+        assert_eq!(parse_byte_size("1GB"), Some(1_000_000_000));
+        assert_eq!(parse_byte_size("1.5 GiB"), Some(3 << 29));
+        assert_eq!(parse_byte_size("0"), Some(0));
+        for bad in ["", "MiB", "-1", "1 MB MB", "1 XB", "99999999999 TiB"] {
+            assert_eq!(parse_byte_size(bad), None, "{bad:?}");
+        }
+        let z = lookup("physical_replication.consumer.min_free_disk_bytes").expect("known");
+        assert_eq!(normalize(z, " 1GiB ").expect("size"), "1GiB");
+        assert!(normalize(z, "lots").is_err());
     }
 }

@@ -200,13 +200,13 @@ impl Processor {
         {
             return v;
         }
-        let v = match crate::producer::int_setting(&self.node, MIN_FREE_SETTING).await {
-            Ok(v) => v.max(0) as u64,
+        let v = match crate::producer::byte_size_setting(&self.node, MIN_FREE_SETTING).await {
+            Ok(v) => v,
             Err(e) => {
                 tracing::debug!(error = %e, "cannot read {MIN_FREE_SETTING}; using its default");
                 ::sql::settings::lookup(MIN_FREE_SETTING)
                     .ok()
-                    .and_then(|d| d.default.parse().ok())
+                    .and_then(|d| ::sql::settings::parse_byte_size(d.default))
                     .unwrap_or(0)
             }
         };

@@ -64,12 +64,11 @@ pub(crate) async fn duration_setting(node: &Arc<KvNode>, name: &str) -> SqlResul
         .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad duration {text:?}")))
 }
 
-/// An integer cluster setting of the system virtual cluster.
-pub(crate) async fn int_setting(node: &Arc<KvNode>, name: &str) -> SqlResult<i64> {
+/// A byte-size cluster setting of the system virtual cluster.
+pub(crate) async fn byte_size_setting(node: &Arc<KvNode>, name: &str) -> SqlResult<u64> {
     let text = setting(node, name).await?;
-    text.trim()
-        .parse()
-        .map_err(|_| SqlError::internal(format!("cluster setting {name}: bad integer {text:?}")))
+    ::sql::settings::parse_byte_size(&text)
+        .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad size {text:?}")))
 }
 
 fn random_token() -> String {
