@@ -6,12 +6,59 @@ use hlc::Timestamp;
 use proto::replication as pb;
 use serde::{Deserialize, Serialize};
 
+/// The secret a partition stream request must carry: 32 random bytes as hex. Never shown:
+/// its `Debug` says `StreamToken(redacted)`. Serialized as its text.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StreamToken(String);
+
+impl std::fmt::Debug for StreamToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamToken(redacted)")
+    }
+}
+
+impl StreamToken {
+    /// A fresh random token.
+    pub fn random() -> Self {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        StreamToken(
+            (0..32)
+                .map(|_| format!("{:02x}", rng.random::<u8>()))
+                .collect(),
+        )
+    }
+
+    /// The token as sent on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` is this token, in time independent of where they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        self.0.len() == presented.len()
+            && self
+                .0
+                .bytes()
+                .zip(presented.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
+impl From<String> for StreamToken {
+    fn from(s: String) -> Self {
+        StreamToken(s)
+    }
+}
+
 /// The answer to *start stream*.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamHandle {
     pub stream_id: u64,
     /// The secret a partition stream request must carry.
-    pub token: String,
+    pub token: StreamToken,
     /// The initial scan's timestamp; history from here on is protected on the source.
     pub start_time: Timestamp,
     pub source_tenant_id: u64,
@@ -118,6 +165,34 @@ pub fn decode_batch(batch: &pb::Batch) -> Result<Vec<WireVersion>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_tokens_are_never_shown() {
+        // Goal: a token is random, compared exactly, stored as its text, and hidden in Debug
+        // output (of itself and of what holds it).
+        let t = StreamToken::random();
+        assert_eq!(t.expose().len(), 64);
+        assert_ne!(t, StreamToken::random());
+        assert!(t.matches(t.expose()));
+        assert!(!t.matches(&t.expose()[1..]));
+        assert!(!t.matches(&t.expose().replace(|_| true, "0")));
+        let json = serde_json::to_string(&t).expect("serialize");
+        assert_eq!(json, format!("\"{}\"", t.expose()));
+        assert_eq!(
+            serde_json::from_str::<StreamToken>(&json).expect("parse"),
+            t
+        );
+        let h = StreamHandle {
+            stream_id: 1,
+            token: t.clone(),
+            start_time: Timestamp::ZERO,
+            source_tenant_id: 3,
+            source_tenant_name: "application".into(),
+        };
+        let shown = format!("{h:?}");
+        assert!(!shown.contains(t.expose()), "{shown}");
+        assert!(shown.contains("StreamToken(redacted)"), "{shown}");
+    }
 
     #[test]
     fn batch_round_trip() {

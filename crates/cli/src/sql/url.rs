@@ -174,23 +174,33 @@ impl fmt::Display for ConnUrl {
     }
 }
 
-/// Redacts the password of a URL given as text, even one that does not parse: the part between
-/// the first `:` of the user information and its last `@` becomes `****`, and so does the value
-/// of a `password` query parameter. Text without `://` is returned unchanged.
+/// Redacts the password of a URL given as text, even one that does not parse: in the user
+/// information, everything after its first `:` becomes `****`, and so does the value of a
+/// `password` query parameter. Text without `://` is returned unchanged.
+///
+/// A password may hold `/`, `?`, `#` or `@` without percent-encoding, so the user information
+/// is taken to end at the last `@` that is followed by something shaped like a host (no `=` or
+/// `&` before the next `/`, `?`, `#` or the end). When a query value holds an `@` too, more may
+/// be hidden than needed, never less.
 pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_string();
     };
     let rest = &url[scheme_end..];
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
+    let ends_info = |at: usize| {
+        let after = &rest[at + 1..];
+        let host = &after[..after.find(['/', '?', '#']).unwrap_or(after.len())];
+        !host.contains(['=', '&'])
     };
+    let at = rest
+        .match_indices('@')
+        .map(|(i, _)| i)
+        .rev()
+        .find(|&i| ends_info(i));
     let mut out = url[..scheme_end].to_string();
-    let authority_end = before_query.find('/').unwrap_or(before_query.len());
-    match before_query[..authority_end].rfind('@') {
+    let after_info = match at {
         Some(at) => {
-            let info = &before_query[..at];
+            let info = &rest[..at];
             match info.split_once(':') {
                 Some((user, _)) => {
                     out.push_str(user);
@@ -199,10 +209,15 @@ pub fn redact(url: &str) -> String {
                 }
                 None => out.push_str(info),
             }
-            out.push_str(&before_query[at..]);
+            &rest[at..]
         }
-        None => out.push_str(before_query),
-    }
+        None => rest,
+    };
+    let (before_query, query) = match after_info.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (after_info, None),
+    };
+    out.push_str(before_query);
     if let Some(query) = query {
         out.push('?');
         let pairs: Vec<String> = query
@@ -486,7 +501,9 @@ mod tests {
         assert_eq!(u.user, None);
         assert_eq!(u.host.as_deref(), Some("h"));
         assert_eq!(u.database.as_deref(), Some("db@x"));
-        assert_eq!(redact("postgresql://h:1/db@x"), "postgresql://h:1/db@x");
+        // Raw-text redaction cannot tell this from a password holding a '/' ("h" the user,
+        // "1/db" the password), so it hides what might be one.
+        assert_eq!(redact("postgresql://h:1/db@x"), "postgresql://h:****@x");
     }
 
     #[test]
@@ -543,5 +560,24 @@ mod tests {
         );
         assert_eq!(redact("postgresql://h:26257/db"), "postgresql://h:26257/db");
         assert_eq!(redact("not a url"), "not a url");
+        // Unencoded '/', '?', '#' and '@' in a password stay hidden.
+        for pw in ["pa/ss", "pa?ss", "pa#ss", "p@/s?s", "a?b=c"] {
+            let r = redact(&format!(
+                "postgresql://bob:{pw}@host:26257/db?sslmode=disable"
+            ));
+            assert_eq!(
+                r, "postgresql://bob:****@host:26257/db?sslmode=disable",
+                "{pw}"
+            );
+        }
+        // An '@' in a query value is not taken for the end of a password.
+        assert_eq!(
+            redact("postgresql://bob@h/db?application_name=a@b&x=1"),
+            "postgresql://bob@h/db?application_name=a@b&x=1"
+        );
+        assert_eq!(
+            redact("postgresql://h/db?application_name=a@b"),
+            "postgresql://h/db?application_name=a@b"
+        );
     }
 }

@@ -75,7 +75,7 @@ pub struct Assignment {
     pub source: SourceConn,
     pub source_addr: String,
     pub stream_id: u64,
-    pub token: String,
+    pub token: crate::spec::StreamToken,
     pub source_tenant_id: u64,
     pub dest_tenant_id: u64,
     /// The standby virtual cluster's name (the metrics label).
@@ -294,7 +294,7 @@ impl Processor {
     ) -> Result<(), ProcError> {
         let req = pb::StreamPartitionRequest {
             stream_id: a.stream_id,
-            token: a.token.clone(),
+            token: a.token.expose().to_string(),
             frontier: a.frontier.iter().map(span_ts_to_pb).collect(),
             initial_scan_ts: Some(ts_to_pb(a.initial_scan_ts)),
             batch_bytes: 0,

@@ -50,7 +50,7 @@ pub struct IngestionDetails {
     pub dest_tenant_id: u64,
     pub dest_name: String,
     pub stream_id: u64,
-    pub token: String,
+    pub token: crate::spec::StreamToken,
     pub start_time: Timestamp,
     pub retention_ns: u64,
 }

@@ -8,7 +8,7 @@ pub use partition::SourceService;
 
 use crate::frontier::KeySpan;
 use crate::pts;
-use crate::spec::{Partition, StreamHandle, StreamSpec, StreamStatus};
+use crate::spec::{Partition, StreamHandle, StreamSpec, StreamStatus, StreamToken};
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::jobs::{self, JobRecord, status};
 use hlc::Timestamp;
@@ -30,7 +30,7 @@ pub struct ProducerDetails {
     pub tenant_id: u64,
     pub tenant_name: String,
     pub start_time: Timestamp,
-    pub token: String,
+    pub token: StreamToken,
     pub pts_id: u64,
     pub expiration_window_ns: u64,
 }
@@ -69,14 +69,6 @@ pub(crate) async fn byte_size_setting(node: &Arc<KvNode>, name: &str) -> SqlResu
     let text = setting(node, name).await?;
     ::sql::settings::parse_byte_size(&text)
         .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad size {text:?}")))
-}
-
-fn random_token() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..32)
-        .map(|_| format!("{:02x}", rng.random::<u8>()))
-        .collect()
 }
 
 /// Starts a stream of the virtual cluster `tenant_name`: checks it can be replicated,
@@ -120,7 +112,7 @@ pub async fn start_stream(node: &Arc<KvNode>, tenant_name: &str) -> SqlResult<St
         tenant_id: tenant.id.0,
         tenant_name: tenant.name.clone(),
         start_time,
-        token: random_token(),
+        token: StreamToken::random(),
         pts_id,
         expiration_window_ns: window.as_nanos() as u64,
     };
@@ -186,15 +178,7 @@ pub async fn authorize(
 ) -> SqlResult<ProducerDetails> {
     let mut txn = node.begin(RangeId::FIRST)?;
     let (job, details, progress) = load(&mut txn, stream_id).await?;
-    // Same length and content, without an early exit on the first difference.
-    let same = details.token.len() == token.len()
-        && details
-            .token
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
+    if !details.token.matches(token) {
         return Err(SqlError::privilege(format!(
             "wrong token for replication stream {stream_id}"
         )));

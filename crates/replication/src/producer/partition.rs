@@ -21,6 +21,8 @@ use tonic::{Request, Response, Status};
 
 /// Default largest batch (uncompressed bytes).
 const DEFAULT_BATCH_BYTES: usize = 1 << 20;
+/// The largest batch a consumer may ask for.
+const MAX_BATCH_BYTES: usize = 16 << 20;
 /// A catch-up round shorter than this is the last: the stream then tails the applied log.
 const SHORT_ROUND: Duration = Duration::from_secs(1);
 /// Events queued towards the consumer (the rest is backpressure).
@@ -62,7 +64,7 @@ struct Stream {
     last_checkpoint: Instant,
     sent_bytes: prometheus::IntCounter,
     stream_id: u64,
-    token: String,
+    token: crate::spec::StreamToken,
 }
 
 /// The consumer went away: stop quietly.
@@ -268,7 +270,7 @@ impl Stream {
                         self.checkpoint(self.all_at(resolved)).await?;
                         if last_auth.elapsed() >= REAUTHORIZE_EVERY {
                             last_auth = Instant::now();
-                            if let Err(e) = authorize(&self.node, self.stream_id, &self.token).await {
+                            if let Err(e) = authorize(&self.node, self.stream_id, self.token.expose()).await {
                                 return Ok(Err(e.message));
                             }
                         }
@@ -338,10 +340,12 @@ impl pb::replication_source_server::ReplicationSource for SourceService {
             node,
             tx,
             initial_scan_ts,
+            // A consumer may ask for smaller batches, not for ones that would hold more memory
+            // here than MAX_BATCH_BYTES or exceed its own message limit.
             batch_bytes: if req.batch_bytes == 0 {
                 DEFAULT_BATCH_BYTES
             } else {
-                req.batch_bytes as usize
+                usize::try_from(req.batch_bytes).map_or(MAX_BATCH_BYTES, |b| b.min(MAX_BATCH_BYTES))
             },
             checkpoint_every,
             batch: Vec::new(),
@@ -352,7 +356,7 @@ impl pb::replication_source_server::ReplicationSource for SourceService {
                 .producer_bytes_sent
                 .with_label_values(&[&label]),
             stream_id: req.stream_id,
-            token: req.token,
+            token: req.token.into(),
         };
         let consumer = req.consumer;
         tracing::info!(stream_id = stream.stream_id, %consumer, spans = stream.spans.len(), "serving a partition stream");
