@@ -258,7 +258,11 @@ impl PgStreamClient {
         for addr in addrs {
             match self.connect_to(&uri, &addr).await {
                 Ok(c) => return Ok(c),
-                // Authentication and TLS errors are the same on every node: stop.
+                // A node that is starting, draining or full: another node may answer.
+                Err(e @ ReplError::Source { .. }) if e.is_node_local() => {
+                    first_err.get_or_insert(e);
+                }
+                // Authentication and privilege errors are the same on every node: stop.
                 Err(e @ ReplError::Source { .. }) | Err(e @ ReplError::BadUri { .. }) => {
                     return Err(e);
                 }

@@ -60,6 +60,14 @@ pub enum ReplError {
 /// The result of a replication operation.
 pub type ReplResult<T> = Result<T, ReplError>;
 
+impl ReplError {
+    /// Whether the source refused for a reason of the node answering (starting up, shutting
+    /// down, out of connections: SQLSTATE classes 57P and 53), so another node may do better.
+    pub fn is_node_local(&self) -> bool {
+        matches!(self, ReplError::Source { code, .. } if code.starts_with("57P") || code.starts_with("53"))
+    }
+}
+
 impl From<SqlError> for ReplError {
     fn from(e: SqlError) -> Self {
         ReplError::Sql(e)
@@ -130,5 +138,28 @@ impl From<ReplError> for SqlError {
             }
             ReplError::Stream(_) => SqlError::internal(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_local_source_errors() {
+        // Goal: a node that cannot serve now sends the client to the next node; a refusal
+        // every node would repeat does not.
+        let source = |code: &str| ReplError::Source {
+            code: code.into(),
+            message: "m".into(),
+            hint: None,
+        };
+        for code in ["57P03", "57P01", "53300"] {
+            assert!(source(code).is_node_local(), "{code}");
+        }
+        for code in ["28P01", "42501", "42704", "22023"] {
+            assert!(!source(code).is_node_local(), "{code}");
+        }
+        assert!(!ReplError::Stream("x".into()).is_node_local());
     }
 }
