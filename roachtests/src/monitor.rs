@@ -46,6 +46,17 @@ pub async fn replicated_time(http_addrs: &[String], vc: &str) -> Option<f64> {
         .reduce(f64::max)
 }
 
+/// The latest retained time (Unix seconds) any standby node reports for `vc`: the earliest
+/// time one can cut over to.
+pub async fn retained_time(http_addrs: &[String], vc: &str) -> Option<f64> {
+    pages(http_addrs)
+        .await
+        .iter()
+        .filter_map(|p| metric(p, "physical_replication_retained_time_seconds", vc))
+        .filter(|t| *t > 0.0)
+        .reduce(f64::max)
+}
+
 /// Bytes ingested for `vc`, summed over the standby nodes that answer.
 pub async fn ingested_bytes(http_addrs: &[String], vc: &str) -> f64 {
     pages(http_addrs)

@@ -3,7 +3,7 @@
 //! the lag, cut over, then validate.
 
 use crate::launcher::SmallDisk;
-use crate::monitor::{LagSampler, http_addrs, ingested_bytes, replicated_time};
+use crate::monitor::{LagSampler, http_addrs, ingested_bytes, replicated_time, retained_time};
 use crate::pair::{
     Pair, REPL_PASSWORD, ReplStatus, VC, current_assignments, fingerprint, jobs, poll, repl_status,
     wait_replicating_past,
@@ -672,7 +672,10 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
             poll(
                 "the retained window to reach back far enough",
                 spec.timeout,
-                || async { (created.elapsed() > d + SECS(2)).then_some(()) },
+                || async {
+                    let retained = retained_time(&standby_http, VC).await?;
+                    (crate::monitor::now_secs() - retained > d.as_secs_f64() + 2.0).then_some(())
+                },
             )
             .await?;
             format!("SYSTEM TIME '-{}s'", d.as_secs())
