@@ -108,23 +108,26 @@ where
 
 /// A retention interval: `4h`, `90m`, `'1 hour'`, ...
 fn parse_retention(text: &str) -> SqlResult<Duration> {
-    if let Some(d) = ::sql::settings::parse_duration(text.trim()) {
-        return Ok(d);
-    }
-    let iv = ::sql::datum::parse_interval(text).map_err(|_| {
-        SqlError::new(
-            code::INVALID_PARAMETER_VALUE,
-            format!("RETENTION {text:?} is not an interval (for example '4h')"),
-        )
-    })?;
-    let micros = iv.total_micros();
-    if micros <= 0 {
+    let d = match ::sql::settings::parse_duration(text.trim()) {
+        Some(d) => d,
+        None => {
+            let iv = ::sql::datum::parse_interval(text).map_err(|_| {
+                SqlError::new(
+                    code::INVALID_PARAMETER_VALUE,
+                    format!("RETENTION {text:?} is not an interval (for example '4h')"),
+                )
+            })?;
+            Duration::from_micros(u64::try_from(iv.total_micros()).unwrap_or(0))
+        }
+    };
+    if d.is_zero() {
         return Err(SqlError::new(
             code::INVALID_PARAMETER_VALUE,
             format!("RETENTION {text:?} must be positive"),
-        ));
+        )
+        .with_hint("the retention is how far back one can cut over, for example '4h'"));
     }
-    Ok(Duration::from_micros(micros as u64))
+    Ok(d)
 }
 
 /// `HH:MM:SS.ffffff`, as PostgreSQL prints an interval.
@@ -652,5 +655,17 @@ mod tests {
             Duration::from_secs(4 * 3600)
         );
         assert!(parse_retention("soon").is_err());
+        assert_eq!(
+            parse_retention("01:30:00").expect("an interval"),
+            Duration::from_secs(5400)
+        );
+        // A zero or negative window leaves nothing to cut over to but the latest time.
+        for zero in ["0s", "0", "00:00:00", "-1h"] {
+            let e = parse_retention(zero).expect_err(zero);
+            assert!(
+                e.message.contains("must be positive") || e.message.contains("not an interval"),
+                "{zero}: {e:?}"
+            );
+        }
     }
 }
