@@ -663,6 +663,15 @@ fn disabled_replication_is_refused_a_disk_reserve_pauses_and_drop_cancels() {
             Some("canceled"),
             "{ingest:?}"
         );
+        // DROP returned once the coordinator had let go of the job: nothing writes for it.
+        let raw = pair::jobs(&s, "REPLICATION STREAM INGESTION")
+            .await
+            .expect("SHOW JOBS");
+        assert_eq!(
+            raw.first().map(|j| j[3].as_str()),
+            Some(""),
+            "the dropped job still has a coordinator: {raw:?}"
+        );
         // Completed as not ingested: the primary's job ends canceled and releases its
         // protected timestamp.
         poll_async(

@@ -31,7 +31,8 @@ pub use metrics::ReplicationMetrics;
 pub use producer::SourceService;
 pub use sql::Replication;
 
-use ::sql::error::{SqlError, code};
+use ::sql::error::{SqlError, SqlResult, code};
+use std::time::Duration;
 
 /// A replication error.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -59,6 +60,25 @@ pub enum ReplError {
 
 /// The result of a replication operation.
 pub type ReplResult<T> = Result<T, ReplError>;
+
+/// Retries `f` while its transaction conflicts with another (job updates race with the
+/// coordinator's progress writes).
+pub(crate) async fn with_retries<T, F, Fut>(f: F) -> SqlResult<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = SqlResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if e.code == code::SERIALIZATION_FAILURE && attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
 
 impl ReplError {
     /// Whether the source refused for a reason of the node answering (starting up, shutting

@@ -5,6 +5,7 @@ use crate::client::{PgStreamClient, SourceConn, StreamClient};
 use crate::consumer::{self, IngestionDetails, IngestionService, JobRunner};
 use crate::producer;
 use crate::uri::redact;
+use crate::with_retries;
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::exec::{ColType, Column, QueryResult, Session, SqlServer};
 use ::sql::hooks::ReplicationHooks;
@@ -20,6 +21,8 @@ use tenant::{DataState, ServiceMode, TenantRecord, registry};
 /// a virtual cluster fingerprints the same under another id.
 /// How long completing a source stream may take when a replication is abandoned.
 const COMPLETE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long DROP waits for the job's coordinator to let go: a lease, and some slack.
+const RELEASE_WAIT: Duration = Duration::from_secs(consumer::LEASE.as_secs() + 2);
 
 /// The replication layer of a node.
 #[derive(Debug)]
@@ -84,25 +87,6 @@ fn command(tag: &str) -> QueryResult {
     QueryResult::Command {
         tag: tag.to_string(),
         rows: None,
-    }
-}
-
-/// Retries `f` while its transaction conflicts with another (job updates race with the
-/// coordinator's progress writes).
-async fn with_retries<T, F, Fut>(f: F) -> SqlResult<T>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = SqlResult<T>>,
-{
-    let mut attempt = 0;
-    loop {
-        match f().await {
-            Err(e) if e.code == code::SERIALIZATION_FAILURE && attempt < 20 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
-            }
-            other => return other,
-        }
     }
 }
 
@@ -617,6 +601,15 @@ impl ReplicationHooks for Replication {
         let Some(job) = with_retries(|| consumer::cancel(&node, job_id)).await? else {
             return Ok(());
         };
+        // A coordinator that had just read the job as running may still start processors:
+        // wait until it has seen the cancel and released the job (or its lease ran out), then
+        // make sure no standby node writes for it.
+        if !consumer::wait_released(&node, job_id, RELEASE_WAIT).await {
+            tracing::warn!(
+                job_id,
+                "the replication job's coordinator did not release it in time"
+            );
+        }
         self.stop_everywhere(&node, job_id).await;
         let client = PgStreamClient::new(job.details.source.clone());
         client.set_fallback_addrs(

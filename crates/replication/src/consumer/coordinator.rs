@@ -129,6 +129,10 @@ pub(crate) async fn run(ctx: Ctx, job_id: u64) {
         label,
     };
     c.run().await;
+    // Every flow of this coordinator is stopped by now (each ends with stop_flow).
+    if let Err(e) = crate::with_retries(|| super::release(&ctx.node, job_id, me.0)).await {
+        tracing::debug!(job_id, error = %e, "cannot release the job; its lease expires on its own");
+    }
     running.dec();
     tracing::info!(job_id, "replication job coordinator stopped");
 }

@@ -16,6 +16,8 @@ mod runner;
 pub use ingest::{Assignment, IngestionService};
 pub use runner::JobRunner;
 
+pub(crate) use coordinator::LEASE;
+
 use crate::client::SourceConn;
 use crate::frontier::{KeySpan, SpanTs};
 use crate::pts;
@@ -25,6 +27,7 @@ use hlc::Timestamp;
 use kv::{KvNode, RangeId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 use tenant::TenantId;
 
 /// The ingestion job's type as `SHOW JOBS` prints it.
@@ -236,10 +239,48 @@ pub async fn pause(node: &Arc<KvNode>, name: &str, job_id: u64) -> SqlResult<()>
     }
     job.record.status = status::PAUSED.into();
     job.record.running_status = Some("paused by ALTER VIRTUAL CLUSTER PAUSE REPLICATION".into());
+    // The lease stays: the coordinator releases it once its processors have stopped (see
+    // `release`), which is what DROP waits for.
+    job.put(&mut txn);
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Clears job `job_id`'s coordinator if it is still node `me`: called by a coordinator once
+/// none of its processors writes any more.
+pub(crate) async fn release(node: &Arc<KvNode>, job_id: u64, me: u64) -> SqlResult<()> {
+    let mut txn = node.begin(RangeId::FIRST)?;
+    let mut job = load(&mut txn, job_id).await?;
+    if job.record.coordinator != Some(me) {
+        return Ok(());
+    }
+    job.record.coordinator = None;
     job.record.lease_expires_ns = 0;
     job.put(&mut txn);
     txn.commit().await?;
     Ok(())
+}
+
+/// Waits until job `job_id` has no coordinator writing for it: released, or its lease expired
+/// (its node died or lost contact). Gives up after `within`; returns whether it saw that.
+pub async fn wait_released(node: &Arc<KvNode>, job_id: u64, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let released = async {
+            let mut txn = node.begin(RangeId::FIRST).ok()?;
+            let job = load(&mut txn, job_id).await.ok()?;
+            let now = node.clock().physical_now_ns();
+            Some(job.record.coordinator.is_none() || job.record.lease_expires_ns < now)
+        }
+        .await;
+        if released == Some(true) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `ALTER VIRTUAL CLUSTER name RESUME REPLICATION`.
