@@ -367,19 +367,10 @@ impl Replication {
             }
             rows.push(row);
         }
-        use ColType::*;
         Ok(QueryResult::Rows {
-            columns: vec![
-                column("id", Int),
-                column("name", Text),
-                column("source_tenant_name", Text),
-                column("source_cluster_uri", Text),
-                column("retained_time", Text),
-                column("replicated_time", Text),
-                column("replication_lag", Text),
-                column("cutover_time", Text),
-                column("status", Text),
-            ],
+            columns: SqlServer::result_columns(&Statement::ShowReplicationStatus {
+                name: name.map(str::to_string),
+            }),
             rows,
         })
     }
@@ -427,34 +418,21 @@ impl Replication {
                 end,
             )
             .await?;
-        let all = [
-            (column("tenant_name", ColType::Text), Some(rec.name.clone())),
-            (column("end_ts", ColType::Text), Some(end.to_string())),
-            (
-                column("fingerprint", ColType::Int),
-                Some((fp as i64).to_string()),
-            ),
-        ];
-        let picked: Vec<_> = match columns {
-            None => all.to_vec(),
-            Some(names) => names
-                .iter()
-                .map(|n| {
-                    all.iter()
-                        .find(|(c, _)| c.name == n.as_str())
-                        .cloned()
-                        .ok_or_else(|| {
-                            SqlError::new(
-                                code::UNDEFINED_COLUMN,
-                                format!(
-                                    "column {n:?} does not exist (tenant_name, end_ts, fingerprint)"
-                                ),
-                            )
-                        })
-                })
-                .collect::<SqlResult<_>>()?,
-        };
-        let (columns, row): (Vec<Column>, Vec<Option<String>>) = picked.into_iter().unzip();
+        // The columns Describe announced; the parser admits no other names.
+        let columns = SqlServer::result_columns(&Statement::ShowFingerprints {
+            name: name.to_string(),
+            start: None,
+            as_of: None,
+            columns: columns.map(<[String]>::to_vec),
+        });
+        let row = columns
+            .iter()
+            .map(|c| match c.name.as_str() {
+                "tenant_name" => Some(rec.name.clone()),
+                "end_ts" => Some(end.to_string()),
+                _ => Some((fp as i64).to_string()),
+            })
+            .collect();
         Ok(QueryResult::Rows {
             columns,
             rows: vec![row],

@@ -210,17 +210,14 @@ impl SqlServer {
                 col("status", Text),
             ],
             Statement::ShowFingerprints { columns, .. } => {
-                let all = [
-                    col("tenant_name", Text),
-                    col("end_ts", Text),
-                    col("fingerprint", Int),
-                ];
+                // The parser admits only these names.
+                let typed = |n: &str| col(n, if n == "fingerprint" { Int } else { Text });
                 match columns {
-                    None => all.to_vec(),
-                    Some(names) => names
+                    None => crate::parser::FINGERPRINT_COLUMNS
                         .iter()
-                        .filter_map(|n| all.iter().find(|c| c.name == *n).cloned())
+                        .map(|n| typed(n))
                         .collect(),
+                    Some(names) => names.iter().map(|n| typed(n)).collect(),
                 }
             }
             Statement::AlterReplication {

@@ -5,9 +5,12 @@
 //! (`SELECT crdb_internal.start_replication_stream(...)` and its three siblings, exactly that
 //! call and nothing more) and `SELECT ... FROM [SHOW EXPERIMENTAL_FINGERPRINTS ...]`.
 
-use crate::error::{SqlError, SqlResult};
+use crate::error::{SqlError, SqlResult, code};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
+
+/// The columns of `SHOW EXPERIMENTAL_FINGERPRINTS`, in order.
+pub const FINGERPRINT_COLUMNS: [&str; 3] = ["tenant_name", "end_ts", "fingerprint"];
 
 /// A value in a statement: a literal, or a `$n` placeholder of the extended protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1057,7 +1060,7 @@ impl Parser {
     }
 
     /// `SELECT * | col, ... FROM [SHOW EXPERIMENTAL_FINGERPRINTS ...] [[AS] alias]
-    /// [AS OF SYSTEM TIME '<ts>']`.
+    /// [AS OF SYSTEM TIME '<ts>']`. The columns must be among [`FINGERPRINT_COLUMNS`].
     fn select_fingerprints(&mut self) -> SqlResult<Statement> {
         self.expect_kw("SELECT")?;
         let columns = if self.peek() == Some(&Token::Mul) {
@@ -1069,6 +1072,19 @@ impl Parser {
         if !Self::is_kw(self.peek(), "FROM") {
             return Err(self.expected("FROM").with_hint(
                 "only * or plain column names can be selected from SHOW EXPERIMENTAL_FINGERPRINTS",
+            ));
+        }
+        if let Some(bad) = columns
+            .iter()
+            .flatten()
+            .find(|n| !FINGERPRINT_COLUMNS.contains(&n.as_str()))
+        {
+            return Err(SqlError::new(
+                code::UNDEFINED_COLUMN,
+                format!(
+                    "column {bad:?} does not exist (SHOW EXPERIMENTAL_FINGERPRINTS has {})",
+                    FINGERPRINT_COLUMNS.join(", ")
+                ),
             ));
         }
         self.pos += 1;
@@ -1487,6 +1503,22 @@ mod tests {
     // Goal: SHOW EXPERIMENTAL_FINGERPRINTS parses bare and wrapped in SELECT ... FROM [...],
     // including the roachtest's exact statement; AS OF SYSTEM TIME is kept exactly as
     // Statement::Sql keeps it.
+    #[test]
+    fn fingerprint_columns_are_checked_when_parsing() {
+        // Goal: an unknown column is refused before anything runs (so Describe and Execute
+        // agree), naming the columns there are.
+        let e = parse(
+            "SELECT fingerprint, nope FROM [SHOW EXPERIMENTAL_FINGERPRINTS FROM VIRTUAL CLUSTER a]",
+        )
+        .expect_err("unknown column");
+        assert_eq!(e.code, code::UNDEFINED_COLUMN);
+        assert!(
+            e.message.contains("\"nope\"")
+                && e.message.contains("tenant_name, end_ts, fingerprint"),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn show_fingerprints() {
         assert_eq!(
