@@ -52,6 +52,11 @@ pub async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
     let resp = tokio::time::timeout(Duration::from_secs(5), fetch)
         .await
         .map_err(|_| anyhow!("GET {path} at {addr} timed out"))??;
+    Ok(parse_http_response(&resp))
+}
+
+/// An HTTP/1.0 response's status code (0 if there is none) and body.
+pub fn parse_http_response(resp: &str) -> (u16, String) {
     let code = resp
         .split_whitespace()
         .nth(1)
@@ -61,7 +66,7 @@ pub async fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
-    Ok((code, body))
+    (code, body)
 }
 
 /// One `roach start` process.

@@ -36,25 +36,30 @@ async fn get_vars(addr: &str) -> anyhow::Result<String> {
     }
 }
 
-/// The largest replicated time (Unix seconds) any standby node reports for `vc`.
-pub async fn replicated_time(http_addrs: &[String], vc: &str) -> Option<f64> {
+/// The largest non-zero value of a time gauge (Unix seconds) any node reports for `vc`.
+async fn latest(http_addrs: &[String], name: &str, vc: &str) -> Option<f64> {
     pages(http_addrs)
         .await
         .iter()
-        .filter_map(|p| metric(p, "physical_replication_replicated_time_seconds", vc))
+        .filter_map(|p| metric(p, name, vc))
         .filter(|t| *t > 0.0)
         .reduce(f64::max)
+}
+
+/// The largest replicated time (Unix seconds) any standby node reports for `vc`.
+pub async fn replicated_time(http_addrs: &[String], vc: &str) -> Option<f64> {
+    latest(
+        http_addrs,
+        "physical_replication_replicated_time_seconds",
+        vc,
+    )
+    .await
 }
 
 /// The latest retained time (Unix seconds) any standby node reports for `vc`: the earliest
 /// time one can cut over to.
 pub async fn retained_time(http_addrs: &[String], vc: &str) -> Option<f64> {
-    pages(http_addrs)
-        .await
-        .iter()
-        .filter_map(|p| metric(p, "physical_replication_retained_time_seconds", vc))
-        .filter(|t| *t > 0.0)
-        .reduce(f64::max)
+    latest(http_addrs, "physical_replication_retained_time_seconds", vc).await
 }
 
 /// Bytes ingested for `vc`, summed over the standby nodes that answer.

@@ -92,6 +92,20 @@ impl RunningDemo {
         stdin.write_all(text.as_bytes()).expect("write stdin");
     }
 
+    /// Runs a demo with `args` and `input` on stdin to its end; it must exit 0. Returns
+    /// (stdout, stderr).
+    fn must_succeed_with_input(args: &[&str], input: &str) -> (String, String) {
+        let mut demo = RunningDemo::must_spawn(args);
+        demo.must_send_and_close(input);
+        let status = demo.must_exit(DEMO_WAIT);
+        let (stdout, stderr) = demo.output();
+        assert!(
+            status.success(),
+            "{status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        (stdout, stderr)
+    }
+
     /// What the demo printed so far: (stdout, stderr).
     fn output(&self) -> (String, String) {
         (
@@ -263,14 +277,7 @@ fn demo_replicates_then_cleans_up_at_the_end_of_input() {
     // without ever printing the replication password. Method: the real binary with
     // `SHOW VIRTUAL CLUSTERS;` piped in; parse its tables; scan /proc afterwards.
     let _serial = serial();
-    let mut demo = RunningDemo::must_spawn(&[]);
-    demo.must_send_and_close("SHOW VIRTUAL CLUSTERS;\n");
-    let status = demo.must_exit(DEMO_WAIT);
-    let (stdout, stderr) = demo.output();
-    assert!(
-        status.success(),
-        "{status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    let (stdout, stderr) = RunningDemo::must_succeed_with_input(&[], "SHOW VIRTUAL CLUSTERS;\n");
 
     let rows = table_rows(&stdout);
     // SHOW VIRTUAL CLUSTER application WITH REPLICATION STATUS: status is the last column.
@@ -316,13 +323,9 @@ fn demo_without_replication_starts_only_the_primary() {
     // shell on the primary's system virtual cluster shows `application` ready; EOF cleans up.
     // Method: the real binary with `SHOW VIRTUAL CLUSTERS;` piped in.
     let _serial = serial();
-    let mut demo = RunningDemo::must_spawn(&["--no-replication", "--nodes", "1"]);
-    demo.must_send_and_close("SHOW VIRTUAL CLUSTERS;\n");
-    let status = demo.must_exit(DEMO_WAIT);
-    let (stdout, stderr) = demo.output();
-    assert!(
-        status.success(),
-        "{status}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    let (stdout, stderr) = RunningDemo::must_succeed_with_input(
+        &["--no-replication", "--nodes", "1"],
+        "SHOW VIRTUAL CLUSTERS;\n",
     );
 
     let rows = table_rows(&stdout);

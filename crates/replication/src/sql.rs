@@ -589,14 +589,7 @@ impl ReplicationHooks for Replication {
             );
         }
         self.stop_everywhere(&node, job_id).await;
-        let client = PgStreamClient::new(job.details.source.clone());
-        client.set_fallback_addrs(
-            job.progress
-                .partitions
-                .iter()
-                .map(|p| p.source_addr.clone())
-                .collect(),
-        );
+        let client = job.source_client();
         if tokio::time::timeout(
             COMPLETE_TIMEOUT,
             client.complete(job.details.stream_id, false),

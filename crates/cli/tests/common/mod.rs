@@ -178,16 +178,7 @@ impl ProcNode {
         write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.http_addr).expect("write");
         let mut resp = String::new();
         s.read_to_string(&mut resp).expect("read");
-        let code = resp
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (code, body)
+        roachtests::launcher::parse_http_response(&resp)
     }
 
     /// Polls `/health?ready=1` until it answers 200.
@@ -304,22 +295,14 @@ impl ProcCluster {
 }
 
 /// Polls `f` until it returns `Some`, failing after `within`.
-pub async fn poll_async<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+pub async fn poll_async<T, F, Fut>(what: &str, within: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    roachtests::pair::poll(what, within, f)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A rustls client configuration trusting the CA in `ca` (a driver's TLS, without a client

@@ -330,15 +330,7 @@ impl Coordinator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let hb_every = super::runner::heartbeat_interval(&self.ctx.node).await;
         // One connection to the source for this flow's heartbeats, kept between them.
-        let hb_client = std::sync::Arc::new(PgStreamClient::new(self.job.details.source.clone()));
-        hb_client.set_fallback_addrs(
-            self.job
-                .progress
-                .partitions
-                .iter()
-                .map(|p| p.source_addr.clone())
-                .collect(),
-        );
+        let hb_client = std::sync::Arc::new(self.job.source_client());
         let mut last_hb = Instant::now() - hb_every;
         let mut hb: Option<tokio::task::JoinHandle<Result<crate::spec::StreamStatus, String>>> =
             None;
@@ -652,15 +644,7 @@ impl Coordinator {
         m.replicated_time_seconds.with_label_values(&l).set(0.0);
         m.replication_lag_seconds.with_label_values(&l).set(0.0);
         tracing::info!(job_id = self.job_id, cutover_time = %t, elapsed_ms = started.elapsed().as_millis() as u64, "cutover complete");
-        let client = PgStreamClient::new(self.job.details.source.clone());
-        client.set_fallback_addrs(
-            self.job
-                .progress
-                .partitions
-                .iter()
-                .map(|p| p.source_addr.clone())
-                .collect(),
-        );
+        let client = self.job.source_client();
         match tokio::time::timeout(
             COMPLETE_TIMEOUT,
             client.complete(self.job.details.stream_id, true),

@@ -191,9 +191,9 @@ fn mib(bytes: u64) -> String {
 }
 
 impl Processor {
-    /// The reserve of free disk space, re-read from the cluster setting now and then (the
-    /// default when it cannot be read: a full store must not be written on because the
-    /// setting's range is slow).
+    /// The reserve of free disk space, re-read from the cluster setting every
+    /// [`MIN_FREE_REFRESH`]; its default when the setting cannot be read, so that a failed
+    /// read never turns the check off.
     async fn min_free_bytes(&mut self) -> u64 {
         if let Some((v, at)) = self.min_free
             && at.elapsed() < MIN_FREE_REFRESH

@@ -119,6 +119,19 @@ pub struct IngestionJob {
 }
 
 impl IngestionJob {
+    /// A client of the source cluster that falls back to the source nodes of the last plan.
+    pub(crate) fn source_client(&self) -> crate::client::PgStreamClient {
+        let client = crate::client::PgStreamClient::new(self.details.source.clone());
+        client.set_fallback_addrs(
+            self.progress
+                .partitions
+                .iter()
+                .map(|p| p.source_addr.clone())
+                .collect(),
+        );
+        client
+    }
+
     /// Writes the job back in `txn`.
     pub fn put(&mut self, txn: &mut kv::Txn) {
         self.record.progress = encode(&self.progress);
@@ -263,7 +276,7 @@ pub(crate) async fn release(node: &Arc<KvNode>, job_id: u64, me: u64) -> SqlResu
 
 /// Waits until job `job_id` has no coordinator writing for it: released, or its lease expired
 /// (its node died or lost contact). Gives up after `within`; returns whether it saw that.
-pub async fn wait_released(node: &Arc<KvNode>, job_id: u64, within: Duration) -> bool {
+pub(crate) async fn wait_released(node: &Arc<KvNode>, job_id: u64, within: Duration) -> bool {
     let deadline = std::time::Instant::now() + within;
     loop {
         let released = async {
