@@ -91,6 +91,46 @@ fn require_system(session: &Session, what: &str) -> SqlResult<()> {
     .with_hint("connect with options=-ccluster=system"))
 }
 
+/// Fails with 42501 unless `me` may take over `target` (set its password or drop it):
+/// whoever can do that can log in as `target` (or re-create it), so a non-admin may only do
+/// it to users holding nothing it lacks. Admins and root can only be taken over by admins;
+/// a non-admin's CREATEROLE covers users whose system and object privileges it holds too.
+async fn require_takeover(
+    txn: &mut tenant::TenantTxn,
+    me: &UserRecord,
+    target: &UserRecord,
+    action: &str,
+) -> SqlResult<()> {
+    if me.admin {
+        return Ok(());
+    }
+    if target.admin || target.name == ROOT {
+        return Err(SqlError::privilege(format!(
+            "user {} must be an admin to {action} the admin user {}",
+            me.name, target.name
+        ))
+        .with_hint(format!(
+            "only an admin can {action} a member of the admin role; ask an admin to do it"
+        )));
+    }
+    let lacking = |what: String| {
+        SqlError::privilege(format!(
+            "user {} cannot {action} user {}: {} holds {what}, which {} does not",
+            me.name, target.name, target.name, me.name
+        ))
+        .with_hint("an admin can do it; CREATEROLE only covers users holding no privilege you lack")
+    };
+    if let Some(p) = target.privileges.iter().find(|p| !me.has(p)) {
+        return Err(lacking(format!("the system privilege {p}")));
+    }
+    if let Some((object, p)) =
+        crate::privileges::first_not_held(txn, &me.name, &target.name).await?
+    {
+        return Err(lacking(format!("{p} on {object}")));
+    }
+    Ok(())
+}
+
 fn text(v: impl Into<String>) -> Option<String> {
     Some(v.into())
 }
@@ -403,6 +443,9 @@ impl SqlServer {
             }
             Statement::ShowJobs => {
                 require_system(session, "SHOW JOBS")?;
+                self.current_user(session)
+                    .await?
+                    .require("VIEWJOB", "view jobs")?;
                 Ok(QueryResult::Rows {
                     columns: Self::result_columns(stmt),
                     rows: self.jobs().await?,
@@ -544,6 +587,9 @@ impl SqlServer {
             me.require("CREATEROLE", "change another user's password")?;
         }
         let mut user = catalog::must_get_user(&mut txn, name).await?;
+        if me.name != name {
+            require_takeover(&mut txn, &me, &user, "change the password of").await?;
+        }
         user.password = password.map(make_verifier).transpose()?;
         catalog::put_user(&mut txn, &user)?;
         txn.commit().await?;
@@ -557,15 +603,17 @@ impl SqlServer {
         if_exists: bool,
     ) -> SqlResult<()> {
         let mut txn = self.kv(session.tenant.id)?.begin()?;
-        self.session_user(&mut txn, session)
-            .await?
-            .require("CREATEROLE", "drop users")?;
+        let me = self.session_user(&mut txn, session).await?;
+        me.require("CREATEROLE", "drop users")?;
         for name in names {
             if name == ROOT || name == ADMIN_ROLE {
                 return Err(SqlError::new(
                     code::INVALID_PARAMETER_VALUE,
                     format!("cannot drop {name}"),
-                ));
+                )
+                .with_hint(format!(
+                    "{name} is built in: every virtual cluster has it, and root is always an admin"
+                )));
             }
             if name == &session.user {
                 return Err(SqlError::new(
@@ -574,7 +622,14 @@ impl SqlServer {
                 ));
             }
             match catalog::get_user(&mut txn, name).await? {
-                Some(_) => catalog::delete_user(&mut txn, name)?,
+                Some(user) => {
+                    require_takeover(&mut txn, &me, &user, "drop").await?;
+                    catalog::delete_user(&mut txn, name)?;
+                    // Its system privileges and admin membership go with the record; its
+                    // object grants are keyed by name, so a new user of the same name
+                    // would inherit them: remove them too.
+                    crate::privileges::remove_all(&mut txn, name).await?;
+                }
                 None if if_exists => {}
                 None => {
                     return Err(SqlError::new(
@@ -588,8 +643,14 @@ impl SqlServer {
         Ok(())
     }
 
+    /// SHOW USERS lists every user of the virtual cluster to admins and CREATEROLE holders
+    /// (those who manage users); anyone else is refused (as CockroachDB refuses reading
+    /// `system.users` without a grant).
     async fn show_users(&self, session: &Session) -> SqlResult<QueryResult> {
         let mut txn = self.kv(session.tenant.id)?.begin()?;
+        self.session_user(&mut txn, session)
+            .await?
+            .require("CREATEROLE", "list users")?;
         let users = catalog::list_users(&mut txn).await?;
         let rows = users
             .into_iter()
@@ -641,6 +702,15 @@ impl SqlServer {
         }
         for name in users {
             if name == ROOT {
+                if !grant && matches!(what, Grantable::Role(_)) {
+                    return Err(
+                        SqlError::privilege("root cannot be removed from the admin role")
+                            .with_hint(
+                                "root is always an admin; revoke admin from other users instead",
+                            ),
+                    );
+                }
+                // Root holds every privilege already.
                 continue;
             }
             let mut user = catalog::must_get_user(&mut txn, name).await?;
@@ -665,14 +735,28 @@ impl SqlServer {
         Ok(())
     }
 
+    /// SHOW GRANTS [FOR users]: admins and CREATEROLE holders see every user's grants; anyone
+    /// else sees only its own (as PostgreSQL's information_schema shows only the privileges
+    /// of roles the current user is), and naming another user is refused.
     async fn show_grants(&self, session: &Session, users: &[String]) -> SqlResult<QueryResult> {
         let mut txn = self.kv(session.tenant.id)?.begin()?;
+        let me = self.session_user(&mut txn, session).await?;
+        let sees_all = me.has("CREATEROLE");
+        if !sees_all && let Some(other) = users.iter().find(|u| **u != me.name) {
+            return Err(SqlError::privilege(format!(
+                "user {} may only see its own grants, not those of {other}",
+                me.name
+            ))
+            .with_hint(format!(
+                "run SHOW GRANTS FOR {}, or ask an admin (or a CREATEROLE user)",
+                me.name
+            )));
+        }
         let all = catalog::list_users(&mut txn).await?;
         let mut rows = Vec::new();
-        for u in all
-            .into_iter()
-            .filter(|u| users.is_empty() || users.contains(&u.name))
-        {
+        for u in all.into_iter().filter(|u| {
+            (sees_all || u.name == me.name) && (users.is_empty() || users.contains(&u.name))
+        }) {
             if u.admin {
                 rows.push(vec![text(&u.name), text("ALL"), text("true")]);
             }

@@ -850,8 +850,15 @@ pub async fn rows(ctx: &mut Ctx<'_>, name: &str) -> SqlResult<Vec<Vec<Datum>>> {
             ]);
         }
         "pg_catalog.pg_roles" | "pg_catalog.pg_user" => {
+            // The same visibility as SHOW USERS: admins and CREATEROLE holders see every
+            // user, anyone else only itself (oids stay those of the full list).
             let users = crate::catalog::list_users(ctx.txn).await?;
+            let me = ctx.session.user.clone();
+            let sees_all = users.iter().any(|u| u.name == me && u.has("CREATEROLE"));
             for (n, u) in users.iter().enumerate() {
+                if !sees_all && u.name != me {
+                    continue;
+                }
                 out.row(&[
                     ("oid", i(n as i64 + 1)),
                     ("rolname", s(&u.name)),

@@ -21,12 +21,104 @@ pub enum Object {
     Database(u64),
 }
 
+impl std::fmt::Display for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Object::Table(id) => write!(f, "the table with id {id}"),
+            Object::Database(id) => write!(f, "the database with id {id}"),
+        }
+    }
+}
+
+/// Grants listed or removed in one pass at most (a user's grants, one key per object).
+const LIST_LIMIT: usize = 100_000;
+
+fn user_prefix(user: &str) -> Vec<u8> {
+    // User names never hold '/', so the prefix of `bob` does not cover `bob2`'s grants.
+    format!("/sql/grants/{user}/").into_bytes()
+}
+
 fn key(user: &str, object: Object) -> Vec<u8> {
     let (kind, id) = match object {
         Object::Table(id) => ("table", id),
         Object::Database(id) => ("database", id),
     };
-    format!("/sql/grants/{user}/{kind}/{id:020}").into_bytes()
+    let mut k = user_prefix(user);
+    k.extend_from_slice(format!("{kind}/{id:020}").as_bytes());
+    k
+}
+
+fn parse_object(suffix: &[u8]) -> SqlResult<Object> {
+    let bad = || {
+        SqlError::internal(format!(
+            "corrupt grant key {:?}",
+            String::from_utf8_lossy(suffix)
+        ))
+    };
+    let text = std::str::from_utf8(suffix).map_err(|_| bad())?;
+    let (kind, id) = text.split_once('/').ok_or_else(bad)?;
+    let id: u64 = id.parse().map_err(|_| bad())?;
+    match kind {
+        "table" => Ok(Object::Table(id)),
+        "database" => Ok(Object::Database(id)),
+        _ => Err(bad()),
+    }
+}
+
+/// Every object privilege `user` holds directly, by object.
+pub async fn list(txn: &mut TenantTxn, user: &str) -> SqlResult<Vec<(Object, BTreeSet<String>)>> {
+    let prefix = user_prefix(user);
+    let page = txn
+        .scan(&storage::Span::prefix(&prefix), LIST_LIMIT)
+        .await?;
+    if page.resume_key.is_some() {
+        return Err(SqlError::new(
+            code::PROGRAM_LIMIT_EXCEEDED,
+            format!("user {user} holds more than {LIST_LIMIT} object grants"),
+        ));
+    }
+    let mut out = Vec::with_capacity(page.rows.len());
+    for kv in page.rows {
+        let object = parse_object(&kv.key[prefix.len()..])?;
+        let privileges: BTreeSet<String> = postcard::from_bytes(&kv.value)
+            .map_err(|e| SqlError::internal(format!("corrupt grant: {e}")))?;
+        if !privileges.is_empty() {
+            out.push((object, privileges));
+        }
+    }
+    Ok(out)
+}
+
+/// Removes every object privilege `user` holds (DROP USER: a new user of the same name
+/// must inherit nothing).
+pub async fn remove_all(txn: &mut TenantTxn, user: &str) -> SqlResult<()> {
+    for (object, _) in list(txn, user).await? {
+        txn.delete(&key(user, object))?;
+    }
+    Ok(())
+}
+
+/// The first object privilege `target` holds that `actor` does not (an admin actor holds
+/// all). Whoever takes over a user (sets its password, drops and re-creates it) gets its
+/// privileges, so a non-admin may only do that to users that hold nothing it lacks.
+pub async fn first_not_held(
+    txn: &mut TenantTxn,
+    actor: &str,
+    target: &str,
+) -> SqlResult<Option<(Object, String)>> {
+    if is_admin(txn, actor).await? {
+        return Ok(None);
+    }
+    for (object, privileges) in list(txn, target).await? {
+        let have = get(txn, actor, object).await?;
+        if have.contains("ALL") {
+            continue;
+        }
+        if let Some(p) = privileges.iter().find(|p| !have.contains(*p)) {
+            return Ok(Some((object, p.clone())));
+        }
+    }
+    Ok(None)
 }
 
 /// The privileges `user` holds directly on `object`.
