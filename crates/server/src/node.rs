@@ -455,10 +455,11 @@ impl Node {
         let repl_metrics = replication::ReplicationMetrics::new(&registry)
             .map_err(|e| ServerError::Config(format!("registering metrics: {e}")))?;
         let slot = NodeSlot::default();
-        let sql_server = Arc::new(sql::SqlServer::new(
-            slot.clone(),
-            config.certs_dir.is_none(),
-        ));
+        let sql_metrics = sql::SqlMetrics::new(&registry)
+            .map_err(|e| ServerError::Config(format!("registering metrics: {e}")))?;
+        let sql_server = Arc::new(
+            sql::SqlServer::new(slot.clone(), config.certs_dir.is_none()).with_metrics(sql_metrics),
+        );
         let ingestion = replication::IngestionService::new(slot.clone(), repl_metrics.clone());
         let job_runner = replication::consumer::JobRunner::start(
             slot.clone(),

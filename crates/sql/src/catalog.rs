@@ -11,6 +11,9 @@ use tenant::TenantTxn;
 const USER_PREFIX: &[u8] = b"/sql/users/";
 const SETTING_PREFIX: &[u8] = b"/sql/settings/";
 const TENANT_SETTING_PREFIX: &[u8] = b"/sql/tenant-settings/";
+/// The cluster's secret from which password logins without a real verifier get theirs
+/// (`login::dummy_verifier`); in the system virtual cluster's keyspace, never shown.
+const AUTH_NONCE_KEY: &[u8] = b"/sql/auth-nonce";
 /// Rows a catalog listing reads at most.
 const LIST_LIMIT: usize = 100_000;
 
@@ -211,4 +214,27 @@ pub fn put_tenant_setting(
         None => txn.delete(&tenant_setting_key(tenant, name))?,
     }
     Ok(())
+}
+
+/// The cluster's secret login nonce (32 random bytes), created by the first login that needs
+/// it. Pass a client of the system virtual cluster.
+pub async fn auth_nonce(kv: &tenant::TenantKv) -> SqlResult<Vec<u8>> {
+    let mut last = None;
+    // Two nodes creating it at once conflict: one commits, the other reads it on retry.
+    for _ in 0..3 {
+        let mut txn = kv.begin()?;
+        if let Some(v) = txn.get(AUTH_NONCE_KEY).await? {
+            return Ok(v);
+        }
+        let nonce: [u8; 32] = rand::random();
+        txn.put(AUTH_NONCE_KEY, nonce.to_vec())?;
+        match txn.commit().await {
+            Ok(_) => return Ok(nonce.to_vec()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(
+        || SqlError::internal("cannot create the login nonce"),
+        SqlError::from,
+    ))
 }

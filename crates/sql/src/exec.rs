@@ -77,6 +77,9 @@ pub struct SqlServer {
     slot: NodeSlot,
     insecure: bool,
     replication: std::sync::OnceLock<Arc<dyn crate::hooks::ReplicationHooks>>,
+    metrics: crate::metrics::SqlMetrics,
+    /// The cluster's login nonce, read (or created) by the first login that needs it.
+    auth_nonce: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 /// The virtual cluster statements may only run in the system virtual cluster.
@@ -143,7 +146,37 @@ impl SqlServer {
             slot,
             insecure,
             replication: std::sync::OnceLock::new(),
+            metrics: crate::metrics::SqlMetrics::unregistered(),
+            auth_nonce: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The same, reporting to `metrics` (registered by the node).
+    pub fn with_metrics(mut self, metrics: crate::metrics::SqlMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The SQL layer's metrics.
+    pub fn metrics(&self) -> &crate::metrics::SqlMetrics {
+        &self.metrics
+    }
+
+    /// The verifier a password login is checked against when it has no real one (see
+    /// `login::dummy_verifier`).
+    pub async fn dummy_verifier(&self, cluster: &str, user: &str) -> SqlResult<ScramVerifier> {
+        let kv = self.kv(TenantId::SYSTEM)?;
+        let nonce = self
+            .auth_nonce
+            .get_or_try_init(|| catalog::auth_nonce(&kv))
+            .await?;
+        Ok(crate::login::dummy_verifier(nonce, cluster, user))
+    }
+
+    /// The failed-login throttle's settings.
+    pub async fn throttle_settings(&self) -> SqlResult<crate::login::ThrottleSettings> {
+        let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
+        crate::login::ThrottleSettings::read(&mut txn).await
     }
 
     /// Registers the replication layer (once, at node start).

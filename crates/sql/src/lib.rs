@@ -29,6 +29,8 @@ pub mod expr;
 pub mod hooks;
 pub mod jobs;
 pub mod keycodec;
+pub mod login;
+pub mod metrics;
 pub mod parser;
 pub mod pgcatalog;
 pub mod pgserver;
@@ -42,4 +44,5 @@ pub mod settings;
 
 pub use error::{SqlError, SqlResult};
 pub use exec::SqlServer;
+pub use metrics::SqlMetrics;
 pub use pgserver::PgHandlers;

@@ -4,6 +4,7 @@
 use crate::catalog::ScramVerifier;
 use crate::error::{SqlError, SqlResult, code};
 use crate::exec::{ColType, Column, QueryResult, Session, SqlServer};
+use crate::login::{LoginThrottle, Verdict};
 use crate::parser::{self, Statement};
 use async_trait::async_trait;
 use futures::{Sink, stream};
@@ -35,6 +36,10 @@ use tenant::{DataState, ServiceMode, TenantId, TenantRecord};
 /// Connection metadata keys holding the session's routing.
 const META_TENANT_ID: &str = "roach.tenant_id";
 const META_TENANT_NAME: &str = "roach.tenant_name";
+/// The virtual cluster the client asked for, kept until authentication completes.
+const META_REQUESTED_CLUSTER: &str = "roach.requested_cluster";
+/// Set when a password login is checked against a dummy verifier: it can never succeed.
+const META_DUMMY_VERIFIER: &str = "roach.dummy_verifier";
 /// The default database of every virtual cluster.
 pub const DEFAULT_DATABASE: &str = "defaultdb";
 
@@ -45,6 +50,7 @@ pub struct PgHandlers {
     sql: Arc<SqlServer>,
     driver: Driver,
     parser: Arc<RoachQueryParser>,
+    throttle: Arc<LoginThrottle>,
 }
 
 impl Debug for PgHandlers {
@@ -62,6 +68,7 @@ impl PgHandlers {
             sql: sql.clone(),
             driver: Arc::new(AuthDriver::new(Arc::new(params))),
             parser: Arc::new(RoachQueryParser { sql: sql.clone() }),
+            throttle: Arc::new(LoginThrottle::default()),
         }
     }
 }
@@ -85,6 +92,7 @@ impl PgWireServerHandlers for PgHandlers {
         Arc::new(Startup {
             sql: self.sql.clone(),
             driver: self.driver.clone(),
+            throttle: self.throttle.clone(),
         })
     }
 }
@@ -118,7 +126,31 @@ pub fn route(options: Option<&str>, database: Option<&str>) -> (Option<String>, 
 struct Startup {
     sql: Arc<SqlServer>,
     driver: Driver,
+    throttle: Arc<LoginThrottle>,
 }
+
+/// The one error of every failed password login: a wrong password, an unknown user, a user
+/// without a password, an unknown virtual cluster or one that does not serve SQL all look
+/// the same before authentication (PostgreSQL's message).
+fn password_failed(user: &str) -> SqlError {
+    SqlError::new(
+        code::INVALID_PASSWORD,
+        format!("password authentication failed for user {user}"),
+    )
+    .with_hint(LOGIN_HINT)
+}
+
+/// The one error of every failed login on an insecure node (no credentials, but the user
+/// must exist in a virtual cluster that exists).
+fn insecure_login_failed(user: &str) -> SqlError {
+    SqlError::new(
+        code::INVALID_AUTHORIZATION,
+        format!("authentication failed for user {user}"),
+    )
+    .with_hint(LOGIN_HINT)
+}
+
+const LOGIN_HINT: &str = "check the user name, the password and the virtual cluster (options=-ccluster=NAME): the user must exist in that virtual cluster and it must serve SQL";
 
 /// The stored SCRAM verifier of one user, for one connection.
 #[derive(Debug)]
@@ -164,12 +196,13 @@ fn client_cert_user<C: ClientInfo>(client: &C) -> Option<String> {
 }
 
 impl Startup {
-    /// Resolves the virtual cluster and checks it serves SQL.
-    async fn resolve(
+    /// The virtual cluster the connection asks for and its database (nothing is looked up:
+    /// whether the virtual cluster exists is only said after authentication).
+    async fn requested(
         &self,
         options: Option<&str>,
         database: Option<&str>,
-    ) -> SqlResult<(TenantRecord, String)> {
+    ) -> SqlResult<(String, String)> {
         let (cluster, db) = route(options, database);
         let cluster = match cluster {
             Some(c) => c,
@@ -179,6 +212,23 @@ impl Startup {
                     .await?
             }
         };
+        Ok((cluster, db.unwrap_or_else(|| DEFAULT_DATABASE.to_string())))
+    }
+
+    /// After authentication: routes the session to the virtual cluster it asked for, which
+    /// must exist and serve SQL (the precise reason may be given now), and forgets the
+    /// failed logins of the address and the user.
+    async fn admit<C: ClientInfo>(&self, client: &mut C) -> SqlResult<()> {
+        let meta = client.metadata();
+        let user = meta.get(METADATA_USER).cloned().unwrap_or_default();
+        let cluster = meta
+            .get(META_REQUESTED_CLUSTER)
+            .cloned()
+            .ok_or_else(|| SqlError::internal("connection has no requested virtual cluster"))?;
+        if meta.contains_key(META_DUMMY_VERIFIER) {
+            // A dummy verifier cannot be matched; refuse even if it somehow were.
+            return Err(password_failed(&user));
+        }
         let record = self.sql.tenant_by_name(&cluster).await?.ok_or_else(|| {
             SqlError::new(
                 code::INVALID_CATALOG_NAME,
@@ -199,7 +249,86 @@ impl Startup {
                 record.name
             )));
         }
-        Ok((record, db.unwrap_or_else(|| DEFAULT_DATABASE.to_string())))
+        if self.sql.user(record.id, &user).await?.is_none() {
+            return Err(SqlError::new(
+                code::INVALID_AUTHORIZATION,
+                format!(
+                    "user {user} does not exist in virtual cluster {}",
+                    record.name
+                ),
+            )
+            .with_hint("users are per virtual cluster: an admin of it can run CREATE USER"));
+        }
+        self.throttle
+            .succeeded(client.socket_addr().ip(), &cluster, &user);
+        let meta = client.metadata_mut();
+        meta.insert(META_TENANT_ID.into(), record.id.0.to_string());
+        meta.insert(META_TENANT_NAME.into(), record.name.clone());
+        Ok(())
+    }
+
+    /// Applies the failed-login throttle to a password login: refused while the client's
+    /// address is throttled, delayed while the user name is.
+    async fn throttle<C: ClientInfo>(
+        &self,
+        client: &C,
+        cluster: &str,
+        user: &str,
+    ) -> SqlResult<()> {
+        let settings = self.sql.throttle_settings().await?;
+        let addr = client.socket_addr().ip();
+        match self
+            .throttle
+            .check(addr, cluster, user, &settings, std::time::Instant::now())
+        {
+            Verdict::Allow => Ok(()),
+            Verdict::Delay(wait) => {
+                self.sql
+                    .metrics()
+                    .login_throttled
+                    .with_label_values(&["user"])
+                    .inc();
+                tracing::info!(user, cluster, %addr, wait_ms = wait.as_millis() as u64, "login delayed after failed logins for the user");
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Verdict::Refuse(wait) => {
+                self.sql
+                    .metrics()
+                    .login_throttled
+                    .with_label_values(&["address"])
+                    .inc();
+                tracing::warn!(user, cluster, %addr, "login refused after failed logins from the address");
+                Err(SqlError::new(
+                    code::INVALID_AUTHORIZATION,
+                    format!(
+                        "too many failed login attempts from {addr}; retry in {}s",
+                        wait.as_secs().max(1)
+                    ),
+                )
+                .with_hint(
+                    "wait, or log in with a client certificate; see server.auth.failed_login_limit",
+                ))
+            }
+        }
+    }
+
+    /// Counts a failed password login and returns its error.
+    async fn password_login_failed<C: ClientInfo>(&self, client: &C) -> SqlError {
+        let meta = client.metadata();
+        let user = meta.get(METADATA_USER).cloned().unwrap_or_default();
+        let cluster = meta
+            .get(META_REQUESTED_CLUSTER)
+            .cloned()
+            .unwrap_or_default();
+        let addr = client.socket_addr().ip();
+        self.sql.metrics().login_failures.inc();
+        tracing::info!(user, cluster, %addr, "password login failed");
+        // Settings that cannot be read now count the failure with the defaults.
+        let settings = self.sql.throttle_settings().await.unwrap_or_default();
+        self.throttle
+            .failed(addr, &cluster, &user, &settings, std::time::Instant::now());
+        password_failed(&user)
     }
 
     async fn start<C>(&self, client: &mut C) -> SqlResult<Option<ScramVerifier>>
@@ -218,35 +347,29 @@ impl Startup {
             })?;
         let options = client.metadata().get("options").cloned();
         let database = client.metadata().get(METADATA_DATABASE).cloned();
-        let (tenant, db) = self
-            .resolve(options.as_deref(), database.as_deref())
+        let (cluster, db) = self
+            .requested(options.as_deref(), database.as_deref())
             .await?;
         let meta = client.metadata_mut();
-        meta.insert(META_TENANT_ID.into(), tenant.id.0.to_string());
-        meta.insert(META_TENANT_NAME.into(), tenant.name.clone());
+        meta.insert(META_REQUESTED_CLUSTER.into(), cluster.clone());
         meta.insert(METADATA_DATABASE.into(), db);
 
-        let failed = || {
-            SqlError::new(
-                code::INVALID_PASSWORD,
-                format!("password authentication failed for user {user}"),
-            )
+        // Users are looked up in the virtual cluster even when it does not serve SQL, so
+        // that an authenticated user learns why; an unknown one has none.
+        let user_record = match self.sql.tenant_by_name(&cluster).await? {
+            Some(tenant) => self.sql.user(tenant.id, &user).await?,
+            None => None,
         };
-        let user_record = self.sql.user(tenant.id, &user).await?;
         if self.sql.insecure() {
             // No authentication, but only existing users.
             return match user_record {
                 Some(_) => Ok(None),
-                None => Err(SqlError::new(
-                    code::INVALID_AUTHORIZATION,
-                    format!(
-                        "user {user} does not exist in virtual cluster {}",
-                        tenant.name
-                    ),
-                )),
+                None => Err(insecure_login_failed(&user)),
             };
         }
-        if user_record.is_some() && client_cert_user(client).as_deref() == Some(user.as_str()) {
+        if client_cert_user(client).as_deref() == Some(user.as_str()) {
+            // The certificate authenticates its holder as `user`; whether the virtual
+            // cluster and the user exist is said after that (`admit`).
             return Ok(None);
         }
         if !client.is_secure() {
@@ -258,9 +381,16 @@ impl Startup {
                 "connect with sslmode=require or stronger, or run the node with --insecure",
             ));
         }
+        self.throttle(client, &cluster, &user).await?;
         match user_record.and_then(|u| u.password) {
             Some(v) => Ok(Some(v)),
-            None => Err(failed()),
+            None => {
+                // The same exchange as for a real user, against a verifier nothing matches.
+                client
+                    .metadata_mut()
+                    .insert(META_DUMMY_VERIFIER.into(), "1".into());
+                Ok(Some(self.sql.dummy_verifier(&cluster, &user).await?))
+            }
         }
     }
 }
@@ -286,7 +416,13 @@ impl StartupHandler for Startup {
                     .await
                     .map_err(SqlError::into_pgwire_fatal)?
                 {
-                    None => self.driver.complete_authentication(client, None).await,
+                    None => {
+                        // Authenticated by a client certificate (or an insecure node).
+                        self.admit(client)
+                            .await
+                            .map_err(SqlError::into_pgwire_fatal)?;
+                        self.driver.complete_authentication(client, None).await
+                    }
                     Some(verifier) => {
                         let scram: ScramAuth =
                             ScramAuth::new(Arc::new(VerifierSource { verifier }));
@@ -294,6 +430,9 @@ impl StartupHandler for Startup {
                         match self.driver.begin_authentication(client, mechanism).await? {
                             AuthOutcome::InProgress => Ok(()),
                             AuthOutcome::Authenticated { final_message, .. } => {
+                                self.admit(client)
+                                    .await
+                                    .map_err(SqlError::into_pgwire_fatal)?;
                                 self.driver
                                     .complete_authentication(client, final_message)
                                     .await
@@ -306,22 +445,16 @@ impl StartupHandler for Startup {
                 let outcome = match self.driver.advance_authentication(client, message).await {
                     Err(PgWireError::InvalidPassword(_))
                     | Err(PgWireError::InvalidScramMessage(_)) => {
-                        let user = client
-                            .metadata()
-                            .get(METADATA_USER)
-                            .cloned()
-                            .unwrap_or_default();
-                        return Err(SqlError::new(
-                            code::INVALID_PASSWORD,
-                            format!("password authentication failed for user {user}"),
-                        )
-                        .into_pgwire_fatal());
+                        return Err(self.password_login_failed(client).await.into_pgwire_fatal());
                     }
                     other => other?,
                 };
                 match outcome {
                     AuthOutcome::InProgress => Ok(()),
                     AuthOutcome::Authenticated { final_message, .. } => {
+                        self.admit(client)
+                            .await
+                            .map_err(SqlError::into_pgwire_fatal)?;
                         self.driver
                             .complete_authentication(client, final_message)
                             .await

@@ -65,6 +65,24 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "the virtual cluster a SQL connection lands on when it names none",
     },
     SettingDef {
+        name: "server.auth.failed_login_limit",
+        typ: SettingType::Int,
+        default: "5",
+        description: "failed password logins in a row, per user name and per client address, before further attempts from that address are refused and attempts for that user are delayed; 0 turns the throttle off",
+    },
+    SettingDef {
+        name: "server.auth.failed_login_backoff",
+        typ: SettingType::Duration,
+        default: "1s",
+        description: "the wait after the failed-login limit is reached; it doubles with every further failure",
+    },
+    SettingDef {
+        name: "server.auth.failed_login_max_backoff",
+        typ: SettingType::Duration,
+        default: "30s",
+        description: "the longest failed-login wait (and how long after its wait a quiet user or address is forgotten)",
+    },
+    SettingDef {
         name: "sql.drop_virtual_cluster.enabled",
         typ: SettingType::Bool,
         default: "true",

@@ -27,7 +27,8 @@ async fn cluster_name(client: &tokio_postgres::Client) -> String {
 
 // Goal: `options=-ccluster=NAME` routes, else a `cluster:NAME/db` database, else the
 // `server.controller.default_target_cluster` setting (application on the source profile);
-// unknown and non-serving virtual clusters are refused with messages naming them.
+// a non-serving virtual cluster is refused, after authentication, with a message naming it;
+// an unknown one like an unknown user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_route_to_virtual_clusters() {
     let server = SqlTestServer::must_start("replication-source").await;
@@ -69,17 +70,20 @@ async fn connections_route_to_virtual_clusters() {
         "{}",
         message(&err)
     );
+    // issue 14 item 10: an unknown virtual cluster fails like an unknown user (no
+    // authentication has happened, so neither may be told apart).
     let err = server
         .connect("root", Some("-ccluster=nope"))
         .await
         .expect_err("unknown");
-    assert_eq!(sqlstate(&err), "3D000");
-    assert!(message(&err).contains("\"nope\""));
+    assert_eq!(sqlstate(&err), "28000");
+    assert_eq!(message(&err), "authentication failed for user root");
     let err = server
         .connect("ghost", Some("-ccluster=system"))
         .await
         .expect_err("unknown user");
     assert_eq!(sqlstate(&err), "28000");
+    assert_eq!(message(&err), "authentication failed for user ghost");
 
     // Changing the default target re-routes new connections.
     system

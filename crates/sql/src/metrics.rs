@@ -1,0 +1,46 @@
+//! Prometheus metrics of the SQL layer (documented in docs/metrics.md).
+
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+
+/// The SQL layer's metrics. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqlMetrics {
+    /// Logins that failed authentication: a wrong password, an unknown user, a user without
+    /// a password, an unknown or stopped virtual cluster (all look alike to the client).
+    pub login_failures: IntCounter,
+    /// Logins slowed down or refused by the failed-login throttle, by `scope`: `address`
+    /// (refused: too many failures from the client's address) or `user` (delayed: too many
+    /// failures for the user name).
+    pub login_throttled: IntCounterVec,
+}
+
+impl SqlMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = SqlMetrics {
+            login_failures: IntCounter::new(
+                "sql_login_failures_total",
+                "SQL logins that failed authentication (wrong password, unknown user or virtual cluster)",
+            )?,
+            login_throttled: IntCounterVec::new(
+                Opts::new(
+                    "sql_login_throttled_total",
+                    "SQL logins refused (scope address) or delayed (scope user) after repeated failures",
+                ),
+                &["scope"],
+            )?,
+        };
+        // Both scopes are exported from the start, at 0.
+        for scope in ["address", "user"] {
+            m.login_throttled.with_label_values(&[scope]);
+        }
+        registry.register(Box::new(m.login_failures.clone()))?;
+        registry.register(Box::new(m.login_throttled.clone()))?;
+        Ok(m)
+    }
+
+    /// Metrics registered nowhere (for tests and tools).
+    pub fn unregistered() -> Self {
+        Self::new(&Registry::new()).expect("fresh registry has no name clashes")
+    }
+}
