@@ -3,7 +3,7 @@
 //! streams, [`subscribe`]).
 
 use crate::spec::{StreamHandle, StreamSpec, StreamStatus};
-use crate::uri::{SourceUri, SslMode};
+use crate::uri::{SourceUri, SslMode, StandbySecurity};
 use crate::{ReplError, ReplResult};
 use async_trait::async_trait;
 use hlc::Timestamp;
@@ -53,9 +53,11 @@ impl std::fmt::Debug for SourceConn {
 }
 
 impl SourceConn {
-    /// Parses `uri` and reads the CA it names; the errors say what is wrong.
-    pub fn from_uri(uri: &str) -> ReplResult<SourceConn> {
+    /// Parses `uri`, checks that a secure standby would reach the source over TLS, and reads
+    /// the CA it names; the errors say what is wrong.
+    pub fn from_uri(uri: &str, standby: StandbySecurity) -> ReplResult<SourceConn> {
         let parsed = SourceUri::parse(uri)?;
+        parsed.check_transport(standby)?;
         let ca_pem = match (&parsed.sslmode, &parsed.sslrootcert) {
             (SslMode::Disable, _) => None,
             (_, Some(path)) => {
@@ -420,6 +422,6 @@ pub async fn subscribe(
         hint: None,
     })?;
     let mut client = pb::replication_source_client::ReplicationSourceClient::new(channel)
-        .max_decoding_message_size(64 << 20);
+        .max_decoding_message_size(crate::spec::STREAM_MESSAGE_BYTES_MAX);
     Ok(client.stream_partition(req).await?.into_inner())
 }

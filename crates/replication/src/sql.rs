@@ -4,7 +4,7 @@
 use crate::client::{PgStreamClient, SourceConn, StreamClient};
 use crate::consumer::{self, IngestionDetails, IngestionService, JobRunner};
 use crate::producer;
-use crate::uri::redact;
+use crate::uri::{StandbySecurity, redact};
 use crate::with_retries;
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::exec::{ColType, Column, QueryResult, Session, SqlServer};
@@ -199,7 +199,12 @@ impl Replication {
                 parse_retention(&text)?
             }
         };
-        let mut conn = SourceConn::from_uri(uri)?;
+        let standby = if server.insecure() {
+            StandbySecurity::Insecure
+        } else {
+            StandbySecurity::Secure
+        };
+        let mut conn = SourceConn::from_uri(uri, standby)?;
         let client = PgStreamClient::new(conn.clone());
         let handle = client.start_stream(source).await?;
         // From here on a failure ends the stream again, so nothing is left on either side.

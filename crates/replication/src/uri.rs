@@ -13,6 +13,17 @@ pub enum SslMode {
     VerifyFull,
 }
 
+/// How the standby itself runs: a secure standby (started with TLS certificates) replicates
+/// only over verified TLS; an insecure one (started with `--insecure`) may use plain TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandbySecurity {
+    Secure,
+    Insecure,
+}
+
+/// What a secure standby asks for instead of a source URI that would not use TLS.
+pub const TLS_REQUIRED_HINT: &str = "pass sslmode=verify-full&sslrootcert=<path of the primary's CA certificate> (for example certs/ca_primary.crt); only a standby started with --insecure may replicate with sslmode=disable";
+
 /// A parsed source URI. Never print it with `{:?}` where users see it: use
 /// [`SourceUri::redacted`].
 #[derive(Clone, PartialEq, Eq)]
@@ -132,6 +143,16 @@ impl SourceUri {
                     sslmode = Some(match v.as_str() {
                         "disable" => SslMode::Disable,
                         "verify-full" => SslMode::VerifyFull,
+                        // libpq's opportunistic modes fall back to plain TCP when the server
+                        // offers no TLS, so a man in the middle can turn TLS off.
+                        "allow" | "prefer" => {
+                            return Err(bad(
+                                uri,
+                                format!(
+                                    "sslmode {v:?} may fall back to plaintext: pass sslmode=verify-full&sslrootcert=<path of the primary's CA certificate>, or sslmode=disable for --insecure clusters"
+                                ),
+                            ));
+                        }
                         other => {
                             return Err(bad(
                                 uri,
@@ -183,6 +204,17 @@ impl SourceUri {
             sslrootcert,
             raw: uri.to_string(),
         })
+    }
+
+    /// Refuses a URI that would reach the source without TLS (`sslmode=disable`, or neither
+    /// `sslmode` nor `sslrootcert` given) unless the standby itself runs insecure.
+    pub fn check_transport(&self, standby: StandbySecurity) -> ReplResult<()> {
+        if self.sslmode == SslMode::Disable && standby == StandbySecurity::Secure {
+            return Err(ReplError::PlaintextSource {
+                uri: self.redacted(),
+            });
+        }
+        Ok(())
     }
 
     /// The URI with its password and query string redacted.
@@ -257,6 +289,47 @@ mod tests {
             text.contains("percent-encode") && !text.contains("pa/ss"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_secure_standby_refuses_plaintext_sources() {
+        // issue 14 item 3: a source URI without sslrootcert used to become sslmode=disable
+        // silently, so a secure standby talked to its primary in plaintext. Method: every way
+        // of asking for no TLS (explicit disable, nothing said, the opportunistic modes) is
+        // refused on a secure standby with 22023 and the way out; an insecure standby keeps
+        // sslmode=disable, and verify-full passes on both.
+        for uri in [
+            "postgresql://repl:s3cret@h:1?sslmode=disable",
+            "postgresql://repl:s3cret@h:1",
+            "postgresql://repl:s3cret@h:1?options=-ccluster=system",
+        ] {
+            let u = SourceUri::parse(uri).expect(uri);
+            let e = u.check_transport(StandbySecurity::Secure).expect_err(uri);
+            assert!(
+                matches!(e, ReplError::PlaintextSource { .. }),
+                "{uri}: {e:?}"
+            );
+            let sql: ::sql::error::SqlError = e.into();
+            assert_eq!(sql.code, "22023", "{uri}");
+            assert!(
+                sql.message.contains("sslmode=verify-full&sslrootcert="),
+                "{uri}: {}",
+                sql.message
+            );
+            assert!(!sql.message.contains("s3cret"), "{}", sql.message);
+            u.check_transport(StandbySecurity::Insecure)
+                .expect("an insecure standby may use plain TCP");
+        }
+        for mode in ["allow", "prefer"] {
+            let uri = format!("postgresql://repl:s3cret@h:1?sslmode={mode}&sslrootcert=ca.crt");
+            let e = SourceUri::parse(&uri).expect_err(mode).to_string();
+            assert!(e.contains("sslmode=verify-full&sslrootcert="), "{e}");
+        }
+        let tls =
+            SourceUri::parse("postgresql://repl:s3cret@h:1?sslmode=verify-full&sslrootcert=ca.crt")
+                .expect("parses");
+        tls.check_transport(StandbySecurity::Secure).expect("TLS");
+        tls.check_transport(StandbySecurity::Insecure).expect("TLS");
     }
 
     #[test]

@@ -327,7 +327,8 @@ impl Processor {
             };
             match ev.event {
                 Some(pb::stream_event::Event::Batch(b)) => {
-                    let versions = decode_batch(&b)?;
+                    let versions = decode_batch(&b)
+                        .map_err(|e| format!("batch from source node {}: {e}", a.source_addr))?;
                     for (key, ts, value) in versions {
                         if testing_skip(ts, a.initial_scan_ts) {
                             tracing::warn!(%ts, "testing: dropped one replicated version");
