@@ -246,6 +246,7 @@ impl Replication {
                 retention_ns: retention.as_nanos() as u64,
             };
             let job_id = consumer::create_job(&mut txn, details, description.clone()).await?;
+            tenant::ingest_fence::open(&mut txn, rec.id, job_id);
             rec.replication_job_id = Some(job_id);
             registry::update(&mut txn, &rec).await?;
             txn.commit().await?;

@@ -399,6 +399,8 @@ pub async fn cancel(node: &Arc<KvNode>, job_id: u64) -> SqlResult<Option<Ingesti
     job.record.finished = Some(jobs::now_text());
     job.record.running_status = None;
     pts::release(&mut txn, job.progress.pts_id);
+    // A processor that has not heard of the cancel yet must not write any more.
+    tenant::ingest_fence::close(&mut txn, TenantId(job.details.dest_tenant_id));
     job.put(&mut txn);
     txn.commit().await?;
     Ok(Some(job))
