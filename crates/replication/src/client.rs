@@ -36,11 +36,15 @@ pub trait StreamClient: Send + Sync + std::fmt::Debug {
 /// node addresses to try when the URI's host is down.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceConn {
-    /// The URI as given (it holds the password; never shown).
+    /// The URI as given, without its password.
     pub uri: String,
     pub ca_pem: Option<String>,
     #[serde(default)]
     pub fallback_addrs: Vec<String>,
+    /// The URI's password: never serialized with the rest (a job keeps it in its secret
+    /// record, see [`crate::secrets`]) and never shown by `Debug`.
+    #[serde(skip)]
+    pub password: Option<String>,
 }
 
 impl std::fmt::Debug for SourceConn {
@@ -77,14 +81,26 @@ impl SourceConn {
             })?;
         }
         Ok(SourceConn {
-            uri: uri.to_string(),
+            uri: crate::uri::without_password(uri),
             ca_pem,
             fallback_addrs: Vec::new(),
+            password: parsed.password,
         })
     }
 
+    /// This connection with the password from the job's secret record.
+    pub fn with_password(mut self, password: Option<String>) -> SourceConn {
+        self.password = password;
+        self
+    }
+
+    /// The URI, with the password this connection holds.
     pub fn parsed(&self) -> ReplResult<SourceUri> {
-        SourceUri::parse(&self.uri)
+        let mut uri = SourceUri::parse(&self.uri)?;
+        if self.password.is_some() {
+            uri.password = self.password.clone();
+        }
+        Ok(uri)
     }
 }
 

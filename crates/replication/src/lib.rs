@@ -22,6 +22,7 @@ pub mod frontier;
 pub mod metrics;
 pub mod producer;
 pub mod pts;
+pub mod secrets;
 pub mod spec;
 pub mod sql;
 pub mod uri;

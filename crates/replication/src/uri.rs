@@ -85,6 +85,32 @@ pub fn redact(uri: &str) -> String {
     out
 }
 
+/// `uri` (one [`SourceUri::parse`] accepts) without the password of its user information:
+/// what a job record keeps, the password being kept apart (see `secrets`).
+pub fn without_password(uri: &str) -> String {
+    let uri = uri.trim();
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return redact(uri);
+    };
+    let (authority_path, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let authority = authority_path.split('/').next().unwrap_or_default();
+    let path = &authority_path[authority.len()..];
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{user}@{hostport}")
+        }
+        None => authority.to_string(),
+    };
+    match query {
+        Some(q) => format!("{scheme}://{authority}{path}?{q}"),
+        None => format!("{scheme}://{authority}{path}"),
+    }
+}
+
 impl SourceUri {
     /// Parses and checks a source URI.
     pub fn parse(uri: &str) -> ReplResult<SourceUri> {
@@ -251,6 +277,29 @@ mod tests {
             assert!(!u.redacted().contains("s3cret"));
             assert!(!format!("{u:?}").contains("s3cret"));
             assert!(!u.redacted().contains("ca_primary"));
+        }
+    }
+
+    #[test]
+    fn the_password_comes_off_and_nothing_else() {
+        // issue 14 item 4: what a job record keeps of the source URI has no password.
+        for (raw, want) in [
+            (
+                "postgresql://repl:s3cret@127.0.0.1:26257?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca.crt",
+                "postgresql://repl@127.0.0.1:26257?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca.crt",
+            ),
+            (
+                "postgresql://repl:p%3Fw@h:1/defaultdb?sslmode=disable",
+                "postgresql://repl@h:1/defaultdb?sslmode=disable",
+            ),
+            ("postgres://root@h:1", "postgres://root@h:1"),
+        ] {
+            assert_eq!(without_password(raw), want, "{raw}");
+            let before = SourceUri::parse(raw).expect("parses");
+            let after = SourceUri::parse(&without_password(raw)).expect("parses");
+            assert_eq!(after.password, None);
+            assert_eq!((&after.user, after.addr()), (&before.user, before.addr()));
+            assert_eq!(after.sslrootcert, before.sslrootcert);
         }
     }
 

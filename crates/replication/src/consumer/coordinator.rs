@@ -6,6 +6,7 @@ use crate::client::{PgStreamClient, StreamClient};
 use crate::frontier::{Frontier, KeySpan, SpanTs};
 use crate::metrics::ReplicationMetrics;
 use crate::pts;
+use crate::secrets::JobSecret;
 use crate::spec::{StreamSpec, span_ts_from_pb};
 use ::sql::jobs::{self, status};
 use hlc::Timestamp;
@@ -116,11 +117,31 @@ pub(crate) async fn run(ctx: Ctx, job_id: u64) {
             }
         }
     };
+    let secret = {
+        let secret = match ctx.node.begin(RangeId::FIRST) {
+            Ok(mut txn) => crate::secrets::get(&mut txn, job_id).await,
+            Err(e) => Err(e.into()),
+        };
+        match secret {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tracing::warn!(
+                    job_id,
+                    "the replication job has no secret (it has ended); not running it"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(job_id, error = %e, "cannot read the replication job's secret");
+                return;
+            }
+        }
+    };
     let label = job.details.dest_name.clone();
     let running = ctx.metrics.running.with_label_values(&[&label]);
     running.inc();
     tracing::info!(job_id, node_id = me.0, virtual_cluster = %label, "coordinating replication job");
-    let client = PgStreamClient::new(job.details.source.clone());
+    let client = job.source_client(&secret);
     let mut c = Coordinator {
         ctx: ctx.clone(),
         job_id,
@@ -133,6 +154,7 @@ pub(crate) async fn run(ctx: Ctx, job_id: u64) {
         job,
         label,
         epoch: None,
+        secret,
     };
     c.run().await;
     // Every flow of this coordinator is stopped by now (each ends with stop_flow).
@@ -153,6 +175,8 @@ struct Coordinator {
     /// This coordinator's ingestion epoch: started (the fence advanced) by its first
     /// persist, and again after one of its processors was fenced off.
     epoch: Option<IngestionEpoch>,
+    /// The job's password and token (never written back with the job).
+    secret: JobSecret,
 }
 
 impl Coordinator {
@@ -285,7 +309,7 @@ impl Coordinator {
                 source: d.source.clone(),
                 source_addr: part.addr.clone(),
                 stream_id: d.stream_id,
-                token: d.token.clone(),
+                token: self.secret.token.clone(),
                 source_tenant_id: d.source_tenant_id,
                 dest_tenant_id: d.dest_tenant_id,
                 dest_name: d.dest_name.clone(),
@@ -354,7 +378,7 @@ impl Coordinator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let hb_every = super::runner::heartbeat_interval(&self.ctx.node).await;
         // One connection to the source for this flow's heartbeats, kept between them.
-        let hb_client = std::sync::Arc::new(self.job.source_client());
+        let hb_client = std::sync::Arc::new(self.job.source_client(&self.secret));
         let mut last_hb = Instant::now() - hb_every;
         let mut hb: Option<tokio::task::JoinHandle<Result<crate::spec::StreamStatus, String>>> =
             None;
@@ -658,6 +682,7 @@ impl Coordinator {
                     .await
                     .map_err(|e| e.to_string())?;
                 pts::release(&mut txn, job.progress.pts_id);
+                crate::secrets::remove(&mut txn, self.job_id);
                 job.progress.status = repl_status::READY.into();
                 job.progress.revert_remaining = None;
                 job.record.status = status::SUCCEEDED.into();
@@ -692,10 +717,11 @@ impl Coordinator {
         if !done {
             return;
         }
+        crate::secrets::purge_or_log(&self.ctx.node, self.job_id).await;
         m.replicated_time_seconds.with_label_values(&l).set(0.0);
         m.replication_lag_seconds.with_label_values(&l).set(0.0);
         tracing::info!(job_id = self.job_id, cutover_time = %t, elapsed_ms = started.elapsed().as_millis() as u64, "cutover complete");
-        let client = self.job.source_client();
+        let client = self.job.source_client(&self.secret);
         match tokio::time::timeout(
             COMPLETE_TIMEOUT,
             client.complete(self.job.details.stream_id, true),
