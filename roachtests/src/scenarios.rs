@@ -996,6 +996,32 @@ async fn bad_input(pair: &Pair, log: &Log) -> Result<()> {
             good.replace("postgresql://", "mysql://"),
             "22023",
         ),
+        // issue 14 item 3: a secure standby never replicates in plaintext, whether asked
+        // for explicitly, by leaving TLS unsaid, or through a mode that may fall back.
+        (
+            "plaintext source (sslmode=disable) on a secure standby",
+            VC,
+            good.split("&sslmode")
+                .next()
+                .map(|u| format!("{u}&sslmode=disable"))
+                .unwrap_or_default(),
+            "22023",
+        ),
+        (
+            "source URI without sslmode or sslrootcert on a secure standby",
+            VC,
+            good.split("&sslmode")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            "22023",
+        ),
+        (
+            "sslmode=prefer on a secure standby",
+            VC,
+            good.replace("sslmode=verify-full", "sslmode=prefer"),
+            "22023",
+        ),
     ];
     for (what, source, uri, code) in cases {
         // The server's error only (our own statement text holds the password).
@@ -1005,6 +1031,11 @@ async fn bad_input(pair: &Pair, log: &Log) -> Result<()> {
         };
         if !e.contains(&format!("SQLSTATE {code}")) {
             bail!("{what}: expected SQLSTATE {code}, got: {e}");
+        }
+        if what.contains("secure standby") && !e.contains("sslmode=verify-full&sslrootcert=") {
+            bail!(
+                "{what}: the error does not say to pass sslmode=verify-full&sslrootcert=...: {e}"
+            );
         }
         if e.contains(REPL_PASSWORD)
             || e.contains("not-the-password")

@@ -557,7 +557,7 @@ fn disabled_replication_is_refused_a_disk_reserve_pauses_and_drop_cancels() {
     let _serial = serial();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let pair = Pair::must_start(1, false, false);
+        let mut pair = Pair::must_start(1, false, false);
         let s = connect(&pair.standby, 0, "system").await;
 
         // With physical_replication.enabled off, CREATE is refused and leaves nothing.
@@ -683,5 +683,73 @@ fn disabled_replication_is_refused_a_disk_reserve_pauses_and_drop_cancels() {
             },
         )
         .await;
+
+        // issue 14 item 4: the source URI's password stayed in the job record (replicated,
+        // kept after the job ended). Method: DROP has returned, so the job's secret is
+        // deleted and purged; stop the standby's nodes and read every revision of every key
+        // of their stores: the password is nowhere, while the job record (its URI without the
+        // password) is found, so the scan does read the data.
+        for (i, node) in pair.standby.nodes.iter_mut().enumerate() {
+            must_stop(node);
+            let found = must_scan_store(&node.store.join("data"), REPL_PASSWORD.as_bytes());
+            assert!(
+                found.is_empty(),
+                "standby node {}: the password is still stored: {found:?}",
+                i + 1
+            );
+            let job = must_scan_store(&node.store.join("data"), b"postgresql://repl@");
+            assert!(
+                !job.is_empty(),
+                "standby node {}: the scan found no job record",
+                i + 1
+            );
+        }
     });
+}
+
+/// Stops a node with SIGTERM (a clean shutdown, so its store is complete on disk) and waits
+/// for it to exit.
+fn must_stop(node: &mut common::ProcNode) {
+    let Some(mut child) = node.child.take() else {
+        return;
+    };
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the node did not stop within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The keys of every version (all revisions, tombstones included) in the stopped store at
+/// `dir` whose key or value holds `needle`.
+fn must_scan_store(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    use storage::Engine;
+    let engine = storage::FjallEngine::open(dir).expect("open the stopped store");
+    let all = storage::Span {
+        start: Vec::new(),
+        end: None,
+    };
+    engine
+        .export(
+            &all,
+            hlc::Timestamp::ZERO,
+            hlc::Timestamp::MAX,
+            storage::ExportMode::AllRevisions,
+        )
+        .expect("export")
+        .map(|v| v.expect("a version"))
+        .filter(|v| {
+            let hay = [v.key.as_slice(), v.value.as_deref().unwrap_or_default()].concat();
+            hay.windows(needle.len()).any(|w| w == needle)
+        })
+        .map(|v| format!("{}", v.key.escape_ascii()))
+        .collect()
 }

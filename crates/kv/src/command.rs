@@ -56,6 +56,24 @@ pub enum Command {
         to_ts: Timestamp,
         max_versions: u64,
     },
+    /// An [`Command::Ingest`] that applies only while `fence.key` holds exactly
+    /// `fence.value`, read at apply from the replica's own state, so every replica decides
+    /// alike and a write ordered after the fence moved (a cutover, a new writer) is refused
+    /// with [`CommandResult::Fenced`] and writes nothing.
+    FencedIngest {
+        proposed_ts: Timestamp,
+        fence: IngestFence,
+        #[serde(with = "versions_as_bytes")]
+        versions: Vec<WireVersion>,
+    },
+}
+
+/// The condition of a [`Command::FencedIngest`]: the latest committed value of `key` must be
+/// `value` (a writer's identity and epoch, as its owner encodes them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestFence {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
 }
 
 impl Command {
@@ -65,7 +83,8 @@ impl Command {
             | Command::Txn { proposed_ts, .. }
             | Command::AllocateNodeId { proposed_ts }
             | Command::Ingest { proposed_ts, .. }
-            | Command::RevertSpan { proposed_ts, .. } => *proposed_ts,
+            | Command::RevertSpan { proposed_ts, .. }
+            | Command::FencedIngest { proposed_ts, .. } => *proposed_ts,
         }
     }
 
@@ -76,7 +95,8 @@ impl Command {
             | Command::Txn { proposed_ts, .. }
             | Command::AllocateNodeId { proposed_ts }
             | Command::Ingest { proposed_ts, .. }
-            | Command::RevertSpan { proposed_ts, .. } => *proposed_ts = ts,
+            | Command::RevertSpan { proposed_ts, .. }
+            | Command::FencedIngest { proposed_ts, .. } => *proposed_ts = ts,
         }
         self
     }
@@ -86,7 +106,9 @@ impl Command {
     pub(crate) fn clock_floor(&self) -> Option<Timestamp> {
         match self {
             Command::Txn { read_ts, .. } => Some(*read_ts),
-            Command::Ingest { versions, .. } => versions.iter().map(|v| v.1).max(),
+            Command::Ingest { versions, .. } | Command::FencedIngest { versions, .. } => {
+                versions.iter().map(|v| v.1).max()
+            }
             Command::Close { .. } | Command::AllocateNodeId { .. } | Command::RevertSpan { .. } => {
                 None
             }
@@ -101,6 +123,7 @@ impl Command {
             Command::AllocateNodeId { .. } => "allocate_node_id",
             Command::Ingest { .. } => "ingest",
             Command::RevertSpan { .. } => "revert_span",
+            Command::FencedIngest { .. } => "fenced_ingest",
         }
     }
 }
@@ -127,6 +150,9 @@ pub enum CommandResult {
         resume_key: Option<Vec<u8>>,
         removed: u64,
     },
+    /// A [`Command::FencedIngest`] applied at `ts` found its fence moved: nothing of it was
+    /// written, on any replica.
+    Fenced { ts: Timestamp },
 }
 
 /// Encodes ingested keys and values as byte strings (a length and the bytes) rather than as

@@ -62,6 +62,13 @@ pub enum KvError {
         range: crate::RangeId,
         error: String,
     },
+    /// A fenced ingest found its fence moved when it applied (the writer's epoch is over);
+    /// nothing of it was written, and retrying with the same fence cannot succeed.
+    #[error("ingest fenced on {range}: the writer's epoch is over (fence key {key})")]
+    IngestFenced {
+        range: crate::RangeId,
+        key: PrettyKey,
+    },
     /// A request would make a Raft entry larger than the limit; split it.
     #[error("{what} of {bytes} bytes on {range} exceeds the entry limit of {bytes_max} bytes")]
     EntryTooLarge {

@@ -47,7 +47,7 @@ pub mod testing;
 mod txn;
 
 pub use client::{KvClient, RemoteRangefeed, RemoteTxn};
-pub use command::{Command, CommandResult, TypeConfig, WireSpan, WireVersion};
+pub use command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan, WireVersion};
 pub use config::KvConfig;
 pub use error::{KvError, KvResult};
 pub use ids::{NodeId, RangeId};

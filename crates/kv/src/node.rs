@@ -1,7 +1,7 @@
 //! A node's replica of the range and the KV API it serves: reads at a timestamp, commits
 //! (routed to the leader), closing timestamps, rangefeeds, membership changes.
 
-use crate::command::{Command, CommandResult, TypeConfig};
+use crate::command::{Command, CommandResult, IngestFence, TypeConfig};
 use crate::convert::{ts_from_pb, ts_to_pb};
 use crate::log_store::LogStore;
 use crate::network::{Connections, NetworkFactory};
@@ -450,6 +450,28 @@ impl KvNode {
     /// scans), and transactions do not see them as conflicts: the span being ingested must not
     /// be served to transactions meanwhile (a standby's virtual cluster is offline).
     pub async fn ingest(&self, range: RangeId, versions: Vec<MvccVersion>) -> KvResult<Timestamp> {
+        self.propose_ingest(range, None, versions).await
+    }
+
+    /// [`KvNode::ingest`], applied only while `fence.key` holds exactly `fence.value` (checked
+    /// at apply, in log order, on every replica): once the fence's owner moved it (a cutover,
+    /// a new epoch of writers) the entry writes nothing and this returns
+    /// [`KvError::IngestFenced`], which retrying with the same fence cannot change.
+    pub async fn ingest_fenced(
+        &self,
+        range: RangeId,
+        fence: IngestFence,
+        versions: Vec<MvccVersion>,
+    ) -> KvResult<Timestamp> {
+        self.propose_ingest(range, Some(fence), versions).await
+    }
+
+    async fn propose_ingest(
+        &self,
+        range: RangeId,
+        fence: Option<IngestFence>,
+        versions: Vec<MvccVersion>,
+    ) -> KvResult<Timestamp> {
         Self::check_range(range)?;
         let bytes: usize = versions.iter().map(MvccVersion::size_bytes).sum();
         if bytes > INGEST_ENTRY_BYTES_MAX {
@@ -460,13 +482,23 @@ impl KvNode {
                 bytes_max: INGEST_ENTRY_BYTES_MAX,
             });
         }
-        let command = Command::Ingest {
-            // Stamped by the leader.
-            proposed_ts: Timestamp::ZERO,
-            versions: versions
-                .into_iter()
-                .map(|v| (v.key, v.ts, v.value))
-                .collect(),
+        let versions: Vec<_> = versions
+            .into_iter()
+            .map(|v| (v.key, v.ts, v.value))
+            .collect();
+        // Stamped by the leader.
+        let proposed_ts = Timestamp::ZERO;
+        let fence_key = fence.as_ref().map(|f| f.key.clone());
+        let command = match fence {
+            None => Command::Ingest {
+                proposed_ts,
+                versions,
+            },
+            Some(fence) => Command::FencedIngest {
+                proposed_ts,
+                fence,
+                versions,
+            },
         };
         match self.propose(range, command).await? {
             CommandResult::Applied { ts } => {
@@ -475,6 +507,10 @@ impl KvNode {
                 }
                 Ok(ts)
             }
+            CommandResult::Fenced { .. } => Err(KvError::IngestFenced {
+                range,
+                key: storage::encoding::PrettyKey(fence_key.unwrap_or_default()),
+            }),
             CommandResult::Failed { error, .. } => Err(KvError::CommandRejected {
                 command: "ingest",
                 range,

@@ -44,7 +44,9 @@ fn status(e: KvError) -> Status {
         | KvError::Storage(storage::StorageError::InvalidSpan { .. }) => {
             Status::invalid_argument(e.to_string())
         }
-        KvError::CommandRejected { .. } => Status::aborted(e.to_string()),
+        KvError::CommandRejected { .. } | KvError::IngestFenced { .. } => {
+            Status::aborted(e.to_string())
+        }
         _ => Status::internal(e.to_string()),
     }
 }

@@ -1,7 +1,7 @@
 //! The state machine: applies committed entries to the MVCC engine, assigns commit
 //! timestamps, validates transactions, and publishes what it applied to rangefeeds.
 
-use crate::command::{Command, CommandResult, TypeConfig, WireSpan};
+use crate::command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan};
 use crate::metrics::KvMetrics;
 use hlc::{Clock, Timestamp};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -200,6 +200,12 @@ impl StateMachine {
         Ok(None)
     }
 
+    /// Whether `fence.key`'s latest committed value is `fence.value`: a read of this
+    /// replica's state at the entry's place in the log, the same on every replica.
+    fn fence_holds(&self, fence: &IngestFence) -> storage::StorageResult<bool> {
+        Ok(self.engine.get(&fence.key, Timestamp::MAX)?.as_deref() == Some(fence.value.as_slice()))
+    }
+
     fn apply_one(
         &mut self,
         entry: Entry<TypeConfig>,
@@ -284,6 +290,27 @@ impl StateMachine {
                         .collect(),
                 );
                 CommandResult::Applied { ts }
+            }
+            EntryPayload::Normal(Command::FencedIngest {
+                fence,
+                versions: ingested,
+                ..
+            }) => {
+                if self.fence_holds(&fence).map_err(sm_err)? {
+                    effect = Effect::Ingest(
+                        ingested
+                            .into_iter()
+                            .map(|(key, ts, value)| MvccVersion { key, ts, value })
+                            .collect(),
+                    );
+                    CommandResult::Applied { ts }
+                } else {
+                    tracing::debug!(
+                        log_index = entry.log_id.index,
+                        "fenced ingest refused at apply"
+                    );
+                    CommandResult::Fenced { ts }
+                }
             }
             EntryPayload::Normal(Command::RevertSpan {
                 span: (start, end),

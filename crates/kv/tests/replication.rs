@@ -415,3 +415,65 @@ async fn large_ingest_replicates_and_oversize_is_refused() {
         Err(KvError::EntryTooLarge { .. })
     ));
 }
+
+// issue 14 item 9: ingest commands carried no job or epoch, so a partitioned ingestion
+// processor could still write after a cutover's revert. Goal: a fenced ingest applies only
+// while its fence key holds exactly its value, decided at apply on every replica. Method:
+// ingest through a follower under epoch 1; move the fence (a transaction writes epoch 2, as a
+// new coordinator or a cutover does) and propose again under epoch 1: it fails with
+// IngestFenced and no replica holds its versions (every fingerprint still equals the first
+// batch's); epoch 2 then writes, and after the fence is deleted (cutover) nothing does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fenced_ingest_is_refused_once_the_fence_moves() {
+    let cluster = TestCluster::must_start(3).await;
+    let follower = cluster.node(follower_of(&cluster));
+    let base = an_hour_ago_ns(&follower);
+    let fence = |epoch: &str| kv::IngestFence {
+        key: b"/fence/tenant-3".to_vec(),
+        value: epoch.as_bytes().to_vec(),
+    };
+    let span = Span::prefix(b"/fenced/");
+    must_put(&follower, "/fence/tenant-3", "epoch-1").await;
+
+    let first = history(b"/fenced/a/", 5, base);
+    follower
+        .ingest_fenced(R, fence("epoch-1"), first.clone())
+        .await
+        .expect("ingest under the current epoch");
+    let expected = must_expected_fingerprint(&first, &span);
+    assert_eq!(must_fingerprints(&cluster, &span, 0).await, [expected; 3]);
+
+    must_put(&follower, "/fence/tenant-3", "epoch-2").await;
+    let stale = history(b"/fenced/b/", 5, base);
+    let err = follower
+        .ingest_fenced(R, fence("epoch-1"), stale.clone())
+        .await
+        .expect_err("an ingest of an epoch that is over");
+    assert!(
+        matches!(err, KvError::IngestFenced { .. }),
+        "unexpected error: {err}"
+    );
+    assert_eq!(
+        must_fingerprints(&cluster, &span, 0).await,
+        [expected; 3],
+        "a fenced ingest wrote nothing on any replica"
+    );
+
+    follower
+        .ingest_fenced(R, fence("epoch-2"), stale.clone())
+        .await
+        .expect("ingest under the new epoch");
+    let both = [first.clone(), stale].concat();
+    let expected = must_expected_fingerprint(&both, &span);
+    assert_eq!(must_fingerprints(&cluster, &span, 0).await, [expected; 3]);
+
+    let mut txn = follower.begin(R).expect("begin");
+    txn.delete("/fence/tenant-3");
+    txn.commit().await.expect("close the fence");
+    let after = history(b"/fenced/c/", 5, base);
+    assert!(matches!(
+        follower.ingest_fenced(R, fence("epoch-2"), after).await,
+        Err(KvError::IngestFenced { .. })
+    ));
+    assert_eq!(must_fingerprints(&cluster, &span, 0).await, [expected; 3]);
+}

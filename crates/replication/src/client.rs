@@ -3,7 +3,7 @@
 //! streams, [`subscribe`]).
 
 use crate::spec::{StreamHandle, StreamSpec, StreamStatus};
-use crate::uri::{SourceUri, SslMode};
+use crate::uri::{SourceUri, SslMode, StandbySecurity};
 use crate::{ReplError, ReplResult};
 use async_trait::async_trait;
 use hlc::Timestamp;
@@ -36,11 +36,15 @@ pub trait StreamClient: Send + Sync + std::fmt::Debug {
 /// node addresses to try when the URI's host is down.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceConn {
-    /// The URI as given (it holds the password; never shown).
+    /// The URI as given, without its password.
     pub uri: String,
     pub ca_pem: Option<String>,
     #[serde(default)]
     pub fallback_addrs: Vec<String>,
+    /// The URI's password: never serialized with the rest (a job keeps it in its secret
+    /// record, see [`crate::secrets`]) and never shown by `Debug`.
+    #[serde(skip)]
+    pub password: Option<String>,
 }
 
 impl std::fmt::Debug for SourceConn {
@@ -53,9 +57,11 @@ impl std::fmt::Debug for SourceConn {
 }
 
 impl SourceConn {
-    /// Parses `uri` and reads the CA it names; the errors say what is wrong.
-    pub fn from_uri(uri: &str) -> ReplResult<SourceConn> {
+    /// Parses `uri`, checks that a secure standby would reach the source over TLS, and reads
+    /// the CA it names; the errors say what is wrong.
+    pub fn from_uri(uri: &str, standby: StandbySecurity) -> ReplResult<SourceConn> {
         let parsed = SourceUri::parse(uri)?;
+        parsed.check_transport(standby)?;
         let ca_pem = match (&parsed.sslmode, &parsed.sslrootcert) {
             (SslMode::Disable, _) => None,
             (_, Some(path)) => {
@@ -75,14 +81,26 @@ impl SourceConn {
             })?;
         }
         Ok(SourceConn {
-            uri: uri.to_string(),
+            uri: crate::uri::without_password(uri),
             ca_pem,
             fallback_addrs: Vec::new(),
+            password: parsed.password,
         })
     }
 
+    /// This connection with the password from the job's secret record.
+    pub fn with_password(mut self, password: Option<String>) -> SourceConn {
+        self.password = password;
+        self
+    }
+
+    /// The URI, with the password this connection holds.
     pub fn parsed(&self) -> ReplResult<SourceUri> {
-        SourceUri::parse(&self.uri)
+        let mut uri = SourceUri::parse(&self.uri)?;
+        if self.password.is_some() {
+            uri.password = self.password.clone();
+        }
+        Ok(uri)
     }
 }
 
@@ -420,6 +438,6 @@ pub async fn subscribe(
         hint: None,
     })?;
     let mut client = pb::replication_source_client::ReplicationSourceClient::new(channel)
-        .max_decoding_message_size(64 << 20);
+        .max_decoding_message_size(crate::spec::STREAM_MESSAGE_BYTES_MAX);
     Ok(client.stream_partition(req).await?.into_inner())
 }

@@ -22,6 +22,7 @@ pub mod frontier;
 pub mod metrics;
 pub mod producer;
 pub mod pts;
+pub mod secrets;
 pub mod spec;
 pub mod sql;
 pub mod uri;
@@ -39,6 +40,11 @@ use std::time::Duration;
 pub enum ReplError {
     #[error("invalid source URI {uri}: {reason}")]
     BadUri { uri: String, reason: String },
+    /// A secure standby was given a source URI that would not use TLS.
+    #[error(
+        "a secure standby replicates only over TLS, but source URI {uri} does not use it: pass sslmode=verify-full&sslrootcert=<path of the primary's CA certificate>"
+    )]
+    PlaintextSource { uri: String },
     #[error("cannot connect to the primary cluster at {target}: {reason}")]
     Connect {
         target: String,
@@ -136,6 +142,10 @@ impl From<ReplError> for SqlError {
             ReplError::Sql(e) => e,
             ReplError::BadUri { .. } => SqlError::new(code::INVALID_PARAMETER_VALUE, e.to_string())
                 .with_hint("the form is postgresql://user:password@host:port?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca_primary.crt"),
+            ReplError::PlaintextSource { .. } => {
+                SqlError::new(code::INVALID_PARAMETER_VALUE, e.to_string())
+                    .with_hint(crate::uri::TLS_REQUIRED_HINT)
+            }
             ReplError::Connect { ref hint, .. } => {
                 let hint = hint.clone();
                 let err = SqlError::new("08001", e.to_string());

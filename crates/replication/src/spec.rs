@@ -141,6 +141,31 @@ pub fn span_ts_from_pb(s: pb::SpanTs) -> SpanTs {
 /// One replicated version on the wire: key, timestamp, value (`None`: a tombstone).
 pub type WireVersion = (Vec<u8>, Timestamp, Option<Vec<u8>>);
 
+/// The largest batch a consumer may ask a producer for (uncompressed bytes of keys and
+/// values); a producer closes a batch once it reaches the size asked for.
+pub const BATCH_BYTES_MAX: usize = 16 << 20;
+/// The largest message of a partition stream, both ways (the gRPC decoding limit).
+pub const STREAM_MESSAGE_BYTES_MAX: usize = 64 << 20;
+/// The largest decompressed batch a consumer accepts: [`BATCH_BYTES_MAX`], plus the one
+/// version that crossed it (itself bounded by the standby's 32 MiB ingest entry), plus the
+/// encoding's overhead, fits well within this. Checked against the size the batch's header
+/// claims before anything is allocated for it.
+pub const BATCH_DECODED_BYTES_MAX: usize = STREAM_MESSAGE_BYTES_MAX;
+
+/// Why a batch from a producer cannot be used. Nothing is allocated for a batch whose header
+/// claims more than a limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("batch claims {claimed} decompressed bytes, more than the limit of {limit} bytes")]
+    TooLarge { claimed: u64, limit: usize },
+    #[error("corrupt batch (lz4): {0}")]
+    Lz4(String),
+    #[error("corrupt batch: {0}")]
+    Decode(String),
+    #[error("batch claims {claimed} versions but holds {actual}")]
+    CountMismatch { claimed: u32, actual: usize },
+}
+
 /// Encodes a batch of versions (postcard, then lz4).
 pub fn encode_batch(versions: &[WireVersion]) -> pb::Batch {
     let raw = postcard::to_allocvec(versions).expect("versions always serialize");
@@ -155,11 +180,33 @@ pub fn encode_batch(versions: &[WireVersion]) -> pb::Batch {
     }
 }
 
-/// Decodes a batch made by [`encode_batch`].
-pub fn decode_batch(batch: &pb::Batch) -> Result<Vec<WireVersion>, String> {
+/// Decodes a batch made by [`encode_batch`]. Every length in it comes from the network: the
+/// decompressed size its header claims is checked against [`BATCH_DECODED_BYTES_MAX`] before
+/// the buffer is allocated, and its version count against what it holds.
+pub fn decode_batch(batch: &pb::Batch) -> Result<Vec<WireVersion>, BatchError> {
+    let header: [u8; 4] = batch
+        .lz4
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| BatchError::Lz4("shorter than its 4-byte size header".into()))?;
+    let claimed = u32::from_le_bytes(header);
+    if u64::from(claimed) > BATCH_DECODED_BYTES_MAX as u64 {
+        return Err(BatchError::TooLarge {
+            claimed: u64::from(claimed),
+            limit: BATCH_DECODED_BYTES_MAX,
+        });
+    }
     let raw = lz4_flex::decompress_size_prepended(&batch.lz4)
-        .map_err(|e| format!("corrupt batch (lz4): {e}"))?;
-    postcard::from_bytes(&raw).map_err(|e| format!("corrupt batch: {e}"))
+        .map_err(|e| BatchError::Lz4(e.to_string()))?;
+    let versions: Vec<WireVersion> =
+        postcard::from_bytes(&raw).map_err(|e| BatchError::Decode(e.to_string()))?;
+    if usize::try_from(batch.count).ok() != Some(versions.len()) {
+        return Err(BatchError::CountMismatch {
+            claimed: batch.count,
+            actual: versions.len(),
+        });
+    }
+    Ok(versions)
 }
 
 #[cfg(test)]
@@ -215,5 +262,45 @@ mod tests {
         let mut broken = b.clone();
         broken.lz4.truncate(10);
         assert!(decode_batch(&broken).is_err());
+        let mut miscounted = b.clone();
+        miscounted.count = 1001;
+        assert_eq!(
+            decode_batch(&miscounted),
+            Err(BatchError::CountMismatch {
+                claimed: 1001,
+                actual: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn a_batch_claiming_4_gib_is_refused_before_allocating() {
+        // issue 14 item 5 (replication stream): lz4's size-prepended decoding allocates
+        // whatever the primary's header claims (up to 4 GiB), which aborted the standby when
+        // the allocation failed. Method: a crafted frame whose header claims u32::MAX bytes
+        // (and one just over the limit) is a typed TooLarge error, returned before lz4 runs;
+        // a frame too short to hold its header is a typed error too.
+        for claimed in [u32::MAX, BATCH_DECODED_BYTES_MAX as u32 + 1] {
+            let mut lz4 = claimed.to_le_bytes().to_vec();
+            lz4.extend_from_slice(&[0x1f, 0, 0, 0, 0]);
+            let frame = pb::Batch {
+                lz4,
+                count: 1,
+                logical_bytes: u64::from(claimed),
+            };
+            assert_eq!(
+                decode_batch(&frame),
+                Err(BatchError::TooLarge {
+                    claimed: u64::from(claimed),
+                    limit: BATCH_DECODED_BYTES_MAX
+                })
+            );
+        }
+        let short = pb::Batch {
+            lz4: vec![1, 2],
+            count: 0,
+            logical_bytes: 0,
+        };
+        assert!(matches!(decode_batch(&short), Err(BatchError::Lz4(_))));
     }
 }

@@ -4,7 +4,8 @@
 use crate::client::{PgStreamClient, SourceConn, StreamClient};
 use crate::consumer::{self, IngestionDetails, IngestionService, JobRunner};
 use crate::producer;
-use crate::uri::redact;
+use crate::secrets::JobSecret;
+use crate::uri::{StandbySecurity, redact};
 use crate::with_retries;
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::exec::{ColType, Column, QueryResult, Session, SqlServer};
@@ -199,7 +200,12 @@ impl Replication {
                 parse_retention(&text)?
             }
         };
-        let mut conn = SourceConn::from_uri(uri)?;
+        let standby = if server.insecure() {
+            StandbySecurity::Insecure
+        } else {
+            StandbySecurity::Secure
+        };
+        let mut conn = SourceConn::from_uri(uri, standby)?;
         let client = PgStreamClient::new(conn.clone());
         let handle = client.start_stream(source).await?;
         // From here on a failure ends the stream again, so nothing is left on either side.
@@ -236,11 +242,16 @@ impl Replication {
                 dest_tenant_id: rec.id.0,
                 dest_name: name.to_string(),
                 stream_id: handle.stream_id,
-                token: handle.token.clone(),
                 start_time: handle.start_time,
                 retention_ns: retention.as_nanos() as u64,
             };
-            let job_id = consumer::create_job(&mut txn, details, description.clone()).await?;
+            let secret = JobSecret {
+                password: conn.password.clone(),
+                token: handle.token.clone(),
+            };
+            let job_id =
+                consumer::create_job(&mut txn, details, &secret, description.clone()).await?;
+            tenant::ingest_fence::open(&mut txn, rec.id, job_id);
             rec.replication_job_id = Some(job_id);
             registry::update(&mut txn, &rec).await?;
             txn.commit().await?;
@@ -576,7 +587,7 @@ impl ReplicationHooks for Replication {
             return Ok(());
         };
         let node = server.node()?;
-        let Some(job) = with_retries(|| consumer::cancel(&node, job_id)).await? else {
+        let Some((job, secret)) = with_retries(|| consumer::cancel(&node, job_id)).await? else {
             return Ok(());
         };
         // A coordinator that had just read the job as running may still start processors:
@@ -589,7 +600,14 @@ impl ReplicationHooks for Replication {
             );
         }
         self.stop_everywhere(&node, job_id).await;
-        let client = job.source_client();
+        let Some(secret) = secret else {
+            tracing::warn!(
+                job_id,
+                "the replication job had no secret; the source's stream expires on its own"
+            );
+            return Ok(());
+        };
+        let client = job.source_client(&secret);
         if tokio::time::timeout(
             COMPLETE_TIMEOUT,
             client.complete(job.details.stream_id, false),

@@ -13,6 +13,17 @@ pub enum SslMode {
     VerifyFull,
 }
 
+/// How the standby itself runs: a secure standby (started with TLS certificates) replicates
+/// only over verified TLS; an insecure one (started with `--insecure`) may use plain TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandbySecurity {
+    Secure,
+    Insecure,
+}
+
+/// What a secure standby asks for instead of a source URI that would not use TLS.
+pub const TLS_REQUIRED_HINT: &str = "pass sslmode=verify-full&sslrootcert=<path of the primary's CA certificate> (for example certs/ca_primary.crt); only a standby started with --insecure may replicate with sslmode=disable";
+
 /// A parsed source URI. Never print it with `{:?}` where users see it: use
 /// [`SourceUri::redacted`].
 #[derive(Clone, PartialEq, Eq)]
@@ -74,6 +85,32 @@ pub fn redact(uri: &str) -> String {
     out
 }
 
+/// `uri` (one [`SourceUri::parse`] accepts) without the password of its user information:
+/// what a job record keeps, the password being kept apart (see `secrets`).
+pub fn without_password(uri: &str) -> String {
+    let uri = uri.trim();
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return redact(uri);
+    };
+    let (authority_path, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let authority = authority_path.split('/').next().unwrap_or_default();
+    let path = &authority_path[authority.len()..];
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, hostport)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{user}@{hostport}")
+        }
+        None => authority.to_string(),
+    };
+    match query {
+        Some(q) => format!("{scheme}://{authority}{path}?{q}"),
+        None => format!("{scheme}://{authority}{path}"),
+    }
+}
+
 impl SourceUri {
     /// Parses and checks a source URI.
     pub fn parse(uri: &str) -> ReplResult<SourceUri> {
@@ -132,6 +169,16 @@ impl SourceUri {
                     sslmode = Some(match v.as_str() {
                         "disable" => SslMode::Disable,
                         "verify-full" => SslMode::VerifyFull,
+                        // libpq's opportunistic modes fall back to plain TCP when the server
+                        // offers no TLS, so a man in the middle can turn TLS off.
+                        "allow" | "prefer" => {
+                            return Err(bad(
+                                uri,
+                                format!(
+                                    "sslmode {v:?} may fall back to plaintext: pass sslmode=verify-full&sslrootcert=<path of the primary's CA certificate>, or sslmode=disable for --insecure clusters"
+                                ),
+                            ));
+                        }
                         other => {
                             return Err(bad(
                                 uri,
@@ -185,6 +232,17 @@ impl SourceUri {
         })
     }
 
+    /// Refuses a URI that would reach the source without TLS (`sslmode=disable`, or neither
+    /// `sslmode` nor `sslrootcert` given) unless the standby itself runs insecure.
+    pub fn check_transport(&self, standby: StandbySecurity) -> ReplResult<()> {
+        if self.sslmode == SslMode::Disable && standby == StandbySecurity::Secure {
+            return Err(ReplError::PlaintextSource {
+                uri: self.redacted(),
+            });
+        }
+        Ok(())
+    }
+
     /// The URI with its password and query string redacted.
     pub fn redacted(&self) -> String {
         redact(&self.raw)
@@ -223,6 +281,29 @@ mod tests {
     }
 
     #[test]
+    fn the_password_comes_off_and_nothing_else() {
+        // issue 14 item 4: what a job record keeps of the source URI has no password.
+        for (raw, want) in [
+            (
+                "postgresql://repl:s3cret@127.0.0.1:26257?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca.crt",
+                "postgresql://repl@127.0.0.1:26257?options=-ccluster=system&sslmode=verify-full&sslrootcert=certs/ca.crt",
+            ),
+            (
+                "postgresql://repl:p%3Fw@h:1/defaultdb?sslmode=disable",
+                "postgresql://repl@h:1/defaultdb?sslmode=disable",
+            ),
+            ("postgres://root@h:1", "postgres://root@h:1"),
+        ] {
+            assert_eq!(without_password(raw), want, "{raw}");
+            let before = SourceUri::parse(raw).expect("parses");
+            let after = SourceUri::parse(&without_password(raw)).expect("parses");
+            assert_eq!(after.password, None);
+            assert_eq!((&after.user, after.addr()), (&before.user, before.addr()));
+            assert_eq!(after.sslrootcert, before.sslrootcert);
+        }
+    }
+
+    #[test]
     fn redaction() {
         assert_eq!(
             redact("postgresql://repl:pw@h:1?sslmode=verify-full"),
@@ -257,6 +338,47 @@ mod tests {
             text.contains("percent-encode") && !text.contains("pa/ss"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_secure_standby_refuses_plaintext_sources() {
+        // issue 14 item 3: a source URI without sslrootcert used to become sslmode=disable
+        // silently, so a secure standby talked to its primary in plaintext. Method: every way
+        // of asking for no TLS (explicit disable, nothing said, the opportunistic modes) is
+        // refused on a secure standby with 22023 and the way out; an insecure standby keeps
+        // sslmode=disable, and verify-full passes on both.
+        for uri in [
+            "postgresql://repl:s3cret@h:1?sslmode=disable",
+            "postgresql://repl:s3cret@h:1",
+            "postgresql://repl:s3cret@h:1?options=-ccluster=system",
+        ] {
+            let u = SourceUri::parse(uri).expect(uri);
+            let e = u.check_transport(StandbySecurity::Secure).expect_err(uri);
+            assert!(
+                matches!(e, ReplError::PlaintextSource { .. }),
+                "{uri}: {e:?}"
+            );
+            let sql: ::sql::error::SqlError = e.into();
+            assert_eq!(sql.code, "22023", "{uri}");
+            assert!(
+                sql.message.contains("sslmode=verify-full&sslrootcert="),
+                "{uri}: {}",
+                sql.message
+            );
+            assert!(!sql.message.contains("s3cret"), "{}", sql.message);
+            u.check_transport(StandbySecurity::Insecure)
+                .expect("an insecure standby may use plain TCP");
+        }
+        for mode in ["allow", "prefer"] {
+            let uri = format!("postgresql://repl:s3cret@h:1?sslmode={mode}&sslrootcert=ca.crt");
+            let e = SourceUri::parse(&uri).expect_err(mode).to_string();
+            assert!(e.contains("sslmode=verify-full&sslrootcert="), "{e}");
+        }
+        let tls =
+            SourceUri::parse("postgresql://repl:s3cret@h:1?sslmode=verify-full&sslrootcert=ca.crt")
+                .expect("parses");
+        tls.check_transport(StandbySecurity::Secure).expect("TLS");
+        tls.check_transport(StandbySecurity::Insecure).expect("TLS");
     }
 
     #[test]

@@ -13,14 +13,18 @@
 //!   span is checked when it is mapped, and every key read back is asserted to be inside.
 //! - Tenant ids are never reused: they come from a counter that only moves forward.
 //! - A tenant name maps to at most one record.
+//! - Nothing ingests into a virtual cluster whose ingestion fence is closed (past cutover,
+//!   canceled, removed) or under an epoch other than the fence's ([`ingest_fence`]).
 
 mod error;
+pub mod ingest_fence;
 mod keys;
 mod record;
 pub mod registry;
 mod scoped;
 
 pub use error::{TenantError, TenantResult};
+pub use ingest_fence::IngestionEpoch;
 pub use keys::{
     PREFIX_LEN, TENANT_KEYSPACE_END, TENANT_KEYSPACE_START, TenantId, pretty_key, rekey,
     tenant_of_key,

@@ -157,5 +157,6 @@ pub async fn remove(txn: &mut Txn, id: TenantId) -> TenantResult<()> {
     let record = get(txn, id).await?.ok_or(TenantError::IdNotFound(id))?;
     txn.delete(record_key(id));
     txn.delete(name_key(&record.name));
+    crate::ingest_fence::close(txn, id);
     Ok(())
 }

@@ -212,3 +212,87 @@ async fn scoped_clients_stay_inside_their_keyspace() {
         .expect("scan below tenants");
     assert!(low.rows.iter().all(|r| r.key.first() != Some(&0xfe)));
 }
+
+// issue 14 item 9: a partitioned ingestion processor could write into a virtual cluster after
+// its cutover's revert. Goal: the ingestion fence admits the current job and epoch only, and
+// nothing once closed (cutover, cancel, removal). Method: open the fence for job 7, ingest
+// under epoch 1; advance it (a new coordinator) and show an epoch-1 ingest writes nothing
+// while epoch 2 writes; close it (cutover) and show that an ingest under the last epoch writes
+// nothing and that the fence cannot be advanced again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingestion_fence_refuses_stale_epochs_and_everything_after_cutover() {
+    use tenant::ingest_fence;
+    let dir = tempfile::tempdir().expect("dir");
+    let node = must_node(&dir).await;
+    let id = TenantId(3);
+    let key = |k: &str| [id.prefix(), k.as_bytes().to_vec()].concat();
+    let old = hlc::Timestamp::new(node.now().wall_time_ns - 1_000_000_000, 0);
+    let version = |k: &str| vec![storage::MvccVersion::put(key(k), old, "v")];
+    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let e1 = ingest_fence::open(&mut txn, id, 7);
+    txn.commit().await.expect("commit");
+    assert_eq!(e1.epoch, 1);
+    node.ingest_fenced(RangeId::FIRST, e1.fence(id), version("a"))
+        .await
+        .expect("the current epoch ingests");
+
+    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    assert_eq!(
+        ingest_fence::advance(&mut txn, id, 8)
+            .await
+            .expect("advance"),
+        None
+    );
+    let e2 = ingest_fence::advance(&mut txn, id, 7)
+        .await
+        .expect("advance")
+        .expect("the job's fence is open");
+    txn.commit().await.expect("commit");
+    assert_eq!(e2.epoch, 2);
+    assert!(matches!(
+        node.ingest_fenced(RangeId::FIRST, e1.fence(id), version("b"))
+            .await,
+        Err(kv::KvError::IngestFenced { .. })
+    ));
+    assert_eq!(
+        node.get(RangeId::FIRST, &key("b"), node.now())
+            .await
+            .expect("get"),
+        None
+    );
+    node.ingest_fenced(RangeId::FIRST, e2.fence(id), version("c"))
+        .await
+        .expect("the new epoch ingests");
+
+    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    ingest_fence::close(&mut txn, id);
+    txn.commit().await.expect("commit");
+    assert!(matches!(
+        node.ingest_fenced(RangeId::FIRST, e2.fence(id), version("d"))
+            .await,
+        Err(kv::KvError::IngestFenced { .. })
+    ));
+    assert_eq!(
+        node.get(RangeId::FIRST, &key("d"), node.now())
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        node.get(RangeId::FIRST, &key("c"), node.now())
+            .await
+            .expect("get"),
+        Some(b"v".to_vec())
+    );
+    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    assert_eq!(
+        ingest_fence::advance(&mut txn, id, 7)
+            .await
+            .expect("advance"),
+        None
+    );
+    assert_eq!(
+        ingest_fence::current(&mut txn, id).await.expect("read"),
+        None
+    );
+}

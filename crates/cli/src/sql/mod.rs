@@ -14,6 +14,7 @@
 pub(crate) mod connect;
 pub(crate) mod exec;
 mod format;
+mod history;
 pub(crate) mod params;
 mod repl;
 mod split;

@@ -5,6 +5,7 @@
 use super::connect::{self, Session};
 use super::exec::{self, StatementError};
 use super::format::Format;
+use super::history;
 use super::params::ConnParams;
 use super::split::{LineBuffer, leading_words};
 use rustyline::DefaultEditor;
@@ -121,6 +122,8 @@ pub fn run(
     if let Some(path) = &history {
         // A missing history file is normal on first use.
         let _ = editor.load_history(path);
+        // A file written before passwords were kept out of it is scrubbed now.
+        forget_passwords(&mut editor, path);
     }
     let prompt = runtime.block_on(PromptInfo::fetch(&session, &params));
     let mut shell = Shell {
@@ -144,7 +147,7 @@ pub fn run(
                 if buffer.is_empty()
                     && let Some(meta) = meta_command(&line)
                 {
-                    let _ = editor.add_history_entry(line.trim());
+                    record(&mut editor, line.trim());
                     match meta {
                         Meta::Quit => break,
                         Meta::Help => print!("{HELP}"),
@@ -155,7 +158,7 @@ pub fn run(
                     continue;
                 }
                 for statement in buffer.push_line(&line) {
-                    let _ = editor.add_history_entry(format!("{statement};"));
+                    record(&mut editor, &format!("{statement};"));
                     shell.execute(&statement);
                 }
             }
@@ -173,6 +176,37 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+/// Adds `entry` to the history unless it may hold a password (see [`history::may_record`]).
+fn record(editor: &mut DefaultEditor, entry: &str) {
+    if history::may_record(entry) {
+        let _ = editor.add_history_entry(entry);
+    }
+}
+
+/// Drops loaded history entries that may hold a password, and rewrites the file without them.
+fn forget_passwords(editor: &mut DefaultEditor, path: &std::path::Path) {
+    use rustyline::history::History;
+    let entries: Vec<String> = editor.history().iter().cloned().collect();
+    if entries.iter().all(|e| history::may_record(e)) {
+        return;
+    }
+    let _ = editor.clear_history();
+    for e in entries.iter().filter(|e| history::may_record(e)) {
+        let _ = editor.history_mut().add(e);
+    }
+    let saved = if editor.history().is_empty() {
+        std::fs::write(path, b"").map_err(rustyline::error::ReadlineError::from)
+    } else {
+        editor.save_history(path)
+    };
+    if let Err(e) = saved {
+        eprintln!(
+            "warning: cannot remove entries holding passwords from {}: {e}",
+            path.display()
+        );
+    }
 }
 
 impl Shell<'_> {

@@ -6,6 +6,7 @@ use crate::client::{PgStreamClient, StreamClient};
 use crate::frontier::{Frontier, KeySpan, SpanTs};
 use crate::metrics::ReplicationMetrics;
 use crate::pts;
+use crate::secrets::JobSecret;
 use crate::spec::{StreamSpec, span_ts_from_pb};
 use ::sql::jobs::{self, status};
 use hlc::Timestamp;
@@ -14,7 +15,7 @@ use proto::replication as pb;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tenant::{DataState, TenantId, registry};
+use tenant::{DataState, IngestionEpoch, TenantId, ingest_fence, registry};
 use tokio::sync::mpsc;
 
 /// How long a coordinator's lease lasts without renewal.
@@ -59,6 +60,9 @@ struct Failure {
     message: String,
     /// A standby store is short of disk space (see `ingest::ProcError::DiskFull`).
     disk_full: bool,
+    /// A processor's ingest was refused because its epoch is over (see
+    /// `ingest::ProcError::Fenced`).
+    fenced: bool,
 }
 
 impl From<String> for Failure {
@@ -66,6 +70,7 @@ impl From<String> for Failure {
         Failure {
             message,
             disk_full: false,
+            fenced: false,
         }
     }
 }
@@ -82,6 +87,7 @@ impl Failure {
         Failure {
             message: format!("{prefix}: {}", s.message()),
             disk_full: s.code() == tonic::Code::ResourceExhausted,
+            fenced: s.code() == tonic::Code::FailedPrecondition,
         }
     }
 }
@@ -111,11 +117,31 @@ pub(crate) async fn run(ctx: Ctx, job_id: u64) {
             }
         }
     };
+    let secret = {
+        let secret = match ctx.node.begin(RangeId::FIRST) {
+            Ok(mut txn) => crate::secrets::get(&mut txn, job_id).await,
+            Err(e) => Err(e.into()),
+        };
+        match secret {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tracing::warn!(
+                    job_id,
+                    "the replication job has no secret (it has ended); not running it"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(job_id, error = %e, "cannot read the replication job's secret");
+                return;
+            }
+        }
+    };
     let label = job.details.dest_name.clone();
     let running = ctx.metrics.running.with_label_values(&[&label]);
     running.inc();
     tracing::info!(job_id, node_id = me.0, virtual_cluster = %label, "coordinating replication job");
-    let client = PgStreamClient::new(job.details.source.clone());
+    let client = job.source_client(&secret);
     let mut c = Coordinator {
         ctx: ctx.clone(),
         job_id,
@@ -127,6 +153,8 @@ pub(crate) async fn run(ctx: Ctx, job_id: u64) {
         ),
         job,
         label,
+        epoch: None,
+        secret,
     };
     c.run().await;
     // Every flow of this coordinator is stopped by now (each ends with stop_flow).
@@ -144,6 +172,11 @@ struct Coordinator {
     job: IngestionJob,
     frontier: Frontier,
     label: String,
+    /// This coordinator's ingestion epoch: started (the fence advanced) by its first
+    /// persist, and again after one of its processors was fenced off.
+    epoch: Option<IngestionEpoch>,
+    /// The job's password and token (never written back with the job).
+    secret: JobSecret,
 }
 
 impl Coordinator {
@@ -170,6 +203,12 @@ impl Coordinator {
                 Ok(Outcome::Stop) => return,
                 Ok(Outcome::Cutover) => return self.cutover().await,
                 Err(f) => {
+                    if f.fenced {
+                        // Another coordinator advanced the epoch, or the fence closed: the
+                        // next persist stops this one, or starts a new epoch if the job is
+                        // still this coordinator's.
+                        self.epoch = None;
+                    }
                     self.ctx
                         .metrics
                         .replans
@@ -224,12 +263,19 @@ impl Coordinator {
             .map_err(|e| e.to_string())?;
         self.client
             .set_fallback_addrs(spec.partitions.iter().map(|p| p.addr.clone()).collect());
+        let Some(epoch) = self.epoch else {
+            return Err(format!(
+                "the ingestion fence of virtual cluster {:?} is closed or held by another job",
+                self.job.details.dest_name
+            )
+            .into());
+        };
         let standby = self.ctx.node.live_members(LIVENESS_TIMEOUT).await;
         if standby.is_empty() {
             return Err("no live standby node".into());
         }
         let (tx, mut rx) = mpsc::channel(256);
-        let flow = self.start_flow(&spec, &standby, tx);
+        let flow = self.start_flow(&spec, &standby, epoch.epoch, tx);
         let result = self.drive(&mut rx).await;
         self.stop_flow(flow).await;
         result
@@ -239,6 +285,7 @@ impl Coordinator {
         &mut self,
         spec: &StreamSpec,
         standby: &[(NodeId, String)],
+        epoch: u64,
         tx: mpsc::Sender<FlowEvent>,
     ) -> Flow {
         let d = &self.job.details;
@@ -262,10 +309,11 @@ impl Coordinator {
                 source: d.source.clone(),
                 source_addr: part.addr.clone(),
                 stream_id: d.stream_id,
-                token: d.token.clone(),
+                token: self.secret.token.clone(),
                 source_tenant_id: d.source_tenant_id,
                 dest_tenant_id: d.dest_tenant_id,
                 dest_name: d.dest_name.clone(),
+                epoch,
                 frontier,
                 initial_scan_ts: d.start_time,
                 standby_node: dest_id.0,
@@ -330,7 +378,7 @@ impl Coordinator {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let hb_every = super::runner::heartbeat_interval(&self.ctx.node).await;
         // One connection to the source for this flow's heartbeats, kept between them.
-        let hb_client = std::sync::Arc::new(self.job.source_client());
+        let hb_client = std::sync::Arc::new(self.job.source_client(&self.secret));
         let mut last_hb = Instant::now() - hb_every;
         let mut hb: Option<tokio::task::JoinHandle<Result<crate::spec::StreamStatus, String>>> =
             None;
@@ -444,8 +492,26 @@ impl Coordinator {
         pts::advance(&mut txn, job.progress.pts_id, job.progress.retained_time)
             .await
             .map_err(|e| e.message)?;
+        // A coordinator's first persist starts its epoch: processors of earlier coordinators
+        // (a partitioned node that still believes it holds the job) are fenced off.
+        let new_epoch = if self.epoch.is_none() && job.progress.status != repl_status::CUTTING_OVER
+        {
+            ingest_fence::advance(&mut txn, TenantId(job.details.dest_tenant_id), self.job_id)
+                .await
+                .map_err(|e| e.to_string())?
+        } else {
+            None
+        };
         job.put(&mut txn);
         txn.commit().await.map_err(|e| e.to_string())?;
+        if new_epoch.is_some() {
+            tracing::info!(
+                job_id = self.job_id,
+                epoch = new_epoch.map(|e| e.epoch),
+                "started an ingestion epoch"
+            );
+            self.epoch = new_epoch;
+        }
         self.update_metrics(&job);
         self.job = job;
         if let Some(t) = cutover
@@ -492,7 +558,11 @@ impl Coordinator {
     /// Writes the job with `f` applied and the lease renewed, retrying on conflicts; fails
     /// without writing if the job is no longer running under this coordinator (paused,
     /// canceled, or adopted by another node).
-    async fn update(&mut self, f: impl Fn(&mut IngestionJob)) -> Result<(), String> {
+    async fn update(
+        &mut self,
+        close_fence: bool,
+        f: impl Fn(&mut IngestionJob),
+    ) -> Result<(), String> {
         let me = self.ctx.node.id().0;
         let mut last = String::new();
         for attempt in 0..20 {
@@ -511,6 +581,9 @@ impl Coordinator {
             job.record.lease_expires_ns =
                 self.ctx.node.clock().physical_now_ns() + LEASE.as_nanos() as u64;
             f(&mut job);
+            if close_fence {
+                ingest_fence::close(&mut txn, TenantId(job.details.dest_tenant_id));
+            }
             job.put(&mut txn);
             match txn.commit().await {
                 Ok(_) => {
@@ -536,8 +609,10 @@ impl Coordinator {
         m.cutover_progress.with_label_values(&l).set(1.0);
         let dest_span = self.job.details.dest_span();
         let me = self.ctx.node.id().0;
+        // Closing the fence in the same transaction orders it before every revert step in
+        // the log: an ingest of any epoch that applies after it writes nothing.
         if let Err(e) = self
-            .update(|j| {
+            .update(true, |j| {
                 j.progress.status = repl_status::CUTTING_OVER.into();
                 j.record.running_status =
                     Some(format!("cutting over to {t}: reverting newer versions"));
@@ -568,7 +643,7 @@ impl Coordinator {
                     remaining = KeySpan::new(resume, remaining.end.clone());
                     let r = remaining.clone();
                     if let Err(e) = self
-                        .update(|j| j.progress.revert_remaining = Some(r.clone()))
+                        .update(false, |j| j.progress.revert_remaining = Some(r.clone()))
                         .await
                     {
                         // Paused, canceled or adopted elsewhere: whoever runs it resumes from
@@ -607,6 +682,7 @@ impl Coordinator {
                     .await
                     .map_err(|e| e.to_string())?;
                 pts::release(&mut txn, job.progress.pts_id);
+                crate::secrets::remove(&mut txn, self.job_id);
                 job.progress.status = repl_status::READY.into();
                 job.progress.revert_remaining = None;
                 job.record.status = status::SUCCEEDED.into();
@@ -641,10 +717,11 @@ impl Coordinator {
         if !done {
             return;
         }
+        crate::secrets::purge_or_log(&self.ctx.node, self.job_id).await;
         m.replicated_time_seconds.with_label_values(&l).set(0.0);
         m.replication_lag_seconds.with_label_values(&l).set(0.0);
         tracing::info!(job_id = self.job_id, cutover_time = %t, elapsed_ms = started.elapsed().as_millis() as u64, "cutover complete");
-        let client = self.job.source_client();
+        let client = self.job.source_client(&self.secret);
         match tokio::time::timeout(
             COMPLETE_TIMEOUT,
             client.complete(self.job.details.stream_id, true),

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use storage::MvccVersion;
-use tenant::TenantId;
+use tenant::{IngestionEpoch, TenantId};
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status};
 
@@ -50,6 +50,9 @@ enum ProcError {
     /// This node's store is short of disk space: retrying elsewhere does not help (every
     /// standby node holds every replica), freeing space does.
     DiskFull(String),
+    /// The processor's epoch is over (the job was cut over, canceled, or taken over by
+    /// another coordinator): terminal for this processor, which never retries its writes.
+    Fenced(String),
 }
 
 impl From<String> for ProcError {
@@ -63,6 +66,7 @@ impl ProcError {
         match self {
             ProcError::Failed(e) => Status::aborted(e),
             ProcError::DiskFull(e) => Status::resource_exhausted(e),
+            ProcError::Fenced(e) => Status::failed_precondition(e),
         }
     }
 }
@@ -80,6 +84,9 @@ pub struct Assignment {
     pub dest_tenant_id: u64,
     /// The standby virtual cluster's name (the metrics label).
     pub dest_name: String,
+    /// The ingestion epoch of the coordinator that made this assignment: every ingest carries
+    /// it, and is refused at apply once the virtual cluster's fence has moved on.
+    pub epoch: u64,
     pub frontier: Vec<SpanTs>,
     pub initial_scan_ts: Timestamp,
     pub standby_node: u64,
@@ -141,6 +148,11 @@ impl IngestionService {
             let label = a.dest_name.clone();
             let part = a.partition_id;
             let mut p = Processor {
+                fence: IngestionEpoch {
+                    job_id: a.job_id,
+                    epoch: a.epoch,
+                }
+                .fence(TenantId(a.dest_tenant_id)),
                 node,
                 metrics,
                 label,
@@ -166,6 +178,8 @@ impl IngestionService {
 }
 
 struct Processor {
+    /// What every ingest of this processor carries (its job and epoch).
+    fence: kv::IngestFence,
     node: Arc<KvNode>,
     metrics: ReplicationMetrics,
     label: String,
@@ -254,9 +268,14 @@ impl Processor {
         self.buf_bytes = 0;
         let n = versions.len();
         self.node
-            .ingest(RangeId::FIRST, versions)
+            .ingest_fenced(RangeId::FIRST, self.fence.clone(), versions)
             .await
-            .map_err(|e| ProcError::Failed(format!("ingesting {n} versions: {e}")))?;
+            .map_err(|e| match e {
+                kv::KvError::IngestFenced { .. } => ProcError::Fenced(format!(
+                    "ingesting {n} versions: {e} (the job was cut over, canceled or taken over)"
+                )),
+                e => ProcError::Failed(format!("ingesting {n} versions: {e}")),
+            })?;
         let m = &self.metrics;
         let l = [self.label.as_str()];
         m.flushes.with_label_values(&l).inc();
@@ -327,7 +346,8 @@ impl Processor {
             };
             match ev.event {
                 Some(pb::stream_event::Event::Batch(b)) => {
-                    let versions = decode_batch(&b)?;
+                    let versions = decode_batch(&b)
+                        .map_err(|e| format!("batch from source node {}: {e}", a.source_addr))?;
                     for (key, ts, value) in versions {
                         if testing_skip(ts, a.initial_scan_ts) {
                             tracing::warn!(%ts, "testing: dropped one replicated version");

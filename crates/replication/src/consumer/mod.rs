@@ -21,6 +21,7 @@ pub(crate) use coordinator::LEASE;
 use crate::client::SourceConn;
 use crate::frontier::{KeySpan, SpanTs};
 use crate::pts;
+use crate::secrets::{self, JobSecret};
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::jobs::{self, JobRecord, status};
 use hlc::Timestamp;
@@ -53,7 +54,6 @@ pub struct IngestionDetails {
     pub dest_tenant_id: u64,
     pub dest_name: String,
     pub stream_id: u64,
-    pub token: crate::spec::StreamToken,
     pub start_time: Timestamp,
     pub retention_ns: u64,
 }
@@ -119,9 +119,15 @@ pub struct IngestionJob {
 }
 
 impl IngestionJob {
-    /// A client of the source cluster that falls back to the source nodes of the last plan.
-    pub(crate) fn source_client(&self) -> crate::client::PgStreamClient {
-        let client = crate::client::PgStreamClient::new(self.details.source.clone());
+    /// A client of the source cluster, with the password from the job's secret record, that
+    /// falls back to the source nodes of the last plan.
+    pub(crate) fn source_client(&self, secret: &JobSecret) -> crate::client::PgStreamClient {
+        let client = crate::client::PgStreamClient::new(
+            self.details
+                .source
+                .clone()
+                .with_password(secret.password.clone()),
+        );
         client.set_fallback_addrs(
             self.progress
                 .partitions
@@ -180,13 +186,16 @@ pub fn retained_for(details: &IngestionDetails, replicated: Timestamp) -> Timest
 }
 
 /// Records the ingestion job (in `txn`, with the virtual cluster record created by the
-/// caller) and the standby's protected timestamp.
+/// caller), its secret (apart from the job record, see [`crate::secrets`]) and the standby's
+/// protected timestamp.
 pub async fn create_job(
     txn: &mut kv::Txn,
     details: IngestionDetails,
+    secret: &JobSecret,
     description: String,
 ) -> SqlResult<u64> {
     let id = jobs::next_id(txn).await?;
+    secrets::put(txn, id, secret);
     let pts_id = pts::protect(txn, details.dest_tenant_id, details.start_time, id).await?;
     let progress = IngestionProgress {
         status: repl_status::INITIALIZING.into(),
@@ -388,18 +397,28 @@ pub async fn request_cutover(
     Ok(t)
 }
 
-/// Cancels the job (before its virtual cluster is dropped).
-pub async fn cancel(node: &Arc<KvNode>, job_id: u64) -> SqlResult<Option<IngestionJob>> {
+/// Cancels the job (before its virtual cluster is dropped) and deletes its secret, every
+/// version of it; returns the job and the secret it had (to complete the source's stream).
+pub async fn cancel(
+    node: &Arc<KvNode>,
+    job_id: u64,
+) -> SqlResult<Option<(IngestionJob, Option<JobSecret>)>> {
     let mut txn = node.begin(RangeId::FIRST)?;
     let mut job = load(&mut txn, job_id).await?;
     if !job.is_active() {
+        secrets::purge_or_log(node, job_id).await;
         return Ok(None);
     }
+    let secret = secrets::get(&mut txn, job_id).await?;
+    secrets::remove(&mut txn, job_id);
     job.record.status = status::CANCELED.into();
     job.record.finished = Some(jobs::now_text());
     job.record.running_status = None;
     pts::release(&mut txn, job.progress.pts_id);
+    // A processor that has not heard of the cancel yet must not write any more.
+    tenant::ingest_fence::close(&mut txn, TenantId(job.details.dest_tenant_id));
     job.put(&mut txn);
     txn.commit().await?;
-    Ok(Some(job))
+    secrets::purge_or_log(node, job_id).await;
+    Ok(Some((job, secret)))
 }

@@ -8,6 +8,7 @@ pub use partition::SourceService;
 
 use crate::frontier::KeySpan;
 use crate::pts;
+use crate::secrets::{self, JobSecret};
 use crate::spec::{Partition, StreamHandle, StreamSpec, StreamStatus, StreamToken};
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::jobs::{self, JobRecord, status};
@@ -30,7 +31,6 @@ pub struct ProducerDetails {
     pub tenant_id: u64,
     pub tenant_name: String,
     pub start_time: Timestamp,
-    pub token: StreamToken,
     pub pts_id: u64,
     pub expiration_window_ns: u64,
 }
@@ -108,11 +108,19 @@ pub async fn start_stream(node: &Arc<KvNode>, tenant_name: &str) -> SqlResult<St
     let start_time = node.now();
     let id = jobs::next_id(&mut txn).await?;
     let pts_id = pts::protect(&mut txn, tenant.id.0, start_time, id).await?;
+    let token = StreamToken::random();
+    secrets::put(
+        &mut txn,
+        id,
+        &JobSecret {
+            password: None,
+            token: token.clone(),
+        },
+    );
     let details = ProducerDetails {
         tenant_id: tenant.id.0,
         tenant_name: tenant.name.clone(),
         start_time,
-        token: StreamToken::random(),
         pts_id,
         expiration_window_ns: window.as_nanos() as u64,
     };
@@ -144,7 +152,7 @@ pub async fn start_stream(node: &Arc<KvNode>, tenant_name: &str) -> SqlResult<St
     tracing::info!(stream_id = id, tenant = %tenant.name, %start_time, "started a replication stream");
     Ok(StreamHandle {
         stream_id: id,
-        token: details.token,
+        token,
         start_time,
         source_tenant_id: tenant.id.0,
         source_tenant_name: tenant.name,
@@ -178,7 +186,9 @@ pub async fn authorize(
 ) -> SqlResult<ProducerDetails> {
     let mut txn = node.begin(RangeId::FIRST)?;
     let (job, details, progress) = load(&mut txn, stream_id).await?;
-    if !details.token.matches(token) {
+    // An ended stream's secret is gone: it is refused for what it is, below.
+    let secret = secrets::get(&mut txn, stream_id).await?;
+    if !job.is_terminal() && !secret.is_some_and(|s| s.token.matches(token)) {
         return Err(SqlError::privilege(format!(
             "wrong token for replication stream {stream_id}"
         )));
@@ -333,6 +343,7 @@ pub async fn heartbeat(
     if now.wall_time_ns > progress.expiration_ns {
         expire(&mut txn, &mut job, &details).await?;
         txn.commit().await?;
+        secrets::purge_or_log(node, stream_id).await;
         return Ok(StreamStatus {
             status: "expired".into(),
             protected_ts: progress.protected_ts,
@@ -361,6 +372,7 @@ async fn expire(
     details: &ProducerDetails,
 ) -> SqlResult<()> {
     pts::release(txn, details.pts_id);
+    secrets::remove(txn, job.id);
     job.status = status::FAILED.into();
     job.finished = Some(jobs::now_text());
     job.running_status = None;
@@ -384,6 +396,7 @@ pub async fn complete(node: &Arc<KvNode>, stream_id: u64, successful: bool) -> S
         return Ok(());
     }
     pts::release(&mut txn, details.pts_id);
+    secrets::remove(&mut txn, stream_id);
     job.status = if successful {
         status::SUCCEEDED
     } else {
@@ -394,6 +407,7 @@ pub async fn complete(node: &Arc<KvNode>, stream_id: u64, successful: bool) -> S
     job.finished = Some(jobs::now_text());
     jobs::put(&mut txn, &job);
     txn.commit().await?;
+    secrets::purge_or_log(node, stream_id).await;
     tracing::info!(stream_id, successful, "replication stream completed");
     Ok(())
 }
@@ -428,6 +442,7 @@ pub async fn sweep_expired(node: &Arc<KvNode>) -> SqlResult<()> {
         };
         if expired {
             txn.commit().await?;
+            secrets::purge_or_log(node, stream_id).await;
         }
     }
     Ok(())

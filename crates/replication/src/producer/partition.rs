@@ -7,7 +7,9 @@
 use super::{authorize, duration_setting};
 use crate::frontier::{KeySpan, SpanTs};
 use crate::metrics::ReplicationMetrics;
-use crate::spec::{WireVersion, encode_batch, span_ts_from_pb, span_ts_to_pb, ts_from_pb};
+use crate::spec::{
+    BATCH_BYTES_MAX, WireVersion, encode_batch, span_ts_from_pb, span_ts_to_pb, ts_from_pb,
+};
 use hlc::Timestamp;
 use kv::{Applied, KvNode, NodeSlot, RangeId};
 use proto::replication as pb;
@@ -21,8 +23,6 @@ use tonic::{Request, Response, Status};
 
 /// Default largest batch (uncompressed bytes).
 const DEFAULT_BATCH_BYTES: usize = 1 << 20;
-/// The largest batch a consumer may ask for.
-const MAX_BATCH_BYTES: usize = 16 << 20;
 /// A catch-up round shorter than this is the last: the stream then tails the applied log.
 const SHORT_ROUND: Duration = Duration::from_secs(1);
 /// Events queued towards the consumer (the rest is backpressure).
@@ -45,7 +45,7 @@ impl SourceService {
     /// The tonic server (large messages allowed: batches can reach several MiB).
     pub fn server(self) -> pb::replication_source_server::ReplicationSourceServer<Self> {
         pb::replication_source_server::ReplicationSourceServer::new(self)
-            .max_encoding_message_size(64 << 20)
+            .max_encoding_message_size(crate::spec::STREAM_MESSAGE_BYTES_MAX)
     }
 }
 
@@ -341,11 +341,11 @@ impl pb::replication_source_server::ReplicationSource for SourceService {
             tx,
             initial_scan_ts,
             // A consumer may ask for smaller batches, not for ones that would hold more memory
-            // here than MAX_BATCH_BYTES or exceed its own message limit.
+            // here than BATCH_BYTES_MAX or exceed its own message limit.
             batch_bytes: if req.batch_bytes == 0 {
                 DEFAULT_BATCH_BYTES
             } else {
-                usize::try_from(req.batch_bytes).map_or(MAX_BATCH_BYTES, |b| b.min(MAX_BATCH_BYTES))
+                usize::try_from(req.batch_bytes).map_or(BATCH_BYTES_MAX, |b| b.min(BATCH_BYTES_MAX))
             },
             checkpoint_every,
             batch: Vec::new(),
