@@ -109,6 +109,9 @@ impl Shared {
         logging::set_node_id(id.0);
         // The membership lock makes this the only start; the slot is empty here.
         let _ = self.slot.set(node.clone());
+        // Cluster settings the KV layer honours (kv.raft.command.max_size); the task ends
+        // with the node.
+        drop(sql::kv_settings::watch(&node));
         Ok(node)
     }
 

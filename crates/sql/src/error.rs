@@ -110,6 +110,15 @@ impl From<kv::KvError> for SqlError {
                 SqlError::new(code::SERIALIZATION_FAILURE, e.to_string())
                     .with_hint("retry the transaction")
             }
+            kv::KvError::CommandTooLarge { .. } => {
+                SqlError::new(code::PROGRAM_LIMIT_EXCEEDED, e.to_string()).with_hint(
+                    "split the work into smaller transactions (for example, write fewer rows per statement), or raise the cluster setting kv.raft.command.max_size",
+                )
+            }
+            kv::KvError::EntryTooLarge { .. } => {
+                SqlError::new(code::PROGRAM_LIMIT_EXCEEDED, e.to_string())
+                    .with_hint("split the work into smaller batches")
+            }
             other => SqlError::internal(other.to_string()),
         }
     }

@@ -29,6 +29,7 @@ pub mod expr;
 pub mod hooks;
 pub mod jobs;
 pub mod keycodec;
+pub mod kv_settings;
 pub mod parser;
 pub mod pgcatalog;
 pub mod pgserver;
