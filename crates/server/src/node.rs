@@ -309,7 +309,7 @@ async fn accept_loop(
                     let _ = grpc.send(Ok(socket)).await;
                 }
                 Ok(Ok(1)) => {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, pg_tls, pg).await {
+                    if let Err(e) = sql::pgconn::serve(socket, pg_tls, pg).await {
                         tracing::debug!(%peer, error = %e, "SQL connection ended with an error");
                     }
                 }

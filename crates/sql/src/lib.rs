@@ -32,6 +32,7 @@ pub mod keycodec;
 pub mod kv_settings;
 pub mod parser;
 pub mod pgcatalog;
+pub mod pgconn;
 pub mod pgserver;
 pub mod pgtypes;
 pub mod privileges;

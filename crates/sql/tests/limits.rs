@@ -1,6 +1,7 @@
-//! Size limits of the SQL layer over KV (issue 14 item 8): `kv.raft.command.max_size` caps
-//! what one statement's transaction may write, and TRUNCATE / DROP TABLE of a table larger
-//! than the cap still work. Against an in-process node over pgwire.
+//! Size limits of the SQL layer: pgwire frontend messages are capped before they are buffered
+//! (issue 14 item 5); `kv.raft.command.max_size` caps what one statement's transaction may
+//! write, and TRUNCATE / DROP TABLE of a table larger than the cap still work (item 8).
+//! Against an in-process node over pgwire.
 
 mod common;
 
@@ -8,6 +9,8 @@ use common::SqlTestServer;
 use std::time::{Duration, Instant};
 use storage::Span;
 use tenant::{TenantId, TenantKv};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// The cap the tests lower `kv.raft.command.max_size` to (its floor).
 const CAP: usize = 64 << 10;
@@ -198,4 +201,98 @@ async fn nodes_follow_the_command_size_setting() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// Reads one backend message: its type and body. `None` at end of stream.
+async fn read_message(sock: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut header = [0u8; 5];
+    sock.read_exact(&mut header).await.ok()?;
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    let mut body = vec![0u8; len.saturating_sub(4)];
+    sock.read_exact(&mut body).await.ok()?;
+    Some((header[0], body))
+}
+
+/// The fields of an ErrorResponse body by their one-letter code.
+fn error_fields(body: &[u8]) -> Vec<(u8, String)> {
+    body.split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| (f[0], String::from_utf8_lossy(&f[1..]).into_owned()))
+        .collect()
+}
+
+// issue 14 item 5: pgwire buffers a frontend message of up to 1 GiB whole, whatever its length
+// field claims, so one client could make the node hold a GiB per connection. Goal: a message
+// announcing more than the limit (16 MiB) is refused as soon as its header arrives, with a
+// FATAL 08P01 naming the limit, the connection is closed, and the server keeps serving.
+// Method: a raw socket sends a startup message, then only the header of a 512 MiB Query;
+// read the reply with a deadline (without the check the server waits for the body, and the
+// deadline fails the test); then run a query on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_pgwire_message_is_refused_before_it_is_buffered() {
+    let server = SqlTestServer::must_start("replication-source").await;
+    let mut sock = TcpStream::connect(&server.addr).await.expect("connect");
+    let mut startup = Vec::new();
+    startup.extend_from_slice(&196_608u32.to_be_bytes());
+    for field in [
+        "user",
+        "root",
+        "database",
+        "defaultdb",
+        "options",
+        "-ccluster=system",
+    ] {
+        startup.extend_from_slice(field.as_bytes());
+        startup.push(0);
+    }
+    startup.push(0);
+    let len = u32::try_from(startup.len() + 4).expect("small");
+    sock.write_all(&len.to_be_bytes()).await.expect("write");
+    sock.write_all(&startup).await.expect("write");
+    let reply = tokio::time::timeout(Duration::from_secs(10), async {
+        // Up to ReadyForQuery.
+        while let Some((kind, _)) = read_message(&mut sock).await {
+            if kind == b'Z' {
+                break;
+            }
+        }
+        // A Query of 512 MiB, of which only the header is sent.
+        let mut header = vec![b'Q'];
+        header.extend_from_slice(&(512u32 << 20).to_be_bytes());
+        sock.write_all(&header).await.expect("write");
+        let mut error = None;
+        while let Some((kind, body)) = read_message(&mut sock).await {
+            if kind == b'E' {
+                error = Some(error_fields(&body));
+            }
+        }
+        error
+    })
+    .await
+    .expect("the server answers the oversized header without waiting for its body");
+    let fields = reply.expect("an ErrorResponse before the connection closes");
+    let field = |code: u8| {
+        fields
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(field(b'S'), "FATAL", "{fields:?}");
+    assert_eq!(field(b'C'), "08P01", "{fields:?}");
+    assert!(
+        field(b'M').contains(&format!("exceeds the limit of {} bytes", 16 << 20)),
+        "{fields:?}"
+    );
+    assert!(!field(b'H').is_empty(), "{fields:?}");
+    let client = server
+        .connect("root", Some("-ccluster=system"))
+        .await
+        .expect("the server still accepts connections");
+    let one: i64 = client
+        .query_one("SELECT 1::INT8", &[])
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(one, 1);
 }
