@@ -249,6 +249,7 @@ impl KvNode {
     fn check_command_bytes(&self, command: &str, bytes: usize) -> KvResult<()> {
         let bytes_max = self.command_bytes_max();
         if bytes > bytes_max {
+            self.metrics.commands_too_large.inc();
             tracing::info!(
                 node_id = self.id.0,
                 command,

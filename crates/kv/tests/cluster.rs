@@ -354,6 +354,10 @@ async fn oversized_commands_are_refused_and_the_cluster_keeps_working() {
     let mut txn = client.begin().await.expect("begin");
     txn.put("big", big.clone());
     too_large(txn.commit().await, "from a remote client");
+    let refused: u64 = (1..=3)
+        .map(|id| cluster.node(id).metrics().commands_too_large.get())
+        .sum();
+    assert!(refused >= 4, "kv_commands_too_large_total: {refused}");
     let ts = must_put(&cluster.node(follower), "after", "ok").await;
     for id in 1..=3 {
         let node = cluster.node(id);

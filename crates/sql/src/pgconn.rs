@@ -23,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_util::codec::{Framed, FramedParts};
 
 /// The largest frontend message (a query's text, a Bind's parameters, a COPY chunk) a
@@ -163,6 +164,23 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for MessageLimit<IO> {
     }
 }
 
+/// The certificate chain a TLS client presented, as [`serve`] records it.
+#[derive(Debug)]
+struct PeerCertificates(Vec<CertificateDer<'static>>);
+
+/// The certificate chain the client presented over TLS, if any. Use this rather than
+/// `ClientInfo::client_certificates`, which cannot see through [`serve`]'s socket wrapper and
+/// always answers `None` there.
+pub fn client_certificates<C: ClientInfo>(client: &C) -> Option<Vec<CertificateDer<'static>>> {
+    if let Some(chain) = client.client_certificates() {
+        return Some(chain.iter().map(|c| c.clone().into_owned()).collect());
+    }
+    client
+        .session_extensions()
+        .get::<PeerCertificates>()
+        .map(|p| p.0.clone())
+}
+
 /// The oversized message an error reports, if that is what it is.
 fn too_large(e: &PgWireError) -> Option<&MessageTooLarge> {
     match e {
@@ -198,6 +216,14 @@ pub async fn serve_with_limit<H: PgWireServerHandlers>(
     let Some(socket) = negotiated else {
         return Ok(());
     };
+    // pgwire finds the client's certificates by downcasting the socket to its own type,
+    // which the wrapper below hides: keep them where `client_certificates` finds them.
+    if let pgwire::tokio::server::MaybeTls::Tls(tls) = socket.get_ref()
+        && let Some(chain) = tls.get_ref().1.peer_certificates()
+    {
+        let chain = chain.iter().map(|c| c.clone().into_owned()).collect();
+        socket.session_extensions().insert(PeerCertificates(chain));
+    }
     let old = socket.into_parts();
     let mut tracker = FrameTracker::new(bytes_max);
     let buffered_ok = tracker.observe(&old.read_buf);
