@@ -2,6 +2,7 @@
 //! node it connects to is the transaction's gateway.
 
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
+use crate::limits::KV_MESSAGE_BYTES_MAX;
 use crate::txn::{CommitOutcome, TxnBuffer, outcome_from_response};
 use crate::{KvError, KvResult, NodeId, NodeStatus, RangeId, RangefeedEvent};
 use hlc::Timestamp;
@@ -18,10 +19,7 @@ pub struct KvClient {
 }
 
 fn rpc(addr: &str) -> impl Fn(tonic::Status) -> KvError + '_ {
-    move |s| KvError::Rpc {
-        target: addr.to_string(),
-        message: format!("{:?}: {}", s.code(), s.message()),
-    }
+    move |s| crate::service::error_from_status(addr, s)
 }
 
 impl KvClient {
@@ -47,7 +45,9 @@ impl KvClient {
         let channel = endpoint.connect().await.map_err(err)?;
         Ok(KvClient {
             addr: addr.to_string(),
-            inner: pb::kv_client::KvClient::new(channel).max_decoding_message_size(64 << 20),
+            inner: pb::kv_client::KvClient::new(channel)
+                .max_decoding_message_size(KV_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(KV_MESSAGE_BYTES_MAX),
         })
     }
 

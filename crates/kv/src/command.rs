@@ -2,7 +2,6 @@
 
 use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 
 openraft::declare_raft_types!(
     /// The Raft type configuration of a range.
@@ -12,7 +11,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::limits::SnapshotBuffer,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
@@ -115,6 +114,11 @@ impl Command {
         }
     }
 
+    /// The size of the command's encoding in the Raft log (postcard), without encoding it.
+    pub(crate) fn encoded_bytes(&self) -> usize {
+        encoded_bytes(self)
+    }
+
     /// The command's name, for errors and logs.
     pub(crate) fn name(&self) -> &'static str {
         match self {
@@ -126,6 +130,18 @@ impl Command {
             Command::FencedIngest { .. } => "fenced_ingest",
         }
     }
+}
+
+/// The size of `value`'s postcard encoding, computed without allocating it.
+pub(crate) fn encoded_bytes<T: Serialize + ?Sized>(value: &T) -> usize {
+    // Serializing into the size-counting flavor cannot fail for these types (no maps with
+    // unknown length, no custom errors); if it ever did, report the largest size so the
+    // command is refused rather than proposed unchecked.
+    postcard::serialize_with_flavor::<T, postcard::ser_flavors::Size, usize>(
+        value,
+        postcard::ser_flavors::Size::default(),
+    )
+    .unwrap_or(usize::MAX)
 }
 
 /// The result of applying one entry.

@@ -58,6 +58,7 @@ impl KvConfig {
             ),
             max_in_snapshot_log_to_keep: self.log_entries_kept_behind_snapshot,
             purge_batch_size: 1,
+            snapshot_max_chunk_size: crate::limits::SNAPSHOT_CHUNK_BYTES as u64,
             ..Default::default()
         }
     }

@@ -77,6 +77,15 @@ pub enum KvError {
         bytes: usize,
         bytes_max: usize,
     },
+    /// A command's encoded size exceeds `kv.raft.command.max_size`; nothing was proposed.
+    #[error(
+        "{command} command of {bytes} bytes exceeds the limit of {bytes_max} bytes (kv.raft.command.max_size)"
+    )]
+    CommandTooLarge {
+        command: String,
+        bytes: usize,
+        bytes_max: usize,
+    },
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,

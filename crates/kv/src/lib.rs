@@ -35,6 +35,7 @@ mod config;
 mod convert;
 mod error;
 mod ids;
+pub mod limits;
 mod log_store;
 mod metrics;
 mod network;

@@ -14,6 +14,7 @@ pub struct KvMetrics {
     pub rpc_requests: IntCounterVec,
     pub rangefeed_active: IntGauge,
     pub snapshots_installed: IntCounter,
+    pub commands_too_large: IntCounter,
 }
 
 impl KvMetrics {
@@ -53,6 +54,10 @@ impl KvMetrics {
                 "raft_snapshots_installed_total",
                 "Raft snapshots installed on this replica (a follower too far behind the log)",
             )?,
+            commands_too_large: IntCounter::new(
+                "kv_commands_too_large_total",
+                "Commands this node refused (as gateway or leader) for exceeding kv.raft.command.max_size",
+            )?,
         };
         registry.register(Box::new(m.raft_is_leader.clone()))?;
         registry.register(Box::new(m.raft_term.clone()))?;
@@ -63,6 +68,7 @@ impl KvMetrics {
         registry.register(Box::new(m.rpc_requests.clone()))?;
         registry.register(Box::new(m.rangefeed_active.clone()))?;
         registry.register(Box::new(m.snapshots_installed.clone()))?;
+        registry.register(Box::new(m.commands_too_large.clone()))?;
         Ok(m)
     }
 

@@ -1,6 +1,7 @@
 //! Outgoing RPCs: channels to other nodes, and the Raft network over them.
 
 use crate::command::TypeConfig;
+use crate::limits::RAFT_MESSAGE_BYTES_MAX;
 use crate::{KvError, KvResult, RangeId};
 use openraft::BasicNode;
 use openraft::error::{
@@ -20,10 +21,6 @@ use std::time::Duration;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 type NodeIdRaw = u64;
-
-/// The largest Raft message, both ways. Appends are kept far below it (see
-/// `log_store::APPEND_BYTES_TARGET`); snapshots travel in chunks.
-pub(crate) const RAFT_MESSAGE_BYTES_MAX: usize = 256 << 20;
 
 /// Lazily connected channels to other nodes, by address, with the node's TLS settings.
 #[derive(Debug)]

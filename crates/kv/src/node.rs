@@ -3,6 +3,9 @@
 
 use crate::command::{Command, CommandResult, IngestFence, TypeConfig};
 use crate::convert::{ts_from_pb, ts_to_pb};
+use crate::limits::{
+    COMMAND_BYTES_CEILING, COMMAND_BYTES_DEFAULT, COMMAND_BYTES_FLOOR, KV_MESSAGE_BYTES_MAX,
+};
 use crate::log_store::LogStore;
 use crate::network::{Connections, NetworkFactory};
 use crate::rangefeed::{self, RangefeedEvent};
@@ -15,7 +18,7 @@ use openraft::{BasicNode, Raft};
 use proto::kv as pb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use storage::{Engine, FjallEngine, MvccVersion, ScanResult, Span};
 use tokio::sync::{broadcast, mpsc};
@@ -28,10 +31,10 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// The largest ingest entry (bytes of keys and values): well under the KV service's message
 /// limit, and small enough that a few of them fit one Raft append.
 pub(crate) const INGEST_ENTRY_BYTES_MAX: usize = 32 << 20;
+/// The most keys [`KvNode::clear_span`] reads per page.
+pub(crate) const CLEAR_PAGE_KEYS: usize = 1_000;
 /// The most versions one revert entry removes (a larger request is cut to this).
 pub(crate) const REVERT_ENTRY_VERSIONS_MAX: u64 = 100_000;
-/// The largest message on the KV service, both ways (a forwarded ingest entry is the largest).
-pub(crate) const KV_MESSAGE_BYTES_MAX: usize = 64 << 20;
 
 /// What a node reports about its replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +62,9 @@ pub struct KvNode {
     /// Milliseconds since `started` of the last proposal made by this node.
     last_proposal_ms: AtomicU64,
     started: Instant,
+    /// `kv.raft.command.max_size`: the largest encoded command this node proposes (as leader)
+    /// or forwards (as gateway). See [`KvNode::set_command_bytes_max`].
+    command_bytes_max: AtomicUsize,
     /// Held by the leader while it changes the membership: openraft refuses (and logs an
     /// ERROR for) a change while another is in progress, which nodes joining together cause.
     membership_change: tokio::sync::Mutex<()>,
@@ -117,6 +123,7 @@ impl KvNode {
             metrics,
             last_proposal_ms: AtomicU64::new(0),
             started: Instant::now(),
+            command_bytes_max: AtomicUsize::new(COMMAND_BYTES_DEFAULT),
             membership_change: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
@@ -221,8 +228,48 @@ impl KvNode {
         self.last_proposal_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Proposes `command` on this node, which must be the leader.
+    /// The largest encoded command this node proposes or forwards (`kv.raft.command.max_size`).
+    pub fn command_bytes_max(&self) -> usize {
+        self.command_bytes_max.load(Ordering::Relaxed)
+    }
+
+    /// Sets `kv.raft.command.max_size` on this node, clamped to
+    /// [`COMMAND_BYTES_FLOOR`]..=[`COMMAND_BYTES_CEILING`] (so a command always fits a Raft
+    /// message); returns the value in effect. The SQL layer calls it when the setting changes.
+    pub fn set_command_bytes_max(&self, bytes: u64) -> usize {
+        let bytes = usize::try_from(bytes)
+            .unwrap_or(usize::MAX)
+            .clamp(COMMAND_BYTES_FLOOR, COMMAND_BYTES_CEILING);
+        self.command_bytes_max.store(bytes, Ordering::Relaxed);
+        bytes
+    }
+
+    /// Refuses a command of `bytes` encoded bytes over `kv.raft.command.max_size`: one entry
+    /// that large would have to cross every follower's Raft append, and the log, whole.
+    fn check_command_bytes(&self, command: &str, bytes: usize) -> KvResult<()> {
+        let bytes_max = self.command_bytes_max();
+        if bytes > bytes_max {
+            self.metrics.commands_too_large.inc();
+            tracing::info!(
+                node_id = self.id.0,
+                command,
+                bytes,
+                bytes_max,
+                "command refused: larger than kv.raft.command.max_size"
+            );
+            return Err(KvError::CommandTooLarge {
+                command: command.to_string(),
+                bytes,
+                bytes_max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Proposes `command` on this node, which must be the leader. Every proposal passes here,
+    /// so this is where a command's size is capped.
     async fn propose_local(&self, command: Command) -> KvResult<CommandResult> {
+        self.check_command_bytes(command.name(), command.encoded_bytes())?;
         self.note_proposal();
         match self.raft.client_write(command).await {
             Ok(resp) => Ok(resp.data),
@@ -251,6 +298,8 @@ impl KvNode {
     async fn propose(&self, range: RangeId, command: Command) -> KvResult<CommandResult> {
         Self::check_range(range)?;
         let payload = postcard::to_allocvec(&command).map_err(|e| KvError::Codec(e.to_string()))?;
+        // Also checked before forwarding: the leader checks again once it has stamped it.
+        self.check_command_bytes(command.name(), payload.len())?;
         self.on_leader(
             || self.propose_stamped_local(command.clone()),
             |mut c| {
@@ -298,12 +347,7 @@ impl KvNode {
                 Some((leader, addr)) => match remote(self.kv_client(&addr)?).await {
                     Ok(v) => return Ok(v),
                     Err(s) if retryable(&s) => last_error = format!("{leader}: {}", s.message()),
-                    Err(s) => {
-                        return Err(KvError::Rpc {
-                            target: addr,
-                            message: s.message().to_string(),
-                        });
-                    }
+                    Err(s) => return Err(crate::service::error_from_status(&addr, s)),
                 },
                 None => {}
             }
@@ -556,6 +600,42 @@ impl KvNode {
         }
     }
 
+    /// Deletes every live key of `span` (writes tombstones, as transactions do), in
+    /// transactions of their own, each at most a quarter of `kv.raft.command.max_size` and
+    /// [`CLEAR_PAGE_KEYS`] keys: a span of any size is cleared without one oversized Raft
+    /// command. The deletes are blind (no read set), so they never conflict; keys written to
+    /// the span meanwhile may survive, so callers clear spans nothing writes to any more.
+    /// Returns the number of keys deleted.
+    pub async fn clear_span(self: &Arc<Self>, range: RangeId, span: &Span) -> KvResult<u64> {
+        Self::check_range(range)?;
+        span.validate()?;
+        let budget = (self.command_bytes_max() / 4).max(1);
+        let mut span = span.clone();
+        let mut deleted = 0u64;
+        loop {
+            let page = self.scan(range, &span, self.now(), CLEAR_PAGE_KEYS).await?;
+            let mut txn = self.begin(range)?;
+            let mut bytes = 0usize;
+            for kv in page.rows {
+                // A deleted key costs its bytes plus a few of framing in the command.
+                let cost = kv.key.len() + 8;
+                if bytes > 0 && bytes + cost > budget {
+                    txn.commit().await?;
+                    txn = self.begin(range)?;
+                    bytes = 0;
+                }
+                bytes += cost;
+                deleted += 1;
+                txn.delete(kv.key);
+            }
+            txn.commit().await?;
+            match page.resume_key {
+                Some(k) => span.start = k,
+                None => return Ok(deleted),
+            }
+        }
+    }
+
     /// Subscribes to this replica's applied entries, the broadcast rangefeeds tail: for a
     /// consumer (a replication producer) that runs its own catch-up scans. A receiver that
     /// falls more than `rangefeed_buffer_entries` behind gets `Lagged` and must restart from
@@ -590,6 +670,9 @@ impl KvNode {
     /// Commits a transaction through the leader. `Ok(Err(key))` is an abort on `key`.
     pub(crate) async fn commit(&self, range: RangeId, txn: &TxnBuffer) -> KvResult<CommitOutcome> {
         Self::check_range(range)?;
+        // Refused here, before a message of that size is sent to the leader (which checks
+        // again with its own clock's timestamp).
+        self.check_command_bytes("txn", txn.command_bytes(self.clock.now()))?;
         let request = txn.to_request(range, false);
         self.on_leader(
             || self.commit_local(txn.clone()),

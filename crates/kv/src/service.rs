@@ -2,8 +2,7 @@
 
 use crate::command::Command;
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
-use crate::network::RAFT_MESSAGE_BYTES_MAX;
-use crate::node::KV_MESSAGE_BYTES_MAX;
+use crate::limits::{KV_MESSAGE_BYTES_MAX, RAFT_MESSAGE_BYTES_MAX};
 use crate::txn::{TxnBuffer, response_from_outcome};
 use crate::{KvError, KvNode, NodeId, RangeId, RangefeedEvent};
 use proto::kv as pb;
@@ -33,8 +32,22 @@ fn check_range(range_id: u64) -> Result<RangeId, Status> {
 }
 
 /// Maps KV errors to gRPC statuses; callers retry `FailedPrecondition` and `Unavailable`.
+/// [`KvError::CommandTooLarge`] travels typed (see [`error_from_status`]).
 fn status(e: KvError) -> Status {
     match e {
+        KvError::CommandTooLarge {
+            ref command,
+            bytes,
+            bytes_max,
+        } => {
+            let details = postcard::to_allocvec(&(command, bytes as u64, bytes_max as u64))
+                .unwrap_or_default();
+            Status::with_details(
+                tonic::Code::ResourceExhausted,
+                e.to_string(),
+                details.into(),
+            )
+        }
         KvError::NotLeader { .. } => Status::failed_precondition(e.to_string()),
         KvError::NoLeader { .. } | KvError::ShuttingDown => Status::unavailable(e.to_string()),
         KvError::ReadTimeout { .. } => Status::deadline_exceeded(e.to_string()),
@@ -48,6 +61,26 @@ fn status(e: KvError) -> Status {
             Status::aborted(e.to_string())
         }
         _ => Status::internal(e.to_string()),
+    }
+}
+
+/// The error a failed KV RPC to `target` means: [`KvError::CommandTooLarge`] when the
+/// server refused a command for its size (so a gateway reports it as such), else an RPC
+/// error carrying the status.
+pub(crate) fn error_from_status(target: &str, s: Status) -> KvError {
+    if s.code() == tonic::Code::ResourceExhausted
+        && let Ok((command, bytes, bytes_max)) =
+            postcard::from_bytes::<(String, u64, u64)>(s.details())
+    {
+        return KvError::CommandTooLarge {
+            command,
+            bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+            bytes_max: usize::try_from(bytes_max).unwrap_or(usize::MAX),
+        };
+    }
+    KvError::Rpc {
+        target: target.to_string(),
+        message: format!("{:?}: {}", s.code(), s.message()),
     }
 }
 
@@ -82,6 +115,7 @@ impl RaftService {
     pub fn server(slot: NodeSlot) -> pb::raft_server::RaftServer<RaftService> {
         pb::raft_server::RaftServer::new(RaftService { slot })
             .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX)
     }
 }
 

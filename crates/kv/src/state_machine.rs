@@ -2,6 +2,7 @@
 //! timestamps, validates transactions, and publishes what it applied to rangefeeds.
 
 use crate::command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan};
+use crate::limits::SnapshotBuffer;
 use crate::metrics::KvMetrics;
 use hlc::{Clock, Timestamp};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -10,7 +11,6 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use storage::{
@@ -438,7 +438,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         *lock_snapshot(&self.current) = Some((self.meta.clone(), data.clone()));
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotBuffer::from_bytes(data)),
         })
     }
 }
@@ -495,14 +495,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeIdRaw>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<SnapshotBuffer>, StorageError<NodeIdRaw>> {
+        // Grows only with the chunks received, up to `limits::SNAPSHOT_BYTES_MAX`.
+        Ok(Box::new(SnapshotBuffer::new()))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeIdRaw, openraft::BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotBuffer>,
     ) -> Result<(), StorageError<NodeIdRaw>> {
         let data = snapshot.into_inner();
         let payload: SnapshotPayload = postcard::from_bytes(&data).map_err(sm_err)?;
@@ -562,7 +563,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .as_ref()
             .map(|(meta, data)| Snapshot {
                 meta: meta.clone(),
-                snapshot: Box::new(Cursor::new(data.clone())),
+                snapshot: Box::new(SnapshotBuffer::from_bytes(data.clone())),
             }))
     }
 }

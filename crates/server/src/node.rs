@@ -109,6 +109,9 @@ impl Shared {
         logging::set_node_id(id.0);
         // The membership lock makes this the only start; the slot is empty here.
         let _ = self.slot.set(node.clone());
+        // Cluster settings the KV layer honours (kv.raft.command.max_size); the task ends
+        // with the node.
+        drop(sql::kv_settings::watch(&node));
         Ok(node)
     }
 
@@ -306,7 +309,7 @@ async fn accept_loop(
                     let _ = grpc.send(Ok(socket)).await;
                 }
                 Ok(Ok(1)) => {
-                    if let Err(e) = pgwire::tokio::process_socket(socket, pg_tls, pg).await {
+                    if let Err(e) = sql::pgconn::serve(socket, pg_tls, pg).await {
                         tracing::debug!(%peer, error = %e, "SQL connection ended with an error");
                     }
                 }

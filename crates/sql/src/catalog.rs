@@ -160,7 +160,7 @@ pub async fn list_users(txn: &mut TenantTxn) -> SqlResult<Vec<UserRecord>> {
     Ok(users)
 }
 
-fn setting_key(name: &str) -> Vec<u8> {
+pub(crate) fn setting_key(name: &str) -> Vec<u8> {
     let mut k = SETTING_PREFIX.to_vec();
     k.extend_from_slice(name.as_bytes());
     k

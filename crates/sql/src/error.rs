@@ -46,6 +46,7 @@ pub mod code {
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
 }
 
 /// An error for a SQL client.
@@ -109,6 +110,15 @@ impl From<kv::KvError> for SqlError {
             kv::KvError::TxnRetry { .. } => {
                 SqlError::new(code::SERIALIZATION_FAILURE, e.to_string())
                     .with_hint("retry the transaction")
+            }
+            kv::KvError::CommandTooLarge { .. } => {
+                SqlError::new(code::PROGRAM_LIMIT_EXCEEDED, e.to_string()).with_hint(
+                    "split the work into smaller transactions (for example, write fewer rows per statement), or raise the cluster setting kv.raft.command.max_size",
+                )
+            }
+            kv::KvError::EntryTooLarge { .. } => {
+                SqlError::new(code::PROGRAM_LIMIT_EXCEEDED, e.to_string())
+                    .with_hint("split the work into smaller batches")
             }
             other => SqlError::internal(other.to_string()),
         }

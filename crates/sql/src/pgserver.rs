@@ -183,7 +183,8 @@ impl AuthSource for VerifierSource {
 }
 
 fn client_cert_user<C: ClientInfo>(client: &C) -> Option<String> {
-    let cert = client.client_certificates()?.first()?;
+    let chain = crate::pgconn::client_certificates(client)?;
+    let cert = chain.first()?;
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let cn = parsed
         .subject()

@@ -1,6 +1,9 @@
 //! Schema changes on tables: CREATE/DROP INDEX, DROP TABLE/DATABASE, ALTER TABLE (ADD
 //! COLUMN, RENAME, RENAME COLUMN, DROP COLUMN), TRUNCATE. Each runs in the statement's
-//! transaction: the descriptor change and the rows it implies commit together.
+//! transaction: the descriptor change and the rows it implies commit together, except that
+//! rows made unreachable (a dropped table or index, a truncated table's old indexes) are
+//! deleted after the commit in bounded batches (see [`clear_span`]), so that no statement
+//! needs a Raft command as large as the table.
 
 use crate::datum::Datum;
 use crate::descriptors::{self, ColumnDesc, IndexDesc, IndexDirection, TableDesc};
@@ -10,9 +13,6 @@ use crate::expr::{NoSubqueries, Scope, ident, object_name_last};
 use crate::query::{self, Ctx, TableRef};
 use sqlparser::ast;
 use storage::Span;
-
-/// Keys deleted per scan when clearing a table's rows.
-const CLEAR_PAGE: usize = 10_000;
 
 async fn require_admin(ctx: &mut Ctx<'_>, what: &str) -> SqlResult<()> {
     crate::privileges::require_admin(ctx.txn, &ctx.session.user, what).await
@@ -27,21 +27,12 @@ async fn table(ctx: &mut Ctx<'_>, name: &ast::ObjectName) -> SqlResult<TableDesc
     }
 }
 
-/// Deletes every KV under `span` in the transaction.
-async fn clear_span(ctx: &mut Ctx<'_>, span: &Span) -> SqlResult<usize> {
-    let mut span = span.clone();
-    let mut n = 0;
-    loop {
-        let page = ctx.txn.scan(&span, CLEAR_PAGE).await?;
-        for kv in &page.rows {
-            ctx.txn.delete(&kv.key)?;
-            n += 1;
-        }
-        match page.resume_key {
-            Some(k) => span.start = k,
-            None => return Ok(n),
-        }
-    }
+/// Deletes every KV under `span` once the statement's transaction commits: the descriptor
+/// change that makes the rows unreachable commits in the transaction, and the rows are
+/// deleted after it in bounded batches, so a table larger than `kv.raft.command.max_size`
+/// can be dropped or truncated (a rolled-back transaction deletes nothing).
+fn clear_span(ctx: &mut Ctx<'_>, span: &Span) -> SqlResult<()> {
+    Ok(ctx.txn.clear_span_after_commit(span)?)
 }
 
 /// CREATE [UNIQUE] INDEX.
@@ -160,7 +151,7 @@ pub async fn drop(
                     Err(e) if e.code == code::UNDEFINED_TABLE && if_exists => continue,
                     Err(e) => return Err(e),
                 };
-                clear_span(ctx, &descriptors::table_span(t.id)).await?;
+                clear_span(ctx, &descriptors::table_span(t.id))?;
                 descriptors::delete_table(ctx.txn, &t)?;
             }
             ast::ObjectType::Index => {
@@ -192,7 +183,7 @@ pub async fn drop(
                     ));
                 };
                 let idx = t.secondary_indexes.remove(pos);
-                clear_span(ctx, &Span::prefix(&descriptors::index_prefix(t.id, idx.id))).await?;
+                clear_span(ctx, &Span::prefix(&descriptors::index_prefix(t.id, idx.id)))?;
                 descriptors::update_table(ctx.txn, &mut t)?;
             }
             ast::ObjectType::Database => {
@@ -221,7 +212,7 @@ pub async fn drop(
                     ));
                 }
                 for t in tables {
-                    clear_span(ctx, &descriptors::table_span(t.id)).await?;
+                    clear_span(ctx, &descriptors::table_span(t.id))?;
                     descriptors::delete_table(ctx.txn, &t)?;
                 }
                 descriptors::delete_database(ctx.txn, &db)?;
@@ -237,12 +228,31 @@ pub async fn drop(
     Ok(())
 }
 
+/// Empties `t` as CockroachDB does: every index gets a fresh id, so the table's rows live
+/// under new, empty prefixes from this transaction's commit on; the old prefixes are
+/// cleared after the commit. Concurrent writers read the descriptor, whose version this
+/// bumps, so none of them commits into an old prefix.
+fn truncate_table(ctx: &mut Ctx<'_>, mut t: TableDesc) -> SqlResult<()> {
+    let indexes = std::iter::once(&mut t.primary_index).chain(t.secondary_indexes.iter_mut());
+    let mut old_ids = Vec::new();
+    for idx in indexes {
+        old_ids.push(idx.id);
+        idx.id = t.next_index_id;
+        t.next_index_id += 1;
+    }
+    descriptors::update_table(ctx.txn, &mut t)?;
+    for id in old_ids {
+        clear_span(ctx, &Span::prefix(&descriptors::index_prefix(t.id, id)))?;
+    }
+    Ok(())
+}
+
 /// TRUNCATE.
 pub async fn truncate(ctx: &mut Ctx<'_>, names: &[ast::ObjectName]) -> SqlResult<()> {
     for name in names {
         let t = table(ctx, name).await?;
         crate::privileges::require_table(ctx, &t, "DELETE").await?;
-        clear_span(ctx, &descriptors::table_span(t.id)).await?;
+        truncate_table(ctx, t)?;
     }
     Ok(())
 }

@@ -130,7 +130,27 @@ pub const SETTINGS: &[SettingDef] = &[
         default: "4h",
         description: "the default retention window of replicated history on the standby",
     },
+    SettingDef {
+        name: COMMAND_MAX_SIZE,
+        typ: SettingType::ByteSize,
+        default: "64 MiB",
+        description: "the largest Raft command (one transaction's writes, encoded) a node proposes; larger statements fail with 54000 (from 64 KiB to 128 MiB)",
+    },
 ];
+
+/// `kv.raft.command.max_size`, honoured by the KV layer (see [`crate::kv_settings`]).
+pub const COMMAND_MAX_SIZE: &str = "kv.raft.command.max_size";
+
+/// The accepted range of a byte-size setting that has one.
+fn byte_size_bounds(name: &str) -> Option<(u64, u64)> {
+    match name {
+        COMMAND_MAX_SIZE => Some((
+            kv::limits::COMMAND_BYTES_FLOOR as u64,
+            kv::limits::COMMAND_BYTES_CEILING as u64,
+        )),
+        _ => None,
+    }
+}
 
 /// The definition of `name`, or an error naming it.
 pub fn lookup(name: &str) -> SqlResult<&'static SettingDef> {
@@ -239,9 +259,16 @@ pub fn normalize(def: &SettingDef, value: &str) -> SqlResult<String> {
         SettingType::Duration => parse_duration(value)
             .map(|_| value.trim().to_string())
             .ok_or_else(|| bad("a duration such as 200ms, 10s or 4h")),
-        SettingType::ByteSize => parse_byte_size(value)
-            .map(|_| value.trim().to_string())
-            .ok_or_else(|| bad("a size such as 268435456, 256MiB or 1GB")),
+        SettingType::ByteSize => {
+            let bytes = parse_byte_size(value)
+                .ok_or_else(|| bad("a size such as 268435456, 256MiB or 1GB"))?;
+            if let Some((min, max)) = byte_size_bounds(def.name)
+                && !(min..=max).contains(&bytes)
+            {
+                return Err(bad(&format!("a size from {min} to {max} bytes")));
+            }
+            Ok(value.trim().to_string())
+        }
         SettingType::String => Ok(value.to_string()),
     }
 }

@@ -32,6 +32,8 @@ impl TenantKv {
         Ok(TenantTxn {
             txn: self.node.begin(RangeId::FIRST)?,
             tenant: self.tenant,
+            node: self.node.clone(),
+            clear_after_commit: Vec::new(),
         })
     }
 }
@@ -42,6 +44,8 @@ impl TenantKv {
         Ok(TenantTxn {
             txn: self.node.begin_at(RangeId::FIRST, read_ts)?,
             tenant: self.tenant,
+            node: self.node.clone(),
+            clear_after_commit: Vec::new(),
         })
     }
 }
@@ -51,6 +55,10 @@ impl TenantKv {
 pub struct TenantTxn {
     txn: Txn,
     tenant: TenantId,
+    node: Arc<KvNode>,
+    /// Global spans whose keys are deleted once this transaction commits (see
+    /// [`TenantTxn::clear_span_after_commit`]).
+    clear_after_commit: Vec<Span>,
 }
 
 impl TenantTxn {
@@ -180,8 +188,39 @@ impl TenantTxn {
         Ok(())
     }
 
-    /// Commits; returns the commit timestamp.
+    /// Deletes every key of `span` once this transaction commits, in transactions of their
+    /// own of bounded size (see [`KvNode::clear_span`]), rather than as writes of this one:
+    /// one transaction must stay below `kv.raft.command.max_size`, and a table can be far
+    /// larger. Nothing is deleted if this transaction does not commit. For spans nothing can
+    /// write to once this transaction commits (a dropped table's, a truncated table's old
+    /// indexes'): their keys become unreachable at the commit, and are gone shortly after.
+    pub fn clear_span_after_commit(&mut self, span: &Span) -> TenantResult<()> {
+        let global = self.global_span(span)?;
+        self.clear_after_commit.push(global);
+        Ok(())
+    }
+
+    /// Commits; returns the commit timestamp. Then clears the spans given to
+    /// [`TenantTxn::clear_span_after_commit`]; a failure there is logged, not returned (the
+    /// transaction committed, and what is left is unreachable).
     pub async fn commit(self) -> TenantResult<Timestamp> {
-        Ok(self.txn.commit().await?)
+        let ts = self.txn.commit().await?;
+        for span in &self.clear_after_commit {
+            match self.node.clear_span(RangeId::FIRST, span).await {
+                Ok(keys) => tracing::debug!(
+                    tenant_id = self.tenant.0,
+                    keys,
+                    span = %pretty_key(&span.start),
+                    "cleared a span after commit"
+                ),
+                Err(e) => tracing::warn!(
+                    tenant_id = self.tenant.0,
+                    span = %pretty_key(&span.start),
+                    error = %e,
+                    "clearing a span after commit failed; its keys stay behind, unreachable"
+                ),
+            }
+        }
+        Ok(ts)
     }
 }

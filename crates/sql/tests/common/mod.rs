@@ -44,7 +44,7 @@ impl SqlTestServer {
             while let Ok((sock, _)) = listener.accept().await {
                 let handlers = handlers.clone();
                 tokio::spawn(async move {
-                    let _ = pgwire::tokio::process_socket(sock, None, handlers).await;
+                    let _ = sql::pgconn::serve(sock, None, handlers).await;
                 });
             }
         });
