@@ -27,6 +27,7 @@ pub mod config;
 mod error;
 mod http;
 pub mod logging;
+mod metrics;
 pub mod node;
 pub mod profiles;
 pub mod tls;

@@ -46,6 +46,7 @@ pub mod code {
     pub const INVALID_SCHEMA_NAME: &str = "3F000";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
 }
 
 /// An error for a SQL client.

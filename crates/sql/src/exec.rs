@@ -77,6 +77,8 @@ pub struct SqlServer {
     slot: NodeSlot,
     insecure: bool,
     replication: std::sync::OnceLock<Arc<dyn crate::hooks::ReplicationHooks>>,
+    /// Connection admission: the SQL connection count and the handshake timeout.
+    admission: Arc<crate::admission::Admission>,
 }
 
 /// The virtual cluster statements may only run in the system virtual cluster.
@@ -103,7 +105,13 @@ impl SqlServer {
             slot,
             insecure,
             replication: std::sync::OnceLock::new(),
+            admission: Arc::default(),
         }
+    }
+
+    /// The node's connection admission state (shared with its listeners).
+    pub fn admission(&self) -> &Arc<crate::admission::Admission> {
+        &self.admission
     }
 
     /// Registers the replication layer (once, at node start).

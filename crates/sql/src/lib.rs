@@ -17,8 +17,10 @@
 //!   `tenant::TenantKv`), except the system virtual cluster's statements about tenants.
 //! - Only users with the matching system privilege (or admins) run administrative statements.
 
+pub mod admission;
 pub mod bootstrap;
 pub mod catalog;
+pub mod certauth;
 pub mod datum;
 pub mod ddl;
 pub mod descriptors;

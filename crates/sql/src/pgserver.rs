@@ -1,7 +1,9 @@
 //! The PostgreSQL wire protocol front end (pgwire): start-up with routing to a virtual
 //! cluster and authentication, and the simple and extended query protocols.
 
+use crate::admission::ConnAdmission;
 use crate::catalog::ScramVerifier;
+use crate::certauth::{CertIdentity, CertLogin, check_not_node_user};
 use crate::error::{SqlError, SqlResult, code};
 use crate::exec::{ColType, Column, QueryResult, Session, SqlServer};
 use crate::parser::{self, Statement};
@@ -26,6 +28,7 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, METADATA_DATABASE, METADATA_USER, PgWireServerHandlers, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -82,9 +85,22 @@ impl PgWireServerHandlers for PgHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup(Arc::default())
+    }
+}
+
+impl PgHandlers {
+    /// The node's connection admission state.
+    pub(crate) fn admission(&self) -> &Arc<crate::admission::Admission> {
+        self.sql.admission()
+    }
+
+    /// The startup handler of one connection with admission state `conn`.
+    pub(crate) fn startup(&self, conn: Arc<ConnAdmission>) -> Arc<Startup> {
         Arc::new(Startup {
             sql: self.sql.clone(),
             driver: self.driver.clone(),
+            conn,
         })
     }
 }
@@ -115,9 +131,11 @@ pub fn route(options: Option<&str>, database: Option<&str>) -> (Option<String>, 
     (from_options.or(from_db), db)
 }
 
-struct Startup {
+pub(crate) struct Startup {
     sql: Arc<SqlServer>,
     driver: Driver,
+    /// This connection's admission state (connection limit, handshake deadline).
+    conn: Arc<ConnAdmission>,
 }
 
 /// The stored SCRAM verifier of one user, for one connection.
@@ -150,20 +168,54 @@ impl AuthSource for VerifierSource {
     }
 }
 
-fn client_cert_user<C: ClientInfo>(client: &C) -> Option<String> {
-    let cert = client.client_certificates()?.first()?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let cn = parsed
-        .subject()
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
-    Some(cn)
-}
-
 impl Startup {
+    /// Whether the client's verified certificate authenticates a login as `user` to `tenant`
+    /// (issue 14 item 2). The user `node` never logs in; a scoped certificate that does not
+    /// cover the login refuses it (28000, naming its scope); otherwise `false` means "use a
+    /// password".
+    fn certificate_authenticates<C: ClientInfo>(
+        client: &C,
+        tenant: &TenantRecord,
+        user: &str,
+        user_exists: bool,
+    ) -> SqlResult<bool> {
+        check_not_node_user(user)?;
+        let Some(cert) = client.client_certificates().and_then(|c| c.first()) else {
+            return Ok(false);
+        };
+        let identity = CertIdentity::parse(cert.as_ref()).map_err(|reason| {
+            SqlError::new(
+                code::INVALID_AUTHORIZATION,
+                format!("cannot read the client certificate: {reason}"),
+            )
+        })?;
+        match identity.check_login(tenant.id, &tenant.name, user)? {
+            CertLogin::Authenticated => Ok(user_exists),
+            CertLogin::NotApplicable => Ok(false),
+        }
+    }
+
+    /// Admits the authenticated session (connection limit) and completes authentication.
+    async fn complete<C>(
+        &self,
+        client: &mut C,
+        final_message: Option<Authentication>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session_of(client).map_err(SqlError::into_pgwire_fatal)?;
+        self.sql
+            .admit_sql_connection(&self.conn, session.tenant.id, &session.user)
+            .await
+            .map_err(SqlError::into_pgwire_fatal)?;
+        self.driver
+            .complete_authentication(client, final_message)
+            .await
+    }
+
     /// Resolves the virtual cluster and checks it serves SQL.
     async fn resolve(
         &self,
@@ -246,7 +298,7 @@ impl Startup {
                 )),
             };
         }
-        if user_record.is_some() && client_cert_user(client).as_deref() == Some(user.as_str()) {
+        if Self::certificate_authenticates(client, &tenant, &user, user_record.is_some())? {
             return Ok(None);
         }
         if !client.is_secure() {
@@ -286,7 +338,7 @@ impl StartupHandler for Startup {
                     .await
                     .map_err(SqlError::into_pgwire_fatal)?
                 {
-                    None => self.driver.complete_authentication(client, None).await,
+                    None => self.complete(client, None).await,
                     Some(verifier) => {
                         let scram: ScramAuth =
                             ScramAuth::new(Arc::new(VerifierSource { verifier }));
@@ -294,9 +346,7 @@ impl StartupHandler for Startup {
                         match self.driver.begin_authentication(client, mechanism).await? {
                             AuthOutcome::InProgress => Ok(()),
                             AuthOutcome::Authenticated { final_message, .. } => {
-                                self.driver
-                                    .complete_authentication(client, final_message)
-                                    .await
+                                self.complete(client, final_message).await
                             }
                         }
                     }
@@ -322,9 +372,7 @@ impl StartupHandler for Startup {
                 match outcome {
                     AuthOutcome::InProgress => Ok(()),
                     AuthOutcome::Authenticated { final_message, .. } => {
-                        self.driver
-                            .complete_authentication(client, final_message)
-                            .await
+                        self.complete(client, final_message).await
                     }
                 }
             }
