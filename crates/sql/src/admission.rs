@@ -94,19 +94,23 @@ impl Admission {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Takes a slot if the count stays within `limit` (negative: unlimited) or `exempt`;
-    /// otherwise counts a refusal and returns `None`.
-    fn try_take(self: &Arc<Self>, limit: i64, exempt: bool) -> Option<SqlSlot> {
+    /// Takes a slot unconditionally.
+    fn take(self: &Arc<Self>) -> SqlSlot {
+        self.open_sql.fetch_add(1, Ordering::AcqRel);
+        SqlSlot {
+            admission: self.clone(),
+        }
+    }
+
+    /// Takes a slot if the count stays within `limit` (negative: unlimited).
+    fn try_take(self: &Arc<Self>, limit: i64) -> Option<SqlSlot> {
+        // The count after this slot, as one atomic step: two racing logins never both get the
+        // last slot. A refused slot is given back when `slot` drops.
         let open = self.open_sql.fetch_add(1, Ordering::AcqRel) + 1;
         let slot = SqlSlot {
             admission: self.clone(),
         };
-        if limit < 0 || exempt || open <= limit as u64 {
-            return Some(slot);
-        }
-        drop(slot);
-        self.refused_total.fetch_add(1, Ordering::Relaxed);
-        None
+        (limit < 0 || open <= limit as u64).then_some(slot)
     }
 }
 
@@ -157,22 +161,20 @@ impl SqlServer {
                 SqlError::internal(format!("{MAX_CONNECTIONS_SETTING} is not an integer"))
             })?;
         let admission = self.admission();
-        let over = limit >= 0 && admission.open_sql_connections() >= limit as u64;
-        // Only look up admin-ness when it matters (a KV read).
-        let exempt = over && self.user_is_admin(tenant, user).await?;
-        match admission.try_take(limit, exempt) {
-            Some(slot) => {
-                conn.admitted(slot);
-                Ok(())
-            }
+        let slot = match admission.try_take(limit) {
+            Some(slot) => slot,
+            // Admins are admitted beyond the limit; only then is admin-ness looked up (a KV
+            // read).
+            None if self.user_is_admin(tenant, user).await? => admission.take(),
             None => {
+                admission.refused_total.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     user,
                     tenant_id = tenant.0,
                     limit,
                     "refused a SQL connection: too many connections on this node"
                 );
-                Err(SqlError::new(
+                return Err(SqlError::new(
                     code::TOO_MANY_CONNECTIONS,
                     format!(
                         "sorry, too many clients already: this node admits {limit} SQL connections ({MAX_CONNECTIONS_SETTING})"
@@ -180,9 +182,11 @@ impl SqlServer {
                 )
                 .with_hint(
                     "retry later or connect to another node; an admin (who may connect beyond the limit) can raise the setting with SET CLUSTER SETTING",
-                ))
+                ));
             }
-        }
+        };
+        conn.admitted(slot);
+        Ok(())
     }
 
     async fn user_is_admin(&self, tenant: TenantId, user: &str) -> SqlResult<bool> {
@@ -276,5 +280,41 @@ pub async fn serve_connection(
             "TLS, startup and authentication did not finish within server.handshake_timeout",
         )
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal (issue 14 item 7): the slot count admits exactly `limit` sessions, gives a slot back
+    // when a session (or a refused attempt) drops, and a negative limit means unlimited; the
+    // handshake timeout never goes below its floor.
+    // Method: slots taken and dropped by hand.
+    #[test]
+    fn slots_follow_the_limit() {
+        let admission = Arc::new(Admission::default());
+        let first = admission.try_take(2).expect("first");
+        let second = admission.try_take(2).expect("second");
+        assert!(admission.try_take(2).is_none(), "third is over the limit");
+        assert_eq!(
+            admission.open_sql_connections(),
+            2,
+            "a refusal holds no slot"
+        );
+        drop(first);
+        let third = admission.try_take(2).expect("a slot was given back");
+        let unlimited: Vec<_> = (0..5).map(|_| admission.try_take(-1)).collect();
+        assert!(unlimited.iter().all(Option::is_some));
+        assert_eq!(admission.open_sql_connections(), 7);
+        drop((second, third, unlimited));
+        assert_eq!(admission.open_sql_connections(), 0);
+
+        admission.handshake_timeout_ms.store(1, Ordering::Relaxed);
+        assert_eq!(admission.handshake_timeout(), HANDSHAKE_TIMEOUT_MIN);
+        assert_eq!(
+            Admission::default().handshake_timeout(),
+            HANDSHAKE_TIMEOUT_DEFAULT
+        );
     }
 }
