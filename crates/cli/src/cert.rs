@@ -43,11 +43,20 @@ enum CertSubcommand {
         lifetime: Duration,
     },
     /// Create a SQL user's client certificate: writes <certs-dir>/client.USER.crt and .key.
+    ///
+    /// Without --tenant-scope the certificate logs in as USER to every virtual cluster where
+    /// USER exists; give it only to the cluster operator. The name `node` is reserved for node
+    /// certificates.
     #[command(name = "create-client")]
     Client {
         /// The SQL user: lowercase letters, digits, '_', '-' and '.'.
         #[arg(value_name = "USER")]
         user: String,
+        /// Limit the certificate to these virtual clusters: comma-separated ids, or the names
+        /// `system` (id 1) and `application` (id 3). Other virtual clusters are named by id
+        /// (SHOW VIRTUAL CLUSTERS shows it), since this command runs offline.
+        #[arg(long, value_name = "ID|system|application[,...]")]
+        tenant_scope: Option<String>,
         #[command(flatten)]
         common: CommonArgs,
         /// How long the certificate is valid, e.g. 1825d, 43800h, 5y.
@@ -120,16 +129,26 @@ pub fn run(command: CertCommand) -> anyhow::Result<()> {
         .context("cannot create the node certificate")?,
         CertSubcommand::Client {
             user,
+            tenant_scope,
             common,
             lifetime,
-        } => certs::create_client(
-            &CertsDir::new(&common.certs_dir),
-            &common.ca_key,
-            user,
-            Validity::starting_now(*lifetime),
-            common.overwrite(),
-        )
-        .with_context(|| format!("cannot create the client certificate for user {user}"))?,
+        } => {
+            let scope = match tenant_scope {
+                Some(text) => certs::parse_tenant_scope(text).with_context(|| {
+                    format!("cannot create the client certificate for user {user}")
+                })?,
+                None => Vec::new(),
+            };
+            certs::create_scoped_client(
+                &CertsDir::new(&common.certs_dir),
+                &common.ca_key,
+                user,
+                &scope,
+                Validity::starting_now(*lifetime),
+                common.overwrite(),
+            )
+            .with_context(|| format!("cannot create the client certificate for user {user}"))?
+        }
     };
     for path in written {
         println!("wrote {}", path.display());

@@ -441,3 +441,70 @@ fn a_ca_key_inside_the_certs_dir_draws_a_warning() {
     assert!(outside.status.success(), "{outside:?}");
     assert!(outside.stderr.is_empty(), "{outside:?}");
 }
+
+#[test]
+fn create_client_writes_the_tenant_scope_and_refuses_node() {
+    // Goal (issue 14 item 2): `create-client USER --tenant-scope ...` writes one SAN URI
+    // `roach://tenant/<id>/user/USER` per virtual cluster (`system` = 1, `application` = 3,
+    // numeric ids as given, duplicates dropped); an unknown name or 0 is refused with a hint
+    // and writes nothing; `create-client node` is refused because `node` names node
+    // certificates; a certificate without --tenant-scope has no scope.
+    // Method: the binary in a temporary directory; the written certificates are read back with
+    // server::tls::peer_identity (the parser login uses).
+    let tmp = TempDir::new().expect("temp dir");
+    let cwd = tmp.path();
+    must_create_all(cwd);
+    fn with<'a>(head: &[&'a str]) -> Vec<&'a str> {
+        [head, &["--certs-dir", "certs", "--ca-key", "safe/ca.key"]].concat()
+    }
+    must_roach(
+        cwd,
+        &with(&[
+            "cert",
+            "create-client",
+            "alice",
+            "--tenant-scope",
+            "application,7,system,3",
+        ]),
+    );
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    let identity = |user: &str| {
+        let pem = std::fs::read(cwd.join(format!("certs/client.{user}.crt"))).expect("cert");
+        let der = tokio_rustls::rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+            .next()
+            .expect("one certificate")
+            .expect("pem");
+        tls::peer_identity(&der).expect("identity")
+    };
+    let alice = identity("alice");
+    assert_eq!(alice.common_name, "alice");
+    assert!(!alice.is_node);
+    let scope: Vec<(u64, String)> = alice.scope.iter().map(|(t, u)| (t.0, u.clone())).collect();
+    assert_eq!(
+        scope,
+        vec![
+            (3, "alice".to_string()),
+            (7, "alice".to_string()),
+            (1, "alice".to_string())
+        ]
+    );
+    assert!(identity("root").scope.is_empty(), "no flag, no scope");
+
+    let err = must_fail(
+        cwd,
+        &with(&["cert", "create-client", "bob", "--tenant-scope", "payroll"]),
+    );
+    assert!(err.contains("invalid tenant scope"), "{err}");
+    assert!(err.contains("SHOW VIRTUAL CLUSTERS"), "{err}");
+    let err = must_fail(
+        cwd,
+        &with(&["cert", "create-client", "bob", "--tenant-scope", "0"]),
+    );
+    assert!(err.contains("0 is not a virtual cluster id"), "{err}");
+    assert!(!cwd.join("certs/client.bob.crt").exists());
+
+    let err = must_fail(cwd, &with(&["cert", "create-client", "node"]));
+    assert!(err.contains("reserved for node certificates"), "{err}");
+    assert!(err.contains("create-node"), "{err}");
+    assert!(!cwd.join("certs/client.node.crt").exists());
+}

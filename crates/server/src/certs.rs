@@ -16,6 +16,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
 };
 use rustls_pki_types::CertificateDer;
+use tenant::TenantId;
 
 use crate::tls::{CertFile, CertsDir, NODE_COMMON_NAME, TlsError, parse_certs, read_file};
 
@@ -220,8 +221,8 @@ pub fn create_node(
 }
 
 /// Creates the client certificate `dir/client.<user>.crt` and key `dir/client.<user>.key`,
-/// signed by the CA in `dir/ca.crt` and `ca_key`. CN is `user`; valid for client
-/// authentication only. Returns the paths written.
+/// signed by the CA in `dir/ca.crt` and `ca_key`, without a tenant scope (see
+/// [`create_scoped_client`]).
 pub fn create_client(
     dir: &CertsDir,
     ca_key: &Path,
@@ -229,10 +230,43 @@ pub fn create_client(
     validity: Validity,
     overwrite: Overwrite,
 ) -> Result<Vec<PathBuf>, TlsError> {
+    create_scoped_client(dir, ca_key, user, &[], validity, overwrite)
+}
+
+/// Creates the client certificate `dir/client.<user>.crt` and key `dir/client.<user>.key`,
+/// signed by the CA in `dir/ca.crt` and `ca_key`. CN is `user`; valid for client
+/// authentication only. With a non-empty `tenant_scope`, the certificate carries one SAN URI
+/// `roach://tenant/<id>/user/<user>` per virtual cluster and logs in only there. The user
+/// `node` is refused: that name belongs to node certificates. Returns the paths written.
+pub fn create_scoped_client(
+    dir: &CertsDir,
+    ca_key: &Path,
+    user: &str,
+    tenant_scope: &[TenantId],
+    validity: Validity,
+    overwrite: Overwrite,
+) -> Result<Vec<PathBuf>, TlsError> {
     validate_user_name(user)?;
+    if user == NODE_COMMON_NAME {
+        return Err(TlsError::InvalidUser {
+            user: user.into(),
+            reason: "is reserved for node certificates; create one with `roach cert create-node`",
+        });
+    }
     let mut params = CertificateParams::default();
     params.distinguished_name = distinguished_name(user);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    for tenant in tenant_scope {
+        let uri = sql::certauth::scope_uri(*tenant, user);
+        let uri = uri
+            .as_str()
+            .try_into()
+            .map_err(|error| TlsError::Generate {
+                file: CertFile::ClientCert { user: user.into() },
+                error,
+            })?;
+        params.subject_alt_names.push(SanType::URI(uri));
+    }
     create_leaf(
         dir,
         ca_key,
@@ -248,6 +282,43 @@ pub fn create_client(
         validity,
         overwrite,
     )
+}
+
+/// The virtual cluster id of the well-known name `application` (the id the
+/// `replication-source` profile gives it, and the first id a cluster allocates after
+/// `template`).
+pub const APPLICATION_TENANT_ID: TenantId = TenantId(3);
+
+/// Parses a `--tenant-scope` list: comma-separated virtual cluster ids, or the well-known
+/// names `system` (1) and `application` (3). `roach cert` runs offline, so other names cannot
+/// be resolved: pass their id (`SHOW VIRTUAL CLUSTERS` shows it). Duplicates are dropped.
+pub fn parse_tenant_scope(text: &str) -> Result<Vec<TenantId>, TlsError> {
+    let invalid = |reason: String| TlsError::InvalidTenantScope {
+        scope: text.into(),
+        reason,
+    };
+    let mut ids = Vec::new();
+    for item in text.split(',').map(str::trim) {
+        let id = match item {
+            "" => return Err(invalid("an entry is empty".into())),
+            "system" => TenantId::SYSTEM,
+            "application" => APPLICATION_TENANT_ID,
+            _ => match item.parse::<u64>() {
+                Ok(0) => return Err(invalid("0 is not a virtual cluster id".into())),
+                Ok(id) => TenantId(id),
+                Err(_) => {
+                    return Err(invalid(format!(
+                        "{item:?} is neither a virtual cluster id nor system or application; \
+                         pass the id SHOW VIRTUAL CLUSTERS shows for it"
+                    )));
+                }
+            },
+        };
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Signs a leaf certificate with the CA and writes it and its key.

@@ -2,9 +2,7 @@
 //! cluster (`init`, `--join`, or restarting with a store that already has a node id).
 
 use crate::config::NodeConfig;
-use crate::tls::{
-    CertsDir, ClientCertMode, NODE_COMMON_NAME, common_name, node_pem, node_server_config,
-};
+use crate::tls::{ALPN_H2, CertsDir, ClientCertMode, node_pem, node_server_config, peer_identity};
 use crate::{ServerError, http, logging};
 use hlc::Clock;
 use kv::{KvClient, KvMetrics, KvNode, KvService, NodeId, NodeSlot, RaftService};
@@ -16,8 +14,11 @@ use std::time::Duration;
 use storage::{Durability, Engine, FjallEngine, StoreOptions, WriteBatch};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 /// Local metadata key of the node id, written once the node has one.
 const NODE_ID_KEY: &[u8] = b"node/id";
@@ -278,15 +279,27 @@ pub struct Node {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// How long a new connection may take to send its first byte.
-const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where the shared port hands gRPC connections: to tonic as they are (insecure), or after a
+/// TLS handshake done here, under the handshake deadline (secure; tonic's own TLS accept has
+/// no timeout, so a peer stalling mid-handshake would hold a task forever).
+#[derive(Clone)]
+enum GrpcIncoming {
+    Plain(tokio::sync::mpsc::Sender<Result<TcpStream, std::io::Error>>),
+    Tls {
+        acceptor: TlsAcceptor,
+        tx: tokio::sync::mpsc::Sender<Result<TlsStream<TcpStream>, std::io::Error>>,
+    },
+}
 
-/// Accepts connections on the shared port and hands each to gRPC or pgwire.
+/// Accepts connections on the shared port and hands each to gRPC or pgwire. Every connection
+/// must send its first byte and finish its TLS handshake (SQL: also startup and
+/// authentication) within `server.handshake_timeout` of being accepted, or it is closed.
 async fn accept_loop(
     listener: TcpListener,
-    grpc: tokio::sync::mpsc::Sender<Result<TcpStream, std::io::Error>>,
+    grpc: GrpcIncoming,
     pg: Arc<sql::PgHandlers>,
-    pg_tls: Option<tokio_rustls::TlsAcceptor>,
+    pg_tls: Option<TlsAcceptor>,
+    admission: Arc<sql::admission::Admission>,
 ) {
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -297,86 +310,144 @@ async fn accept_loop(
                 continue;
             }
         };
+        let deadline = Instant::now() + admission.handshake_timeout();
         let _ = socket.set_nodelay(true);
         let grpc = grpc.clone();
         let pg = pg.clone();
         let pg_tls = pg_tls.clone();
+        let admission = admission.clone();
         tokio::spawn(async move {
             let mut first = [0u8; 1];
-            let peeked = tokio::time::timeout(FIRST_BYTE_TIMEOUT, socket.peek(&mut first)).await;
-            match peeked {
-                Ok(Ok(1)) if first[0] == 0x16 || first[0] == b'P' => {
-                    let _ = grpc.send(Ok(socket)).await;
+            let peeked = tokio::time::timeout_at(deadline, socket.peek(&mut first)).await;
+            let first = match peeked {
+                Ok(Ok(1)) => first[0],
+                Ok(_) => {
+                    tracing::debug!(%peer, "connection closed before sending anything");
+                    return;
                 }
-                Ok(Ok(1)) => {
-                    if let Err(e) = sql::pgconn::serve(socket, pg_tls, pg).await {
+                Err(_) => {
+                    admission.count_handshake_timeout();
+                    tracing::info!(%peer, "closed a connection that sent nothing within server.handshake_timeout");
+                    return;
+                }
+            };
+            match (first, &grpc) {
+                (0x16, GrpcIncoming::Tls { acceptor, tx }) => {
+                    match tokio::time::timeout_at(deadline, acceptor.accept(socket)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send(Ok(tls)).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "RPC TLS handshake failed")
+                        }
+                        Err(_) => {
+                            admission.count_handshake_timeout();
+                            tracing::info!(
+                                %peer,
+                                "closed an RPC connection whose TLS handshake did not finish within server.handshake_timeout"
+                            )
+                        }
+                    }
+                }
+                (b'P', GrpcIncoming::Plain(tx)) => {
+                    let _ = tx.send(Ok(socket)).await;
+                }
+                (0x16 | b'P', _) => tracing::debug!(
+                    %peer,
+                    "closed an RPC connection that does not match this node's --insecure setting"
+                ),
+                _ => {
+                    if let Err(e) =
+                        sql::admission::serve_connection(pg, socket, pg_tls, deadline).await
+                    {
                         tracing::debug!(%peer, error = %e, "SQL connection ended with an error");
                     }
                 }
-                _ => tracing::debug!(%peer, "connection closed before sending anything"),
             }
         });
     }
 }
 
-/// On a secure cluster, admits only requests whose verified client certificate has one of
-/// the common names `allowed`: client certificates are optional at the TLS level (see
-/// `tonic_tls`), so each service that is not for other clusters checks here.
+/// Which peers a gRPC service admits on a secure cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerRule {
+    /// Nodes of this cluster only (see [`crate::tls::peer_identity`]).
+    Node,
+    /// Nodes, or the operator: user `root` with an unscoped certificate or one scoped to the
+    /// system virtual cluster.
+    NodeOrRoot,
+}
+
+/// On a secure cluster, admits only requests whose verified client certificate fits `rule`:
+/// client certificates are optional at the TLS level (other clusters' nodes reach the
+/// replication source service with a stream token), so each service that is not for other
+/// clusters checks here. A node is recognised by its certificate's key usages and host names,
+/// not by its Common Name alone: a client certificate with CN `node` is not a node.
 fn require_peer(
     req: tonic::Request<()>,
     secure: bool,
-    allowed: &[&str],
+    rule: PeerRule,
 ) -> Result<tonic::Request<()>, tonic::Status> {
     if !secure {
         return Ok(req);
     }
+    let wanted = match rule {
+        PeerRule::Node => "a node certificate",
+        PeerRule::NodeOrRoot => "a node certificate or root's client certificate",
+    };
     let Some(certs) = req.peer_certs() else {
         return Err(tonic::Status::unauthenticated(format!(
-            "no verified client certificate; this service needs one with CN {allowed:?} signed by this cluster's CA"
+            "no verified client certificate; this service needs {wanted} signed by this cluster's CA"
         )));
     };
-    match certs.first().map(common_name) {
-        Some(Ok(cn)) if allowed.contains(&cn.as_str()) => Ok(req),
-        Some(Ok(cn)) => Err(tonic::Status::permission_denied(format!(
-            "certificate CN {cn:?} may not use this service; only CN {allowed:?} may"
-        ))),
-        _ => Err(tonic::Status::unauthenticated(
-            "unreadable peer certificate",
-        )),
+    let identity = match certs.first().map(peer_identity) {
+        Some(Ok(identity)) => identity,
+        Some(Err(e)) => return Err(tonic::Status::unauthenticated(e.to_string())),
+        None => {
+            return Err(tonic::Status::unauthenticated(
+                "empty peer certificate chain",
+            ));
+        }
+    };
+    let is_root = identity.common_name == "root"
+        && (!identity.is_scoped()
+            || identity
+                .scope
+                .iter()
+                .any(|(t, u)| t.is_system() && u == "root"));
+    let allowed = identity.is_node || (rule == PeerRule::NodeOrRoot && is_root);
+    if allowed {
+        return Ok(req);
     }
+    tracing::warn!(
+        common_name = %identity.common_name,
+        "refused an RPC from a certificate that is not {wanted}"
+    );
+    Err(tonic::Status::permission_denied(format!(
+        "certificate CN {:?} may not use this service: it needs {wanted} (a node certificate \
+         has CN node, the key usages serverAuth and clientAuth and the node's host names, as \
+         `roach cert create-node` issues it)",
+        identity.common_name
+    )))
 }
 
-/// Lets only nodes (certificate CN `node`) use the internal services (Raft, KV, ingestion): a
-/// client certificate from the same CA (say `client.root`, or an application user's) must not
-/// be able to vote, append entries, or read and write keys outside its virtual cluster.
+/// Lets only nodes use the internal services (Raft, KV, ingestion): a client certificate from
+/// the same CA (say `client.root`, an application user's, or one crafted with CN `node`) must
+/// not be able to vote, append entries, or read and write keys outside its virtual cluster.
 fn require_node_peer(
     req: tonic::Request<()>,
     secure: bool,
 ) -> Result<tonic::Request<()>, tonic::Status> {
-    require_peer(req, secure, &[NODE_COMMON_NAME])
+    require_peer(req, secure, PeerRule::Node)
 }
 
-/// TLS settings for tonic from a certificates directory.
-fn tonic_tls(dir: &Path) -> Result<(ServerTlsConfig, ClientTlsConfig), ServerError> {
+/// TLS settings for a node-identity client of the internal services (this node dialling
+/// others, and tools and tests that talk KV directly): the CA and the node certificate.
+pub fn node_client_tls(dir: &Path) -> Result<ClientTlsConfig, ServerError> {
     let pem = node_pem(&CertsDir::new(dir))?;
     let identity = Identity::from_pem(&pem.node_cert, &pem.node_key);
     let ca = Certificate::from_pem(&pem.ca_cert);
-    // Client certificates are optional at the TLS level: the internal services (Raft, KV,
-    // ingestion) check for a node certificate themselves (`require_node_peer`), while a
-    // standby cluster's nodes, whose certificates come from another CA, reach the replication
-    // source service with a stream token instead.
-    let server = ServerTlsConfig::new()
-        .identity(identity.clone())
-        .client_ca_root(ca.clone())
-        .client_auth_optional(true);
-    let client = ClientTlsConfig::new().ca_certificate(ca).identity(identity);
-    Ok((server, client))
-}
-
-/// TLS settings for a node-identity client of the internal services (tools and tests that
-/// talk KV directly): the CA and the node certificate.
-pub fn node_client_tls(dir: &Path) -> Result<ClientTlsConfig, ServerError> {
-    Ok(tonic_tls(dir)?.1)
+    Ok(ClientTlsConfig::new().ca_certificate(ca).identity(identity))
 }
 
 /// TLS settings for a command-line client (`roach init`, tools): the CA, and `client.root` if
@@ -423,12 +494,9 @@ impl Node {
             path: data_dir.display().to_string(),
             source,
         })?;
-        let (server_tls, client_tls) = match &config.certs_dir {
-            Some(dir) => {
-                let (s, c) = tonic_tls(dir)?;
-                (Some(s), Some(c))
-            }
-            None => (None, None),
+        let client_tls = match &config.certs_dir {
+            Some(dir) => Some(node_client_tls(dir)?),
+            None => None,
         };
         let listen_err = |what, addr: &str| {
             let addr = addr.to_string();
@@ -474,9 +542,23 @@ impl Node {
             ingestion.clone(),
         )));
         let pg_tls = match &config.certs_dir {
-            Some(dir) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
-                node_server_config(&CertsDir::new(dir), ClientCertMode::Optional, &[])?,
-            ))),
+            Some(dir) => Some(TlsAcceptor::from(Arc::new(node_server_config(
+                &CertsDir::new(dir),
+                ClientCertMode::Optional,
+                &[],
+            )?))),
+            None => None,
+        };
+        // gRPC: client certificates are optional at the TLS level; the internal services
+        // check for a node certificate themselves (`require_node_peer`), while a standby
+        // cluster's nodes, whose certificates come from another CA, reach the replication
+        // source service with a stream token instead.
+        let grpc_tls = match &config.certs_dir {
+            Some(dir) => Some(TlsAcceptor::from(Arc::new(node_server_config(
+                &CertsDir::new(dir),
+                ClientCertMode::Optional,
+                &[ALPN_H2],
+            )?))),
             None => None,
         };
         let shared = Arc::new(Shared {
@@ -492,11 +574,6 @@ impl Node {
         });
 
         let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = server_tls {
-            builder = builder
-                .tls_config(tls)
-                .map_err(|e| ServerError::Config(format!("TLS configuration: {e}")))?;
-        }
         let secure = shared.config.certs_dir.is_some();
         let router = builder
             .add_service(InterceptedService::new(
@@ -514,7 +591,7 @@ impl Node {
                 spb::admin_server::AdminServer::new(AdminService {
                     shared: shared.clone(),
                 }),
-                move |req| require_peer(req, secure, &[NODE_COMMON_NAME, "root"]),
+                move |req| require_peer(req, secure, PeerRule::NodeOrRoot),
             ))
             // A standby's ingestion coordinator drives this node's ingestion: nodes only.
             .add_service(InterceptedService::new(ingestion.server(), move |req| {
@@ -527,27 +604,45 @@ impl Node {
         // One port for gRPC and pgwire: gRPC connections start with a TLS ClientHello (0x16)
         // or, insecure, with the HTTP/2 preface ("PRI"); pgwire ones with a length whose first
         // byte is 0 (a startup or SSLRequest message).
-        let (grpc_tx, grpc_rx) =
-            tokio::sync::mpsc::channel::<Result<TcpStream, std::io::Error>>(256);
-        let incoming = tokio_stream::wrappers::ReceiverStream::new(grpc_rx);
-        let mut tasks = vec![tokio::spawn(async move {
-            if let Err(e) = router.serve_with_incoming(incoming).await {
-                tracing::error!(error = %e, "RPC server stopped");
+        let (grpc, rpc_task) = match grpc_tls {
+            Some(acceptor) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(256);
+                let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+                let task = tokio::spawn(async move {
+                    if let Err(e) = router.serve_with_incoming(incoming).await {
+                        tracing::error!(error = %e, "RPC server stopped");
+                    }
+                });
+                (GrpcIncoming::Tls { acceptor, tx }, task)
             }
-        })];
+            None => {
+                let (tx, rx) = tokio::sync::mpsc::channel(256);
+                let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
+                let task = tokio::spawn(async move {
+                    if let Err(e) = router.serve_with_incoming(incoming).await {
+                        tracing::error!(error = %e, "RPC server stopped");
+                    }
+                });
+                (GrpcIncoming::Plain(tx), task)
+            }
+        };
+        let admission = sql_server.admission().clone();
+        crate::metrics::register_admission(&shared.registry, admission.clone())
+            .map_err(|e| ServerError::Config(format!("registering metrics: {e}")))?;
+        let mut tasks = vec![rpc_task, sql_server.clone().spawn_admission_refresh()];
         let pg_handlers = Arc::new(sql::PgHandlers::new(sql_server));
         tasks.push(tokio::spawn(accept_loop(
             rpc_listener,
-            grpc_tx,
+            grpc,
             pg_handlers,
             pg_tls,
+            admission.clone(),
         )));
-        let app = http::router(shared.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(http_listener, app).await {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        }));
+        tasks.push(tokio::spawn(http::serve(
+            http_listener,
+            shared.clone(),
+            admission,
+        )));
 
         if let Some(id) = shared.stored_node_id()? {
             let node = {

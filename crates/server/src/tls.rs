@@ -27,8 +27,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::certs::validate_user_name;
 
-/// The Common Name every node certificate carries; a peer presenting it is a node.
-pub const NODE_COMMON_NAME: &str = "node";
+/// The Common Name every node certificate carries (a peer is a node only if its certificate
+/// also has the node's key usages and host names: see [`peer_identity`]).
+pub use sql::certauth::NODE_COMMON_NAME;
 
 /// The ALPN protocol id of HTTP/2, which gRPC requires.
 pub const ALPN_H2: &[u8] = b"h2";
@@ -198,6 +199,14 @@ pub enum TlsError {
         /// Why it is invalid.
         reason: String,
     },
+    /// A `--tenant-scope` list cannot be parsed.
+    #[error("invalid tenant scope {scope:?}: {reason}")]
+    InvalidTenantScope {
+        /// The list given.
+        scope: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A node certificate was requested without hosts.
     #[error("a node certificate needs at least one host (an IP address or a DNS name)")]
     NoHosts,
@@ -210,7 +219,7 @@ pub enum TlsError {
         reason: &'static str,
     },
     /// A peer's certificate could not be parsed or has no Common Name.
-    #[error("cannot read the common name of the peer certificate: {reason}")]
+    #[error("cannot read the peer certificate: {reason}")]
     PeerCertificate {
         /// What is wrong.
         reason: String,
@@ -548,4 +557,11 @@ pub fn common_name(cert: &CertificateDer<'_>) -> Result<String, TlsError> {
         reason: format!("the common name is not a string: {e}"),
     })?;
     Ok(cn.to_owned())
+}
+
+/// The identity of a verified peer certificate: a node (CN `node`, serverAuth and clientAuth,
+/// host SANs, no tenant scope) or a SQL user, possibly tenant-scoped. Call it only on a
+/// certificate the TLS handshake already verified.
+pub fn peer_identity(cert: &CertificateDer<'_>) -> Result<sql::certauth::CertIdentity, TlsError> {
+    sql::certauth::CertIdentity::parse(cert).map_err(|reason| TlsError::PeerCertificate { reason })
 }

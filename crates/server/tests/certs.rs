@@ -344,3 +344,94 @@ fn bad_user_names_hosts_and_lifetimes_are_rejected() {
     );
     assert!(!other_key.exists(), "nothing written on a refused command");
 }
+
+#[test]
+fn node_identity_needs_the_node_key_usages_and_host_names() {
+    // Goal (issue 14 item 2): `peer_identity` calls a certificate a node only when it is what
+    // `create_node` issues (CN node, serverAuth and clientAuth, host SANs, no scope); a client
+    // certificate crafted with CN node (clientAuth only, no SAN) is not a node, nor is a
+    // node-like certificate carrying a tenant scope; scoped client certificates list their
+    // scope.
+    // Method: certificates from `server::certs` and crafted with rcgen, signed by the same CA.
+    let tmp = TempDir::new().expect("temp dir");
+    let (dir, ca_key) = must_create_ca(&tmp);
+    certs::create_node(
+        &dir,
+        &ca_key,
+        &["127.0.0.1".to_string()],
+        fixed(certs::NODE_LIFETIME_DEFAULT),
+        Overwrite::Refuse,
+    )
+    .expect("node cert");
+    let node = server::tls::peer_identity(&must_read_der(&dir.node_cert())).expect("node");
+    assert!(node.is_node, "{node:?}");
+
+    certs::create_scoped_client(
+        &dir,
+        &ca_key,
+        "alice",
+        &certs::parse_tenant_scope("application,system").expect("scope"),
+        fixed(certs::CLIENT_LIFETIME_DEFAULT),
+        Overwrite::Refuse,
+    )
+    .expect("scoped client cert");
+    let alice =
+        server::tls::peer_identity(&must_read_der(&dir.client_cert("alice"))).expect("alice");
+    assert!(!alice.is_node);
+    assert_eq!(
+        alice.describe_scope(),
+        "virtual cluster 3 as user alice, virtual cluster 1 as user alice"
+    );
+
+    let issuer = rcgen::Issuer::from_ca_cert_pem(
+        &std::fs::read_to_string(dir.ca_cert()).expect("ca.crt"),
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(&ca_key).expect("ca key"))
+            .expect("ca key pem"),
+    )
+    .expect("issuer");
+    let craft = |ekus: Vec<rcgen::ExtendedKeyUsagePurpose>, sans: Vec<rcgen::SanType>| {
+        let mut params = rcgen::CertificateParams::default();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "node");
+        params.extended_key_usages = ekus;
+        params.subject_alt_names = sans;
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        server::tls::peer_identity(cert.der()).expect("identity")
+    };
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let ip = rcgen::SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert!(
+        !craft(vec![ClientAuth], vec![]).is_node,
+        "client cert with CN node"
+    );
+    assert!(
+        !craft(vec![ClientAuth], vec![ip.clone()]).is_node,
+        "no serverAuth"
+    );
+    assert!(
+        !craft(vec![ServerAuth, ClientAuth], vec![]).is_node,
+        "no host SAN"
+    );
+    let scope = rcgen::SanType::URI("roach://tenant/1/user/node".try_into().expect("uri"));
+    assert!(
+        !craft(vec![ServerAuth, ClientAuth], vec![ip.clone(), scope]).is_node,
+        "scoped"
+    );
+    assert!(craft(vec![ServerAuth, ClientAuth], vec![ip]).is_node);
+
+    // `node` is not a client certificate name.
+    let error = certs::create_client(
+        &dir,
+        &ca_key,
+        "node",
+        fixed(certs::CLIENT_LIFETIME_DEFAULT),
+        Overwrite::Refuse,
+    )
+    .expect_err("node is reserved");
+    assert!(
+        error.to_string().contains("reserved for node certificates"),
+        "{error}"
+    );
+}

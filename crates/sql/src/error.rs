@@ -47,6 +47,7 @@ pub mod code {
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
 }
 
 /// An error for a SQL client.

@@ -80,6 +80,8 @@ pub struct SqlServer {
     metrics: crate::metrics::SqlMetrics,
     /// The cluster's login nonce, read (or created) by the first login that needs it.
     auth_nonce: tokio::sync::OnceCell<Vec<u8>>,
+    /// Connection admission: the SQL connection count and the handshake timeout.
+    admission: Arc<crate::admission::Admission>,
 }
 
 /// The virtual cluster statements may only run in the system virtual cluster.
@@ -148,6 +150,7 @@ impl SqlServer {
             replication: std::sync::OnceLock::new(),
             metrics: crate::metrics::SqlMetrics::unregistered(),
             auth_nonce: tokio::sync::OnceCell::new(),
+            admission: Arc::default(),
         }
     }
 
@@ -177,6 +180,11 @@ impl SqlServer {
     pub async fn throttle_settings(&self) -> SqlResult<crate::login::ThrottleSettings> {
         let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
         crate::login::ThrottleSettings::read(&mut txn).await
+    }
+
+    /// The node's connection admission state (shared with its listeners).
+    pub fn admission(&self) -> &Arc<crate::admission::Admission> {
+        &self.admission
     }
 
     /// Registers the replication layer (once, at node start).

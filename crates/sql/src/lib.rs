@@ -1,8 +1,10 @@
 //! The SQL layer: the PostgreSQL wire protocol front end, sessions, the statement parser,
 //! the catalog of users, privileges and cluster settings, and the executor.
 //!
-//! Owns: authentication (client certificates and SCRAM-SHA-256 verifiers; passwords are never
-//! stored, logged or shown), routing a connection to a virtual cluster, the administrative
+//! Owns: authentication (client certificates, tenant-scoped ones included, and SCRAM-SHA-256
+//! verifiers; passwords are never stored, logged or shown), what a certificate's identity is
+//! (`certauth`: a node, or a SQL user), admission of SQL connections (`admission`: the per-node
+//! limit and the startup/authentication deadline), routing a connection to a virtual cluster, the administrative
 //! statements of the system virtual cluster (users, grants, cluster settings, virtual
 //! clusters, jobs), applying a configuration profile at cluster initialisation, and the
 //! application SQL of every virtual cluster: its catalog, rows and indexes as KVs in its own
@@ -17,8 +19,10 @@
 //!   `tenant::TenantKv`), except the system virtual cluster's statements about tenants.
 //! - Only users with the matching system privilege (or admins) run administrative statements.
 
+pub mod admission;
 pub mod bootstrap;
 pub mod catalog;
+pub mod certauth;
 pub mod datum;
 pub mod ddl;
 pub mod descriptors;

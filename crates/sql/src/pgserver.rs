@@ -1,7 +1,9 @@
 //! The PostgreSQL wire protocol front end (pgwire): start-up with routing to a virtual
 //! cluster and authentication, and the simple and extended query protocols.
 
+use crate::admission::ConnAdmission;
 use crate::catalog::ScramVerifier;
+use crate::certauth::{CertIdentity, CertLogin, check_not_node_user};
 use crate::error::{SqlError, SqlResult, code};
 use crate::exec::{ColType, Column, QueryResult, Session, SqlServer};
 use crate::login::{LoginThrottle, Verdict};
@@ -27,6 +29,7 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, METADATA_DATABASE, METADATA_USER, PgWireServerHandlers, Type,
 };
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::Authentication;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -89,10 +92,23 @@ impl PgWireServerHandlers for PgHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup(Arc::default())
+    }
+}
+
+impl PgHandlers {
+    /// The node's connection admission state.
+    pub(crate) fn admission(&self) -> &Arc<crate::admission::Admission> {
+        self.sql.admission()
+    }
+
+    /// The startup handler of one connection with admission state `conn`.
+    pub(crate) fn startup(&self, conn: Arc<ConnAdmission>) -> Arc<Startup> {
         Arc::new(Startup {
             sql: self.sql.clone(),
             driver: self.driver.clone(),
             throttle: self.throttle.clone(),
+            conn,
         })
     }
 }
@@ -123,10 +139,12 @@ pub fn route(options: Option<&str>, database: Option<&str>) -> (Option<String>, 
     (from_options.or(from_db), db)
 }
 
-struct Startup {
+pub(crate) struct Startup {
     sql: Arc<SqlServer>,
     driver: Driver,
     throttle: Arc<LoginThrottle>,
+    /// This connection's admission state (connection limit, handshake deadline).
+    conn: Arc<ConnAdmission>,
 }
 
 /// The one error of every failed password login: a wrong password, an unknown user, a user
@@ -182,21 +200,65 @@ impl AuthSource for VerifierSource {
     }
 }
 
-fn client_cert_user<C: ClientInfo>(client: &C) -> Option<String> {
-    let chain = crate::pgconn::client_certificates(client)?;
-    let cert = chain.first()?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let cn = parsed
-        .subject()
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
-    Some(cn)
-}
-
 impl Startup {
+    /// Whether the client's verified certificate authenticates a login as `user` to the
+    /// virtual cluster `cluster` (`tenant` is its record, if it exists) (issue 14 item 2).
+    /// The user `node` never logs in; a scoped certificate that does not cover the login
+    /// refuses it (28000, naming its scope, and saying nothing of whether the virtual cluster
+    /// exists); otherwise `false` means "use a password". Whether the user exists is said
+    /// after authentication (`admit`).
+    fn certificate_authenticates<C: ClientInfo>(
+        client: &C,
+        tenant: Option<&TenantRecord>,
+        cluster: &str,
+        user: &str,
+    ) -> SqlResult<bool> {
+        check_not_node_user(user)?;
+        let Some(chain) = crate::pgconn::client_certificates(client) else {
+            return Ok(false);
+        };
+        let Some(cert) = chain.first() else {
+            return Ok(false);
+        };
+        let identity = CertIdentity::parse(cert.as_ref()).map_err(|reason| {
+            SqlError::new(
+                code::INVALID_AUTHORIZATION,
+                format!("cannot read the client certificate: {reason}"),
+            )
+        })?;
+        // Id 0 is never a virtual cluster's, so no scope covers an unknown one.
+        let tenant_id = tenant.map_or(TenantId(0), |t| t.id);
+        match identity.check_login(tenant_id, cluster, user)? {
+            CertLogin::Authenticated => Ok(true),
+            CertLogin::NotApplicable => Ok(false),
+        }
+    }
+
+    /// After authentication: routes the session (`admit`), admits it under the connection
+    /// limit, and completes authentication.
+    async fn complete<C>(
+        &self,
+        client: &mut C,
+        final_message: Option<Authentication>,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.admit(client)
+            .await
+            .map_err(SqlError::into_pgwire_fatal)?;
+        let session = session_of(client).map_err(SqlError::into_pgwire_fatal)?;
+        self.sql
+            .admit_sql_connection(&self.conn, session.tenant.id, &session.user)
+            .await
+            .map_err(SqlError::into_pgwire_fatal)?;
+        self.driver
+            .complete_authentication(client, final_message)
+            .await
+    }
+
     /// The virtual cluster the connection asks for and its database (nothing is looked up:
     /// whether the virtual cluster exists is only said after authentication).
     async fn requested(
@@ -357,7 +419,8 @@ impl Startup {
 
         // Users are looked up in the virtual cluster even when it does not serve SQL, so
         // that an authenticated user learns why; an unknown one has none.
-        let user_record = match self.sql.tenant_by_name(&cluster).await? {
+        let tenant = self.sql.tenant_by_name(&cluster).await?;
+        let user_record = match &tenant {
             Some(tenant) => self.sql.user(tenant.id, &user).await?,
             None => None,
         };
@@ -368,9 +431,7 @@ impl Startup {
                 None => Err(insecure_login_failed(&user)),
             };
         }
-        if client_cert_user(client).as_deref() == Some(user.as_str()) {
-            // The certificate authenticates its holder as `user`; whether the virtual
-            // cluster and the user exist is said after that (`admit`).
+        if Self::certificate_authenticates(client, tenant.as_ref(), &cluster, &user)? {
             return Ok(None);
         }
         if !client.is_secure() {
@@ -419,10 +480,7 @@ impl StartupHandler for Startup {
                 {
                     None => {
                         // Authenticated by a client certificate (or an insecure node).
-                        self.admit(client)
-                            .await
-                            .map_err(SqlError::into_pgwire_fatal)?;
-                        self.driver.complete_authentication(client, None).await
+                        self.complete(client, None).await
                     }
                     Some(verifier) => {
                         let scram: ScramAuth =
@@ -431,12 +489,7 @@ impl StartupHandler for Startup {
                         match self.driver.begin_authentication(client, mechanism).await? {
                             AuthOutcome::InProgress => Ok(()),
                             AuthOutcome::Authenticated { final_message, .. } => {
-                                self.admit(client)
-                                    .await
-                                    .map_err(SqlError::into_pgwire_fatal)?;
-                                self.driver
-                                    .complete_authentication(client, final_message)
-                                    .await
+                                self.complete(client, final_message).await
                             }
                         }
                     }
@@ -453,12 +506,7 @@ impl StartupHandler for Startup {
                 match outcome {
                     AuthOutcome::InProgress => Ok(()),
                     AuthOutcome::Authenticated { final_message, .. } => {
-                        self.admit(client)
-                            .await
-                            .map_err(SqlError::into_pgwire_fatal)?;
-                        self.driver
-                            .complete_authentication(client, final_message)
-                            .await
+                        self.complete(client, final_message).await
                     }
                 }
             }

@@ -83,6 +83,18 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "the longest failed-login wait (and how long after its wait a quiet user or address is forgotten)",
     },
     SettingDef {
+        name: "server.max_connections_per_gateway",
+        typ: SettingType::Int,
+        default: "-1",
+        description: "the most SQL connections one node admits at a time (admins are admitted beyond it); negative means unlimited",
+    },
+    SettingDef {
+        name: "server.handshake_timeout",
+        typ: SettingType::Duration,
+        default: "10s",
+        description: "how long a new connection may take to send its first byte and finish its TLS handshake (SQL: also startup and authentication; HTTP: the request headers) before it is closed; at least 500ms",
+    },
+    SettingDef {
         name: "sql.drop_virtual_cluster.enabled",
         typ: SettingType::Bool,
         default: "true",
