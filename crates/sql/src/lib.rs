@@ -18,6 +18,7 @@
 //! - Only users with the matching system privilege (or admins) run administrative statements.
 
 pub mod bootstrap;
+pub mod builtins;
 pub mod catalog;
 pub mod datum;
 pub mod ddl;
