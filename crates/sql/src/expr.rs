@@ -455,6 +455,9 @@ pub fn ast_type(t: &ast::DataType) -> SqlResult<SqlType> {
     crate::ddl::map_type(base).map(|(t, _)| t)
 }
 
+/// The most `$n` parameters a statement can have (the wire protocol counts them in 16 bits).
+pub const PARAMS_MAX: usize = u16::MAX as usize;
+
 /// Parameter types inferred while compiling (shared by the compilers of one statement).
 #[derive(Debug, Default)]
 pub struct ParamTypes(std::sync::Mutex<Vec<Option<SqlType>>>);
@@ -886,6 +889,15 @@ impl Compiler<'_> {
                     .map_err(|_| SqlError::syntax(format!("invalid placeholder {p}")))?;
                 if n == 0 {
                     return Err(SqlError::syntax("placeholders start at $1"));
+                }
+                if n > PARAMS_MAX {
+                    // The parameter types are a vector indexed by number: never size it from
+                    // an arbitrary literal.
+                    return Err(SqlError::new(
+                        code::UNDEFINED_PARAMETER,
+                        format!("there is no parameter ${n}"),
+                    )
+                    .with_hint(format!("a statement takes at most {PARAMS_MAX} parameters")));
                 }
                 let mut params = self.params.lock();
                 if params.len() < n {
@@ -2310,6 +2322,11 @@ mod tests {
         ] {
             assert_eq!(code_of(sql), code::DATETIME_FIELD_OVERFLOW, "{sql}");
         }
+        // Found by the eval_expr fuzz target: the parameter-type vector was sized from `$n`.
+        let e = eval("$1000000000000000000").expect_err("huge placeholder");
+        assert_eq!(e.code, code::UNDEFINED_PARAMETER);
+        assert_eq!(e.message, "there is no parameter $1000000000000000000");
+        assert_eq!(code_of("$65536"), code::UNDEFINED_PARAMETER);
         assert_eq!(
             code_of("'2147483647 days 1 day'::INTERVAL"),
             code::INTERVAL_FIELD_OVERFLOW
