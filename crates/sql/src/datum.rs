@@ -13,6 +13,75 @@ use std::str::FromStr;
 /// Microseconds in a day.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// The earliest date: 4714-11-24 BC (Julian day 0, PostgreSQL's lower bound), as days since
+/// the Unix epoch.
+pub const DATE_MIN_DAYS: i32 = -2_440_588;
+/// The latest date: 262142-12-31 (the last full year chrono represents; PostgreSQL's dates go
+/// further), as days since the Unix epoch.
+pub const DATE_MAX_DAYS: i32 = 95_026_236;
+/// The earliest timestamp: 4714-11-24 00:00:00 BC, in microseconds since the Unix epoch.
+pub const TIMESTAMP_MIN_MICROS: i64 = DATE_MIN_DAYS as i64 * MICROS_PER_DAY;
+/// The latest timestamp: 262142-12-31 23:59:59.999999, in microseconds since the Unix epoch.
+pub const TIMESTAMP_MAX_MICROS: i64 = (DATE_MAX_DAYS as i64 + 1) * MICROS_PER_DAY - 1;
+
+/// Every TIMESTAMP, TIMESTAMPTZ and DATE value lies in `[TIMESTAMP_MIN_MICROS,
+/// TIMESTAMP_MAX_MICROS]` (`[DATE_MIN_DAYS, DATE_MAX_DAYS]`): values are checked where they
+/// are made (parsing, binary parameters, casts, arithmetic), so formatting, date parts and
+/// DATE-to-TIMESTAMP conversion never overflow.
+fn range_hint() -> String {
+    "timestamps and dates must lie between 4714-11-24 BC and 262142-12-31 AD".into()
+}
+
+/// 22008 `timestamp out of range`.
+pub fn timestamp_out_of_range() -> SqlError {
+    SqlError::new(code::DATETIME_FIELD_OVERFLOW, "timestamp out of range").with_hint(range_hint())
+}
+
+/// A timestamp computed in wide arithmetic, checked against the supported range (22008).
+pub fn timestamp_in_range(micros: i128) -> SqlResult<i64> {
+    if (TIMESTAMP_MIN_MICROS as i128..=TIMESTAMP_MAX_MICROS as i128).contains(&micros) {
+        Ok(micros as i64)
+    } else {
+        Err(timestamp_out_of_range())
+    }
+}
+
+/// A date's first microsecond since the epoch (22008 outside the timestamp range).
+pub fn date_to_micros(days: i32) -> SqlResult<i64> {
+    timestamp_in_range(days as i128 * MICROS_PER_DAY as i128)
+}
+
+/// A date computed in wide arithmetic, checked against the supported range (22008).
+pub fn date_in_range(days: i128) -> SqlResult<i32> {
+    if (DATE_MIN_DAYS as i128..=DATE_MAX_DAYS as i128).contains(&days) {
+        Ok(days as i32)
+    } else {
+        Err(
+            SqlError::new(code::DATETIME_FIELD_OVERFLOW, "date out of range")
+                .with_hint(range_hint()),
+        )
+    }
+}
+
+/// An interval computed in wide arithmetic, checked field by field (22008).
+pub fn interval_in_range(months: i128, days: i128, micros: i128) -> SqlResult<Interval> {
+    match (
+        i32::try_from(months),
+        i32::try_from(days),
+        i64::try_from(micros),
+    ) {
+        (Ok(months), Ok(days), Ok(micros)) => Ok(Interval {
+            months,
+            days,
+            micros,
+        }),
+        _ => Err(SqlError::new(
+            code::DATETIME_FIELD_OVERFLOW,
+            "interval out of range",
+        )),
+    }
+}
+
 /// An interval: months, days and microseconds (PostgreSQL keeps the three apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Interval {
@@ -70,17 +139,25 @@ fn epoch() -> NaiveDateTime {
     DateTime::UNIX_EPOCH.naive_utc()
 }
 
-/// A timestamp's microseconds as a date-time.
-pub fn micros_to_naive(micros: i64) -> NaiveDateTime {
-    epoch() + chrono::Duration::microseconds(micros)
+/// A timestamp's microseconds as a date-time (22008 outside chrono's range).
+pub fn micros_to_naive(micros: i64) -> SqlResult<NaiveDateTime> {
+    epoch()
+        .checked_add_signed(chrono::TimeDelta::microseconds(micros))
+        .ok_or_else(timestamp_out_of_range)
 }
 
-fn naive_to_micros(t: NaiveDateTime) -> i64 {
-    (t - epoch()).num_microseconds().unwrap_or(i64::MAX)
+/// A date-time as microseconds since the epoch, checked against the supported range.
+pub fn naive_to_micros(t: NaiveDateTime) -> SqlResult<i64> {
+    let d = t - epoch();
+    let micros = d.num_seconds() as i128 * 1_000_000 + d.subsec_nanos() as i128 / 1000;
+    timestamp_in_range(micros)
 }
 
 fn format_timestamp(micros: i64) -> String {
-    let t = micros_to_naive(micros);
+    let Ok(t) = micros_to_naive(micros) else {
+        // Unreachable for values made by roach (see `timestamp_in_range`).
+        return format!("timestamp out of range ({micros} microseconds)");
+    };
     let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
     let frac = t.nanosecond() / 1000;
     if frac != 0 {
@@ -137,21 +214,35 @@ pub fn parse_interval(text: &str) -> SqlResult<Interval> {
     }
     let tokens: Vec<&str> = s.split_whitespace().collect();
     let mut i = 0;
-    let add = |iv: &mut Interval, n: f64, unit: &str| -> bool {
-        let micros = |f: f64| (f.round()) as i64;
-        match unit {
-            "y" | "year" | "years" | "yr" | "yrs" => iv.months += (n * 12.0) as i32,
-            "mon" | "mons" | "month" | "months" => iv.months += n as i32,
-            "w" | "week" | "weeks" => iv.days += (n * 7.0) as i32,
-            "d" | "day" | "days" => iv.days += n as i32,
-            "h" | "hour" | "hours" | "hr" | "hrs" => iv.micros += micros(n * 3.6e9),
-            "m" | "min" | "mins" | "minute" | "minutes" => iv.micros += micros(n * 6e7),
-            "s" | "sec" | "secs" | "second" | "seconds" => iv.micros += micros(n * 1e6),
-            "ms" | "millisecond" | "milliseconds" => iv.micros += micros(n * 1e3),
-            "us" | "microsecond" | "microseconds" => iv.micros += micros(n),
-            _ => return false,
-        }
-        true
+    // Each field is summed in wide arithmetic and checked (22015), never wrapped.
+    let overflow = || {
+        SqlError::new(
+            code::INTERVAL_FIELD_OVERFLOW,
+            format!("interval field value out of range: {text:?}"),
+        )
+    };
+    let add = |iv: &mut Interval, n: f64, unit: &str| -> SqlResult<bool> {
+        // `as` saturates (NaN becomes 0); a saturated field fails the range check below.
+        let wide = |f: f64| f.round() as i128;
+        let (months, days, micros) = match unit {
+            "y" | "year" | "years" | "yr" | "yrs" => (wide(n * 12.0), 0, 0),
+            "mon" | "mons" | "month" | "months" => (wide(n), 0, 0),
+            "w" | "week" | "weeks" => (0, wide(n * 7.0), 0),
+            "d" | "day" | "days" => (0, wide(n), 0),
+            "h" | "hour" | "hours" | "hr" | "hrs" => (0, 0, wide(n * 3.6e9)),
+            "m" | "min" | "mins" | "minute" | "minutes" => (0, 0, wide(n * 6e7)),
+            "s" | "sec" | "secs" | "second" | "seconds" => (0, 0, wide(n * 1e6)),
+            "ms" | "millisecond" | "milliseconds" => (0, 0, wide(n * 1e3)),
+            "us" | "microsecond" | "microseconds" => (0, 0, wide(n)),
+            _ => return Ok(false),
+        };
+        *iv = interval_in_range(
+            iv.months as i128 + months,
+            iv.days as i128 + days,
+            iv.micros as i128 + micros,
+        )
+        .map_err(|_| overflow())?;
+        Ok(true)
     };
     while i < tokens.len() {
         let tok = tokens[i];
@@ -169,15 +260,16 @@ pub fn parse_interval(text: &str) -> SqlResult<Interval> {
                 [h, m, s] => h * 3600.0 + m * 60.0 + s,
                 _ => return Err(bad()),
             };
-            let micros = (secs * 1e6).round() as i64;
-            iv.micros += if neg { -micros } else { micros };
+            let micros = (secs * 1e6).round() as i128;
+            let micros = iv.micros as i128 + if neg { -micros } else { micros };
+            iv.micros = i64::try_from(micros).map_err(|_| overflow())?;
             i += 1;
             continue;
         }
         // "3 hours" or compact "3h30m" / "-10s".
         if let Ok(n) = tok.parse::<f64>() {
             let unit = tokens.get(i + 1).copied().unwrap_or("s");
-            if !add(&mut iv, n, unit) {
+            if !add(&mut iv, n, unit)? {
                 return Err(bad());
             }
             i += 2;
@@ -194,7 +286,7 @@ pub fn parse_interval(text: &str) -> SqlResult<Interval> {
             let unit_end = after
                 .find(|c: char| !c.is_ascii_alphabetic())
                 .unwrap_or(after.len());
-            if !add(&mut iv, n, &after[..unit_end]) {
+            if !add(&mut iv, n, &after[..unit_end])? {
                 return Err(bad());
             }
             rest = &after[unit_end..];
@@ -226,23 +318,23 @@ fn parse_timestamp_naive(text: &str) -> Option<NaiveDateTime> {
 }
 
 /// Parses a timestamp with an optional zone offset (`Z`, `+02`, `+02:00`, `UTC`); without
-/// one it is UTC.
-fn parse_timestamptz(text: &str) -> Option<i64> {
+/// one it is UTC. The result is the UTC date-time.
+fn parse_timestamptz(text: &str) -> Option<NaiveDateTime> {
     let t = text.trim();
     for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
         if let Ok(v) = DateTime::parse_from_str(t, f) {
-            return Some(naive_to_micros(v.naive_utc()));
+            return Some(v.naive_utc());
         }
     }
     if let Ok(v) = DateTime::parse_from_rfc3339(t) {
-        return Some(naive_to_micros(v.naive_utc()));
+        return Some(v.naive_utc());
     }
     let stripped = t
         .strip_suffix(" UTC")
         .or_else(|| t.strip_suffix('Z'))
         .or_else(|| t.strip_suffix("+00"))
         .unwrap_or(t);
-    parse_timestamp_naive(stripped).map(naive_to_micros)
+    parse_timestamp_naive(stripped)
 }
 
 fn parse_uuid(text: &str) -> Option<[u8; 16]> {
@@ -297,9 +389,19 @@ fn parse_bytes(text: &str) -> SqlResult<Vec<u8>> {
         if hex.len() % 2 != 0 {
             return Err(invalid("BYTES", text));
         }
-        return (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| invalid("BYTES", text)))
+        // By bytes, not by `str` slices: a multi-byte character must not split a slice.
+        let nibble = |c: u8| {
+            (c as char)
+                .to_digit(16)
+                .ok_or_else(|| invalid("BYTES", text))
+        };
+        return hex
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| match pair {
+                [hi, lo] => Ok((nibble(*hi)? << 4 | nibble(*lo)?) as u8),
+                _ => Err(invalid("BYTES", text)),
+            })
             .collect();
     }
     Ok(text.as_bytes().to_vec())
@@ -356,9 +458,14 @@ impl Datum {
             Datum::Uuid(u) => format_uuid(u),
             Datum::Timestamp(t) => format_timestamp(*t),
             Datum::TimestampTz(t) => format!("{}+00:00", format_timestamp(*t)),
-            Datum::Date(d) => (epoch().date() + chrono::Duration::days(*d as i64))
-                .format("%Y-%m-%d")
-                .to_string(),
+            Datum::Date(d) => match epoch()
+                .date()
+                .checked_add_signed(chrono::TimeDelta::days(*d as i64))
+            {
+                Some(date) => date.format("%Y-%m-%d").to_string(),
+                // Unreachable for values made by roach (see `date_in_range`).
+                None => format!("date out of range ({d} days)"),
+            },
             Datum::Interval(iv) => format_interval(iv),
         })
     }
@@ -405,21 +512,20 @@ impl Datum {
             SqlType::Bytes => Datum::Bytes(parse_bytes(text)?),
             SqlType::Bool => Datum::Bool(parse_bool(t).ok_or_else(|| invalid("BOOL", text))?),
             SqlType::Uuid => Datum::Uuid(parse_uuid(t).ok_or_else(|| invalid("UUID", text))?),
-            SqlType::Timestamp => Datum::Timestamp(
+            SqlType::Timestamp => Datum::Timestamp(naive_to_micros(
                 parse_timestamp_naive(t)
-                    .map(naive_to_micros)
                     .or_else(|| parse_timestamptz(t))
                     .ok_or_else(|| invalid("TIMESTAMP", text))?,
-            ),
-            SqlType::TimestampTz => Datum::TimestampTz(
+            )?),
+            SqlType::TimestampTz => Datum::TimestampTz(naive_to_micros(
                 parse_timestamptz(t).ok_or_else(|| invalid("TIMESTAMPTZ", text))?,
-            ),
+            )?),
             SqlType::Date => {
                 let d = NaiveDate::parse_from_str(t, "%Y-%m-%d")
                     .ok()
                     .or_else(|| parse_timestamp_naive(t).map(|v| v.date()))
                     .ok_or_else(|| invalid("DATE", text))?;
-                Datum::Date((d - epoch().date()).num_days() as i32)
+                Datum::Date(date_in_range((d - epoch().date()).num_days() as i128)?)
             }
             SqlType::Interval => Datum::Interval(parse_interval(t)?),
             SqlType::Jsonb => Datum::Jsonb(normalize_json(t)?),
@@ -471,12 +577,16 @@ impl Datum {
             (Datum::Timestamp(t), SqlType::TimestampTz) => Datum::TimestampTz(t),
             (Datum::TimestampTz(t), SqlType::Timestamp) => Datum::Timestamp(t),
             (Datum::Timestamp(t) | Datum::TimestampTz(t), SqlType::Date) => {
-                Datum::Date(t.div_euclid(MICROS_PER_DAY) as i32)
+                Datum::Date(date_in_range(t.div_euclid(MICROS_PER_DAY) as i128)?)
             }
-            (Datum::Date(d), SqlType::Timestamp) => Datum::Timestamp(d as i64 * MICROS_PER_DAY),
-            (Datum::Date(d), SqlType::TimestampTz) => Datum::TimestampTz(d as i64 * MICROS_PER_DAY),
-            (Datum::Int(i), SqlType::Timestamp) => Datum::Timestamp(i * 1_000_000),
-            (Datum::Int(i), SqlType::TimestampTz) => Datum::TimestampTz(i * 1_000_000),
+            (Datum::Date(d), SqlType::Timestamp) => Datum::Timestamp(date_to_micros(d)?),
+            (Datum::Date(d), SqlType::TimestampTz) => Datum::TimestampTz(date_to_micros(d)?),
+            (Datum::Int(i), SqlType::Timestamp) => {
+                Datum::Timestamp(timestamp_in_range(i as i128 * 1_000_000)?)
+            }
+            (Datum::Int(i), SqlType::TimestampTz) => {
+                Datum::TimestampTz(timestamp_in_range(i as i128 * 1_000_000)?)
+            }
             (Datum::Bytes(b), SqlType::Uuid) if b.len() == 16 => {
                 let mut u = [0u8; 16];
                 u.copy_from_slice(&b);
@@ -569,8 +679,12 @@ impl Datum {
             (Uuid(a), Uuid(b)) => a.cmp(b),
             (Timestamp(a) | TimestampTz(a), Timestamp(b) | TimestampTz(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
-            (Date(d), Timestamp(t) | TimestampTz(t)) => (*d as i64 * MICROS_PER_DAY).cmp(t),
-            (Timestamp(t) | TimestampTz(t), Date(d)) => t.cmp(&(*d as i64 * MICROS_PER_DAY)),
+            (Date(d), Timestamp(t) | TimestampTz(t)) => {
+                (*d as i128 * MICROS_PER_DAY as i128).cmp(&(*t as i128))
+            }
+            (Timestamp(t) | TimestampTz(t), Date(d)) => {
+                (*t as i128).cmp(&(*d as i128 * MICROS_PER_DAY as i128))
+            }
             (Interval(a), Interval(b)) => a.total_micros().cmp(&b.total_micros()),
             (Jsonb(a), Jsonb(b)) => a.cmp(b),
             (a, b) => {

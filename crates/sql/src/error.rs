@@ -33,6 +33,8 @@ pub mod code {
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const STRING_DATA_RIGHT_TRUNCATION: &str = "22001";
     pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const DATETIME_FIELD_OVERFLOW: &str = "22008";
+    pub const INTERVAL_FIELD_OVERFLOW: &str = "22015";
     pub const INVALID_REGEX: &str = "2201B";
     pub const UNIQUE_VIOLATION: &str = "23505";
     pub const NOT_NULL_VIOLATION: &str = "23502";

@@ -21,6 +21,7 @@
 
 pub mod admission;
 pub mod bootstrap;
+pub mod builtins;
 pub mod catalog;
 pub mod certauth;
 pub mod datum;

@@ -605,7 +605,7 @@ fn fields(columns: &[Column], format: Option<&Format>) -> Vec<FieldInfo> {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let f = format.map_or(FieldFormat::Text, |f| f.format_for(i));
+            let f = format.map_or(FieldFormat::Text, |f| crate::pgtypes::format_of(f, i));
             FieldInfo::new(c.name.clone(), None, None, pg_type(&c.typ), f)
         })
         .collect()
@@ -814,21 +814,37 @@ impl SimpleQueryHandler for QueryHandler {
     }
 }
 
+/// Checks a portal's format codes against its parameters and its prepared result columns
+/// (08P01 on a mismatch, before anything indexes them).
+fn check_portal_formats(portal: &Portal<Prepared>) -> PgWireResult<()> {
+    crate::pgtypes::check_formats(
+        &portal.parameter_format,
+        portal.parameter_len(),
+        "parameter",
+    )
+    .map_err(SqlError::into_pgwire)?;
+    let columns = portal.statement.statement.columns.len();
+    if columns > 0 {
+        crate::pgtypes::check_formats(&portal.result_column_format, columns, "result")
+            .map_err(SqlError::into_pgwire)?;
+    }
+    Ok(())
+}
+
 /// Decodes the bound parameters of a portal by their statement's types.
 fn decode_params(portal: &Portal<Prepared>) -> PgWireResult<Vec<crate::datum::Datum>> {
     let types = &portal.statement.statement.param_types;
+    check_portal_formats(portal)?;
     let mut out = Vec::with_capacity(portal.parameter_len());
     for i in 0..portal.parameter_len() {
         let t = types.get(i).cloned().unwrap_or(Type::TEXT);
-        let v = match portal.parameters.get(i).cloned().flatten() {
-            None => crate::datum::Datum::Null,
-            Some(b) => if portal.parameter_format.is_binary(i) {
-                crate::pgtypes::decode_binary(&b, &t)
-            } else {
-                crate::pgtypes::decode_text(&b, &crate::pgtypes::sql_type(&t))
-            }
-            .map_err(SqlError::into_pgwire)?,
-        };
+        let value = portal.parameters.get(i).cloned().flatten();
+        let v = crate::pgtypes::decode_param(
+            value.as_deref(),
+            &t,
+            crate::pgtypes::format_of(&portal.parameter_format, i) == FieldFormat::Binary,
+        )
+        .map_err(SqlError::into_pgwire)?;
         out.push(v);
     }
     Ok(out)
@@ -906,6 +922,7 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        check_portal_formats(portal)?;
         Ok(DescribePortalResponse::new(fields(
             &portal.statement.statement.columns,
             Some(&portal.result_column_format),

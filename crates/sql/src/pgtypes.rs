@@ -1,10 +1,12 @@
 //! PostgreSQL wire forms of values: type oids, and the binary encodings drivers use for
 //! parameters and results (text forms come from [`Datum::to_text`] and [`Datum::parse`]).
 
-use crate::datum::{Datum, Interval};
+use crate::datum::{Datum, Interval, date_in_range, timestamp_in_range};
 use crate::descriptors::SqlType;
 use crate::error::{SqlError, SqlResult, code};
 use pgwire::api::Type;
+use pgwire::api::portal::Format;
+use pgwire::api::results::FieldFormat;
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
@@ -74,9 +76,17 @@ pub fn decode_binary(b: &[u8], t: &Type) -> SqlResult<Datum> {
         Type::NUMERIC => Datum::Decimal(decode_numeric(b).ok_or_else(|| bad(t, "bad numeric"))?),
         Type::BYTEA => Datum::Bytes(b.to_vec()),
         Type::UUID => Datum::Uuid(fixed(b, t)?),
-        Type::TIMESTAMP => Datum::Timestamp(i64::from_be_bytes(fixed(b, t)?) + PG_EPOCH_MICROS),
-        Type::TIMESTAMPTZ => Datum::TimestampTz(i64::from_be_bytes(fixed(b, t)?) + PG_EPOCH_MICROS),
-        Type::DATE => Datum::Date(i32::from_be_bytes(fixed(b, t)?) + PG_EPOCH_DAYS),
+        // PostgreSQL sends +-infinity as i64::MAX/MIN (i32 for dates); roach has no infinite
+        // values, so those and anything else outside the supported range are 22008.
+        Type::TIMESTAMP => Datum::Timestamp(timestamp_in_range(
+            i64::from_be_bytes(fixed(b, t)?) as i128 + PG_EPOCH_MICROS as i128,
+        )?),
+        Type::TIMESTAMPTZ => Datum::TimestampTz(timestamp_in_range(
+            i64::from_be_bytes(fixed(b, t)?) as i128 + PG_EPOCH_MICROS as i128,
+        )?),
+        Type::DATE => Datum::Date(date_in_range(
+            i32::from_be_bytes(fixed(b, t)?) as i128 + PG_EPOCH_DAYS as i128,
+        )?),
         Type::INTERVAL => {
             let a: [u8; 16] = fixed(b, t)?;
             let mut m = [0u8; 8];
@@ -104,6 +114,44 @@ pub fn decode_binary(b: &[u8], t: &Type) -> SqlResult<Datum> {
         )?),
         _ => Datum::String(String::from_utf8(b.to_vec()).map_err(|_| bad(t, "text is not UTF-8"))?),
     })
+}
+
+/// Checks a Bind message's format codes against the `n` values they describe (`what`:
+/// "parameter" or "result"): no code means all text, one code applies to all, otherwise there
+/// must be exactly one per value (08P01, as in PostgreSQL).
+pub fn check_formats(format: &Format, n: usize, what: &str) -> SqlResult<()> {
+    match format {
+        Format::Individual(codes) if codes.len() != n => Err(SqlError::new(
+            code::PROTOCOL_VIOLATION,
+            format!(
+                "bind message has {} {what} formats but {n} {what}s",
+                codes.len()
+            ),
+        )
+        .with_hint("send no format code, one for all values, or one per value")),
+        _ => Ok(()),
+    }
+}
+
+/// The format of value `i` (text for an index past the codes, which `check_formats`
+/// refuses beforehand: pgwire's own accessor panics there).
+pub fn format_of(format: &Format, i: usize) -> FieldFormat {
+    match format {
+        Format::Individual(codes) => codes
+            .get(i)
+            .map_or(FieldFormat::Text, |c| FieldFormat::from(*c)),
+        other => other.format_for(i),
+    }
+}
+
+/// Decodes one bound parameter of declared wire type `t` (`None`: SQL NULL), sent in binary
+/// or text format.
+pub fn decode_param(value: Option<&[u8]>, t: &Type, binary: bool) -> SqlResult<Datum> {
+    match value {
+        None => Ok(Datum::Null),
+        Some(b) if binary => decode_binary(b, t),
+        Some(b) => decode_text(b, &sql_type(t)),
+    }
 }
 
 /// Decodes a parameter sent as text for a parameter of type `t`.
@@ -243,10 +291,17 @@ pub fn encode_binary(d: &Datum, t: &Type) -> SqlResult<Option<Vec<u8>>> {
         Datum::Decimal(x) => encode_numeric(&x, &mut out),
         Datum::Bytes(b) => out = b,
         Datum::Uuid(u) => out.extend_from_slice(&u),
-        Datum::Timestamp(m) | Datum::TimestampTz(m) => {
-            out.extend_from_slice(&(m - PG_EPOCH_MICROS).to_be_bytes())
-        }
-        Datum::Date(days) => out.extend_from_slice(&(days - PG_EPOCH_DAYS).to_be_bytes()),
+        Datum::Timestamp(m) | Datum::TimestampTz(m) => out.extend_from_slice(
+            &m.checked_sub(PG_EPOCH_MICROS)
+                .ok_or_else(crate::datum::timestamp_out_of_range)?
+                .to_be_bytes(),
+        ),
+        Datum::Date(days) => out.extend_from_slice(
+            &days
+                .checked_sub(PG_EPOCH_DAYS)
+                .ok_or_else(crate::datum::timestamp_out_of_range)?
+                .to_be_bytes(),
+        ),
         Datum::Interval(iv) => {
             out.extend_from_slice(&iv.micros.to_be_bytes());
             out.extend_from_slice(&iv.days.to_be_bytes());

@@ -1428,7 +1428,7 @@ async fn plan_select(
             limit.map(|l| eval_int(Some(l))).transpose()?.flatten(),
             eval_int(offset)?,
         ) {
-            (Some(l), Some(o)) if l >= 0 && o >= 0 => Some((l + o) as usize),
+            (Some(l), Some(o)) if l >= 0 && o >= 0 => Some(l.saturating_add(o) as usize),
             _ => None,
         }
     } else {
