@@ -351,6 +351,9 @@ impl Startup {
                     .login_throttled
                     .with_label_values(&["user"])
                     .inc();
+                // The whole login must finish within server.handshake_timeout: a delay past
+                // half of it would turn "delayed" into "closed", i.e. a lockout.
+                let wait = wait.min(self.sql.admission().handshake_timeout() / 2);
                 tracing::info!(user, cluster, %addr, wait_ms = wait.as_millis() as u64, "login delayed after failed logins for the user");
                 tokio::time::sleep(wait).await;
                 Ok(())
