@@ -3,64 +3,34 @@
 
 mod common;
 
-use common::{ProcCluster, connect, poll_async};
-use server::tls::{CertsDir, user_client_config};
+use common::{Login, ProcCluster, connect, poll_async, try_connect};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// Connects to `vc` through node `node` as root with `client.root.crt`.
+/// Connects to the system virtual cluster through node `node` as root with `client.root.crt`.
 async fn connect_root(cluster: &ProcCluster, node: usize) -> tokio_postgres::Client {
     let certs = cluster.certs.as_ref().expect("secure");
-    let (host, port) = cluster.nodes[node]
-        .rpc_addr
-        .rsplit_once(':')
-        .expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .user("root")
-        .dbname("defaultdb")
-        .options("-ccluster=system")
-        .ssl_mode(tokio_postgres::config::SslMode::Require)
-        .connect_timeout(Duration::from_secs(10));
-    let tls = user_client_config(&CertsDir::new(certs), "root", &[]).expect("tls");
-    let (client, conn) = config
-        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+    try_connect(cluster, node, "system", "root", Login::Certificate(certs))
         .await
-        .unwrap_or_else(|e| panic!("root into node {node}: {e}"));
-    tokio::spawn(conn);
-    client
+        .unwrap_or_else(|e| panic!("root into node {node}: {e}"))
 }
 
-/// Tries a password login as `user` through node `node`.
-async fn try_connect(
+/// Tries a password login as `user` to the system virtual cluster through node `node`.
+async fn try_password(
     cluster: &ProcCluster,
     node: usize,
     user: &str,
     password: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let certs = cluster.certs.as_ref().expect("secure");
-    let (host, port) = cluster.nodes[node]
-        .rpc_addr
-        .rsplit_once(':')
-        .expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .user(user)
-        .password(password)
-        .dbname("defaultdb")
-        .options("-ccluster=system")
-        .ssl_mode(tokio_postgres::config::SslMode::Require)
-        .connect_timeout(Duration::from_secs(10));
-    let tls =
-        tokio_postgres_rustls::MakeRustlsConnect::new(common::driver_tls(&certs.join("ca.crt")));
-    let (client, conn) = config.connect(tls).await?;
-    tokio::spawn(conn);
-    Ok(client)
+    try_connect(
+        cluster,
+        node,
+        "system",
+        user,
+        Login::Password(Some(password)),
+    )
+    .await
 }
 
 // Goal (issue 14 item 7): with server.max_connections_per_gateway = 2 every node admits two
@@ -88,12 +58,12 @@ async fn sql_connection_limit_refuses_53300_and_the_cluster_keeps_working() {
         // above has closed, and the root session below is an admin's.
         for _ in 0..2 {
             let c = poll_async("an admitted login", Duration::from_secs(20), || async {
-                try_connect(&cluster, node, "app", "app-secret").await.ok()
+                try_password(&cluster, node, "app", "app-secret").await.ok()
             })
             .await;
             held.push((node, c));
         }
-        let err = match try_connect(&cluster, node, "app", "app-secret").await {
+        let err = match try_password(&cluster, node, "app", "app-secret").await {
             Ok(_) => panic!("node {node} admitted a third connection"),
             Err(e) => e,
         };
@@ -148,7 +118,7 @@ async fn sql_connection_limit_refuses_53300_and_the_cluster_keeps_working() {
         "a login after a session closed",
         Duration::from_secs(20),
         || async {
-            try_connect(&cluster, survivor, "app", "app-secret")
+            try_password(&cluster, survivor, "app", "app-secret")
                 .await
                 .ok()
         },

@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::ProcCluster;
-use std::time::Duration;
+use common::{Login, ProcCluster, try_connect};
 use tokio_postgres::Client;
 
 /// A password (or password-less) login over TLS without a client certificate.
@@ -15,25 +14,7 @@ async fn try_login(
     user: &str,
     password: Option<&str>,
 ) -> Result<Client, tokio_postgres::Error> {
-    let (host, port) = cluster.nodes[0].rpc_addr.rsplit_once(':').expect("addr");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .user(user)
-        .dbname("defaultdb")
-        .options(format!("-ccluster={vc}"))
-        .connect_timeout(Duration::from_secs(10))
-        .ssl_mode(tokio_postgres::config::SslMode::Require);
-    if let Some(p) = password {
-        config.password(p);
-    }
-    let certs = cluster.certs.as_ref().expect("secure cluster");
-    let tls =
-        tokio_postgres_rustls::MakeRustlsConnect::new(common::driver_tls(&certs.join("ca.crt")));
-    let (client, conn) = config.connect(tls).await?;
-    tokio::spawn(conn);
-    Ok(client)
+    try_connect(cluster, 0, vc, user, Login::Password(password)).await
 }
 
 /// Root with its client certificate (no password).

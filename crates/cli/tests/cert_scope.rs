@@ -3,10 +3,8 @@
 
 mod common;
 
-use common::{ProcCluster, roach};
-use server::tls::{CertsDir, user_client_config};
+use common::{Login, ProcCluster, roach, try_connect};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Connects to virtual cluster `vc` of node 0 as `user`, presenting `client.<user>.crt` from
 /// `certs` (no password).
@@ -16,25 +14,7 @@ async fn connect_with_cert(
     vc: &str,
     user: &str,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (host, port) = cluster.nodes[0]
-        .rpc_addr
-        .rsplit_once(':')
-        .expect("host:port");
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(host)
-        .port(port.parse().expect("port"))
-        .user(user)
-        .dbname("defaultdb")
-        .options(format!("-ccluster={vc}"))
-        .ssl_mode(tokio_postgres::config::SslMode::Require)
-        .connect_timeout(Duration::from_secs(10));
-    let tls = user_client_config(&CertsDir::new(certs), user, &[]).expect("client tls");
-    let (client, conn) = config
-        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-        .await?;
-    tokio::spawn(conn);
-    Ok(client)
+    try_connect(cluster, 0, vc, user, Login::Certificate(certs)).await
 }
 
 /// The SQLSTATE and message of a failed connection attempt.

@@ -321,16 +321,25 @@ pub fn driver_tls(ca: &Path) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-/// A tokio-postgres connection to virtual cluster `vc` through node `node` as `user` (with
-/// `password` when given): over TLS verified against the cluster's CA on a secure cluster,
-/// without TLS on an insecure one.
-pub async fn connect(
+/// How a test's SQL login authenticates.
+#[derive(Debug, Clone, Copy)]
+pub enum Login<'a> {
+    /// A password, or none: over TLS verified against the cluster's CA (no client
+    /// certificate) on a secure cluster, without TLS on an insecure one.
+    Password(Option<&'a str>),
+    /// `client.<user>.crt` from the certificates directory `certs`, no password.
+    Certificate(&'a Path),
+}
+
+/// A tokio-postgres connection attempt to virtual cluster `vc` through node `node` as `user`,
+/// authenticated as `login` says.
+pub async fn try_connect(
     cluster: &ProcCluster,
     node: usize,
     vc: &str,
     user: &str,
-    password: Option<&str>,
-) -> tokio_postgres::Client {
+    login: Login<'_>,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (host, port) = cluster.nodes[node]
         .rpc_addr
         .rsplit_once(':')
@@ -343,26 +352,47 @@ pub async fn connect(
         .dbname("defaultdb")
         .options(format!("-ccluster={vc}"))
         .connect_timeout(Duration::from_secs(10));
-    if let Some(p) = password {
-        config.password(p);
-    }
-    let connected = match &cluster.certs {
-        Some(certs) => {
-            config.ssl_mode(tokio_postgres::config::SslMode::Require);
-            let tls =
-                tokio_postgres_rustls::MakeRustlsConnect::new(driver_tls(&certs.join("ca.crt")));
-            config.connect(tls).await.map(|(c, conn)| {
-                tokio::spawn(conn);
-                c
-            })
+    let tls = match (login, &cluster.certs) {
+        (Login::Password(password), certs) => {
+            if let Some(p) = password {
+                config.password(p);
+            }
+            certs.as_ref().map(|c| driver_tls(&c.join("ca.crt")))
         }
-        None => config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map(|(c, conn)| {
-                tokio::spawn(conn);
-                c
-            }),
+        (Login::Certificate(certs), _) => Some(
+            server::tls::user_client_config(&server::tls::CertsDir::new(certs), user, &[])
+                .expect("client certificate configuration"),
+        ),
     };
-    connected.unwrap_or_else(|e| panic!("connect to {vc} as {user}: {e}"))
+    let client = match tls {
+        Some(tls) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, conn) = config
+                .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+                .await?;
+            tokio::spawn(conn);
+            client
+        }
+        None => {
+            let (client, conn) = config.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            client
+        }
+    };
+    Ok(client)
+}
+
+/// A tokio-postgres connection to virtual cluster `vc` through node `node` as `user` (with
+/// `password` when given): over TLS verified against the cluster's CA on a secure cluster,
+/// without TLS on an insecure one. Panics when it fails.
+pub async fn connect(
+    cluster: &ProcCluster,
+    node: usize,
+    vc: &str,
+    user: &str,
+    password: Option<&str>,
+) -> tokio_postgres::Client {
+    try_connect(cluster, node, vc, user, Login::Password(password))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {vc} as {user}: {e}"))
 }
