@@ -62,6 +62,18 @@ enum Effect {
     },
 }
 
+impl Effect {
+    /// Ingesting replicated versions as a command carries them.
+    fn ingest(versions: Vec<crate::command::WireVersion>) -> Self {
+        Effect::Ingest(
+            versions
+                .into_iter()
+                .map(|(key, ts, value)| MvccVersion { key, ts, value })
+                .collect(),
+        )
+    }
+}
+
 /// Whether a storage error is a deterministic rejection of the command (every replica
 /// rejects it identically, with nothing written), rather than a failure of this store.
 fn is_rejection(e: &storage::StorageError) -> bool {
@@ -283,12 +295,7 @@ impl StateMachine {
             EntryPayload::Normal(Command::Ingest {
                 versions: ingested, ..
             }) => {
-                effect = Effect::Ingest(
-                    ingested
-                        .into_iter()
-                        .map(|(key, ts, value)| MvccVersion { key, ts, value })
-                        .collect(),
-                );
+                effect = Effect::ingest(ingested);
                 CommandResult::Applied { ts }
             }
             EntryPayload::Normal(Command::FencedIngest {
@@ -297,12 +304,7 @@ impl StateMachine {
                 ..
             }) => {
                 if self.fence_holds(&fence).map_err(sm_err)? {
-                    effect = Effect::Ingest(
-                        ingested
-                            .into_iter()
-                            .map(|(key, ts, value)| MvccVersion { key, ts, value })
-                            .collect(),
-                    );
+                    effect = Effect::ingest(ingested);
                     CommandResult::Applied { ts }
                 } else {
                     tracing::debug!(

@@ -4,20 +4,8 @@
 
 mod common;
 
-use common::SqlTestServer;
+use common::{SqlTestServer, message, sqlstate};
 use tokio_postgres::Client;
-
-fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.code().code().to_string())
-        .unwrap_or_else(|| format!("no db error: {e}"))
-}
-
-fn message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string())
-}
 
 /// Runs `sql` as `client` and fails the test unless it is refused with 42501 and a message
 /// containing `fragment`.

@@ -3,19 +3,7 @@
 
 mod common;
 
-use common::SqlTestServer;
-
-fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.code().code().to_string())
-        .unwrap_or_else(|| format!("no db error: {e}"))
-}
-
-fn message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string())
-}
+use common::{SqlTestServer, message, sqlstate};
 
 async fn cluster_name(client: &tokio_postgres::Client) -> String {
     let rows = client

@@ -79,3 +79,17 @@ impl SqlTestServer {
         Ok(client)
     }
 }
+
+/// The SQLSTATE of a failed statement or login (a marker text when the server sent none).
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_else(|| format!("no db error: {e}"))
+}
+
+/// The server's message of a failed statement or login (the client error otherwise).
+pub fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
