@@ -8,7 +8,10 @@
 //! - `kv_commit_latency_p50_ms: X` and `kv_commit_latency_p99_ms: X`: begin to commit of those;
 //! - `closed_ts_lag_p99_ms_idle: X` and `closed_ts_lag_p99_ms_load: X`: a follower's physical
 //!   clock minus its closed timestamp, sampled every 10 ms, with no writes and under the
-//!   writers' load.
+//!   writers' load;
+//! - `kv_point_reads_per_s_leaseholder: X` and `kv_point_reads_per_s_follower: X`: read-only
+//!   transactions of one present-time get of a random written key, by 16 concurrent readers
+//!   whose gateway is the leaseholder (the leader) or a follower, with no writes running.
 //!
 //! With `--bench` the idle phase lasts 3 s and the load 10 s; without it (as `cargo test
 //! --benches` runs it) they last 0.5 s and 1 s, as a smoke test. Other details go to stderr.
@@ -188,6 +191,49 @@ async fn run(plan: Plan) {
         "closed_ts_lag_p99_ms_load: {:.1}",
         quantile(&load_lag, 0.99)
     );
+
+    let leaseholder = cluster.node(leader);
+    for (name, gateway) in [("leaseholder", leaseholder), ("follower", follower)] {
+        let start = Instant::now();
+        let until = start + plan.load / 2;
+        let readers: Vec<_> = (0..WRITERS)
+            .map(|r| tokio::spawn(read_until(gateway.clone(), r, until)))
+            .collect();
+        let mut reads = 0u64;
+        for r in readers {
+            reads += r.await.expect("reader task");
+        }
+        println!(
+            "kv_point_reads_per_s_{name}: {:.0}",
+            reads as f64 / start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// Point reads of random keys through `gateway` until `until`; returns how many succeeded.
+async fn read_until(gateway: Arc<KvNode>, reader: usize, until: Instant) -> u64 {
+    let mut reads = 0;
+    let mut errors = 0;
+    while Instant::now() < until {
+        let key = format!("bench/{:08}", rand::rng().random_range(0..KEYS));
+        let mut txn = match gateway.begin(R) {
+            Ok(t) => t,
+            Err(_) => {
+                errors += 1;
+                continue;
+            }
+        };
+        match txn.get(key.as_bytes()).await {
+            Ok(_) => reads += 1,
+            Err(e) => {
+                errors += 1;
+                if errors == 1 {
+                    eprintln!("reader {reader} error: {e}");
+                }
+            }
+        }
+    }
+    reads
 }
 
 fn main() {

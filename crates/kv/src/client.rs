@@ -3,12 +3,13 @@
 
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
 use crate::limits::KV_MESSAGE_BYTES_MAX;
+use crate::read::{ReadSpec, Served, scan_from_pb};
 use crate::txn::{CommitOutcome, TxnBuffer, outcome_from_response};
 use crate::{KvError, KvResult, NodeId, NodeStatus, RangeId, RangefeedEvent};
 use hlc::Timestamp;
 use proto::kv as pb;
 use std::time::Duration;
-use storage::{KeyValue, MvccVersion, ScanResult, Span};
+use storage::{MvccVersion, ScanResult, Span};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// A connection to one node's KV service.
@@ -68,7 +69,10 @@ impl KvClient {
             .map_err(rpc(&self.addr))?;
         Ok(RemoteTxn {
             client: self.clone(),
-            buf: TxnBuffer::new(ts_from_pb(r.into_inner().read_ts)),
+            buf: TxnBuffer::new(ReadSpec::present(
+                ts_from_pb(r.into_inner().read_ts),
+                hlc::DEFAULT_MAX_OFFSET,
+            )),
         })
     }
 
@@ -79,22 +83,28 @@ impl KvClient {
         txn.commit().await
     }
 
-    /// Reads `key` as of `read_ts` on this node.
+    /// Reads `key` as of exactly `read_ts` through this node.
     pub async fn get(&self, key: &[u8], read_ts: Timestamp) -> KvResult<Option<Vec<u8>>> {
+        Ok(self.get_as(key, ReadSpec::fixed(read_ts)).await?.0)
+    }
+
+    async fn get_as(&self, key: &[u8], spec: ReadSpec) -> KvResult<(Option<Vec<u8>>, Served)> {
         let r = self
             .inner
             .clone()
             .get(pb::GetRequest {
                 range_id: RangeId::FIRST.0,
                 key: key.to_vec(),
-                read_ts: Some(ts_to_pb(read_ts)),
+                read_ts: Some(ts_to_pb(spec.read_ts)),
+                options: Some(spec.to_pb(false)),
             })
             .await
-            .map_err(rpc(&self.addr))?;
-        Ok(r.into_inner().value)
+            .map_err(rpc(&self.addr))?
+            .into_inner();
+        Ok((r.value, Served::from_pb(spec, r.served)))
     }
 
-    /// Scans `span` as of `read_ts` on this node.
+    /// Scans `span` as of exactly `read_ts` through this node.
     pub async fn scan(&self, span: &Span, read_ts: Timestamp, limit: u32) -> KvResult<ScanResult> {
         let r = self
             .inner
@@ -104,22 +114,12 @@ impl KvClient {
                 span: Some(span_to_pb(span)),
                 read_ts: Some(ts_to_pb(read_ts)),
                 limit,
+                options: Some(ReadSpec::fixed(read_ts).to_pb(false)),
             })
             .await
             .map_err(rpc(&self.addr))?
             .into_inner();
-        Ok(ScanResult {
-            rows: r
-                .rows
-                .into_iter()
-                .map(|kv| KeyValue {
-                    key: kv.key,
-                    ts: ts_from_pb(kv.ts),
-                    value: kv.value,
-                })
-                .collect(),
-            resume_key: r.resume_key,
-        })
+        Ok(scan_from_pb(r))
     }
 
     /// The fingerprint of `span` in `(start_ts, end_ts]` on this node's replica.
@@ -265,7 +265,9 @@ impl RemoteTxn {
         if let Some(own) = self.buf.read_own_write_or_record(key) {
             return Ok(own);
         }
-        self.client.get(key, self.buf.read_ts).await
+        let (value, served) = self.client.get_as(key, self.buf.spec()).await?;
+        self.buf.served(&served);
+        Ok(value)
     }
 
     /// Buffers `key = value`.

@@ -65,6 +65,15 @@ pub enum Command {
         #[serde(with = "versions_as_bytes")]
         versions: Vec<WireVersion>,
     },
+    /// Asks for the range lease for the proposing node (the entry's leader), from the entry's
+    /// commit timestamp for `duration_ns` of wall time, or extends it if that node holds it
+    /// (see [`crate::lease`]). `released` is the `(sequence, released_at)` the previous holder
+    /// answered when it gave its lease up early.
+    RequestLease {
+        proposed_ts: Timestamp,
+        duration_ns: u64,
+        released: Option<(u64, Timestamp)>,
+    },
 }
 
 /// The condition of a [`Command::FencedIngest`]: the latest committed value of `key` must be
@@ -83,7 +92,8 @@ impl Command {
             | Command::AllocateNodeId { proposed_ts }
             | Command::Ingest { proposed_ts, .. }
             | Command::RevertSpan { proposed_ts, .. }
-            | Command::FencedIngest { proposed_ts, .. } => *proposed_ts,
+            | Command::FencedIngest { proposed_ts, .. }
+            | Command::RequestLease { proposed_ts, .. } => *proposed_ts,
         }
     }
 
@@ -95,7 +105,8 @@ impl Command {
             | Command::AllocateNodeId { proposed_ts }
             | Command::Ingest { proposed_ts, .. }
             | Command::RevertSpan { proposed_ts, .. }
-            | Command::FencedIngest { proposed_ts, .. } => *proposed_ts = ts,
+            | Command::FencedIngest { proposed_ts, .. }
+            | Command::RequestLease { proposed_ts, .. } => *proposed_ts = ts,
         }
         self
     }
@@ -108,9 +119,10 @@ impl Command {
             Command::Ingest { versions, .. } | Command::FencedIngest { versions, .. } => {
                 versions.iter().map(|v| v.1).max()
             }
-            Command::Close { .. } | Command::AllocateNodeId { .. } | Command::RevertSpan { .. } => {
-                None
-            }
+            Command::Close { .. }
+            | Command::AllocateNodeId { .. }
+            | Command::RevertSpan { .. }
+            | Command::RequestLease { .. } => None,
         }
     }
 
@@ -128,7 +140,14 @@ impl Command {
             Command::Ingest { .. } => "ingest",
             Command::RevertSpan { .. } => "revert_span",
             Command::FencedIngest { .. } => "fenced_ingest",
+            Command::RequestLease { .. } => "request_lease",
         }
+    }
+
+    /// Whether applying the command may change data, so that only the leaseholder's proposals
+    /// of it are applied (closes and lease requests change none).
+    pub(crate) fn needs_lease(&self) -> bool {
+        !matches!(self, Command::Close { .. } | Command::RequestLease { .. })
     }
 }
 
@@ -169,6 +188,16 @@ pub enum CommandResult {
     /// A [`Command::FencedIngest`] applied at `ts` found its fence moved: nothing of it was
     /// written, on any replica.
     Fenced { ts: Timestamp },
+    /// A [`Command::RequestLease`] applied at `ts`: the lease now in force, the proposer's or
+    /// (when refused) another node's unexpired one.
+    Lease {
+        ts: Timestamp,
+        lease: crate::lease::Lease,
+        granted: bool,
+    },
+    /// The command was proposed by a node that does not hold the lease (`holder` does):
+    /// nothing of it was written, on any replica. Retrying through the leaseholder is safe.
+    NotLeaseholder { ts: Timestamp, holder: u64 },
 }
 
 /// Encodes ingested keys and values as byte strings (a length and the bytes) rather than as

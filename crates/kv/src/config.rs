@@ -12,6 +12,10 @@ pub struct KvConfig {
     pub rangefeed_buffer_entries: usize,
     /// How long a read waits for the local replica to close its timestamp.
     pub read_wait_max: Duration,
+    /// How long a range lease lasts from its last extension (`kv.range_lease.duration`). The
+    /// leaseholder extends it when half is left; after the leaseholder dies, writes wait up to
+    /// this long for another node to take the lease.
+    pub range_lease_duration: Duration,
     /// How long a request retries while the cluster has no reachable leader.
     pub leader_wait_max: Duration,
     /// Raft heartbeat interval.
@@ -32,6 +36,7 @@ impl Default for KvConfig {
             rangefeed_checkpoint_interval: Duration::from_millis(200),
             rangefeed_buffer_entries: 8192,
             read_wait_max: Duration::from_secs(5),
+            range_lease_duration: Duration::from_secs(4),
             leader_wait_max: Duration::from_secs(10),
             // openraft gives an append one heartbeat interval to complete: replication's
             // ingest entries (up to a few MiB) need more than 100 ms on a loaded machine, and

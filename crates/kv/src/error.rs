@@ -22,6 +22,20 @@ pub enum KvError {
     /// This node is not the leader; the request must go to `leader`.
     #[error("not the leader; the leader is {leader:?}")]
     NotLeader { leader: Option<NodeId> },
+    /// This node does not hold the range lease; the request must go to the leaseholder.
+    #[error("not the leaseholder; the lease is held by {holder:?}")]
+    NotLeaseholder { holder: Option<NodeId> },
+    /// A read found a value written after its timestamp but within the clock uncertainty
+    /// window, so it cannot tell whether the write happened before it; the transaction must
+    /// restart above the value.
+    #[error(
+        "restart transaction: read at {read_ts} found a value of {key} at {value_ts}, within the maximum clock offset (retry the transaction)"
+    )]
+    ReadWithinUncertainty {
+        key: PrettyKey,
+        read_ts: Timestamp,
+        value_ts: Timestamp,
+    },
     /// The local replica did not close the read timestamp in time.
     #[error(
         "replica did not reach closed timestamp {wanted} within {waited_ms} ms (closed at {closed})"

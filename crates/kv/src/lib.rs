@@ -23,6 +23,9 @@
 //! - Ingested versions keep their original timestamps, which lie below their entry's commit
 //!   timestamp; the leader's clock is forwarded past them first, so later writes are newer.
 //!   They reach rangefeeds only through catch-up scans, never the live tail.
+//! - Only the holder of the range lease ([`lease`]) has its writes applied; it serves
+//!   present-time reads without a Raft round, any replica serves reads at or below its closed
+//!   timestamp, and reads honour clock uncertainty (see `read.rs`).
 //! - Every API names a [`RangeId`]; there is one range, [`RangeId::FIRST`], for now.
 
 // openraft's storage traits fix `openraft::StorageError` (large) as the error type; helpers that
@@ -35,12 +38,14 @@ mod config;
 mod convert;
 mod error;
 mod ids;
+pub mod lease;
 pub mod limits;
 mod log_store;
 mod metrics;
 mod network;
 mod node;
 mod rangefeed;
+mod read;
 mod service;
 mod state_machine;
 #[cfg(feature = "testing")]
@@ -52,6 +57,7 @@ pub use command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan, Wir
 pub use config::KvConfig;
 pub use error::{KvError, KvResult};
 pub use ids::{NodeId, RangeId};
+pub use lease::Lease;
 pub use metrics::KvMetrics;
 pub use node::{KvNode, NodeStatus};
 pub use rangefeed::RangefeedEvent;

@@ -15,6 +15,12 @@ pub struct KvMetrics {
     pub rangefeed_active: IntGauge,
     pub snapshots_installed: IntCounter,
     pub commands_too_large: IntCounter,
+    pub is_leaseholder: IntGauge,
+    pub lease_acquisitions: IntCounter,
+    pub not_leaseholder_rejections: IntCounter,
+    pub reads: IntCounterVec,
+    pub read_uncertainty_restarts: IntCounter,
+    pub close_proposals: IntCounter,
 }
 
 impl KvMetrics {
@@ -58,6 +64,33 @@ impl KvMetrics {
                 "kv_commands_too_large_total",
                 "Commands this node refused (as gateway or leader) for exceeding kv.raft.command.max_size",
             )?,
+            is_leaseholder: IntGauge::new(
+                "kv_is_leaseholder",
+                "1 if this node holds the range lease and may serve present-time reads, else 0",
+            )?,
+            lease_acquisitions: IntCounter::new(
+                "kv_lease_acquisitions_total",
+                "Changes of the range's leaseholder (applied on this replica)",
+            )?,
+            not_leaseholder_rejections: IntCounter::new(
+                "kv_not_leaseholder_rejections_total",
+                "Commands rejected at apply because their proposer did not hold the lease",
+            )?,
+            reads: IntCounterVec::new(
+                Opts::new(
+                    "kv_reads_total",
+                    "Reads (gets and scans) served by this node, by how: lease (present time, by the leaseholder, no Raft round), closed (at or below the closed timestamp, any replica), forwarded (sent to the leaseholder), close_wait (waited for a closed timestamp proposed through Raft)",
+                ),
+                &["path"],
+            )?,
+            read_uncertainty_restarts: IntCounter::new(
+                "kv_read_uncertainty_restarts_total",
+                "Reads that found a value in their uncertainty window (restarted above it, or refused with a retry error)",
+            )?,
+            close_proposals: IntCounter::new(
+                "kv_close_proposals_total",
+                "Close entries this node proposed to advance the closed timestamp",
+            )?,
         };
         registry.register(Box::new(m.raft_is_leader.clone()))?;
         registry.register(Box::new(m.raft_term.clone()))?;
@@ -69,6 +102,12 @@ impl KvMetrics {
         registry.register(Box::new(m.rangefeed_active.clone()))?;
         registry.register(Box::new(m.snapshots_installed.clone()))?;
         registry.register(Box::new(m.commands_too_large.clone()))?;
+        registry.register(Box::new(m.is_leaseholder.clone()))?;
+        registry.register(Box::new(m.lease_acquisitions.clone()))?;
+        registry.register(Box::new(m.not_leaseholder_rejections.clone()))?;
+        registry.register(Box::new(m.reads.clone()))?;
+        registry.register(Box::new(m.read_uncertainty_restarts.clone()))?;
+        registry.register(Box::new(m.close_proposals.clone()))?;
         Ok(m)
     }
 

@@ -16,6 +16,7 @@ use proto::kv as pb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
@@ -27,6 +28,9 @@ type NodeIdRaw = u64;
 pub(crate) struct Connections {
     tls: Option<ClientTlsConfig>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// Fault injection for tests: no RPC leaves or reaches the node (see
+    /// [`crate::KvNode::set_isolated`]).
+    isolated: AtomicBool,
 }
 
 impl Connections {
@@ -34,11 +38,26 @@ impl Connections {
         Connections {
             tls,
             channels: Mutex::new(HashMap::new()),
+            isolated: AtomicBool::new(false),
         }
+    }
+
+    pub fn set_isolated(&self, isolated: bool) {
+        self.isolated.store(isolated, Ordering::SeqCst);
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
     }
 
     /// A channel to `addr` (`host:port`); connects on first use and reconnects after failures.
     pub fn channel(&self, addr: &str) -> KvResult<Channel> {
+        if self.is_isolated() {
+            return Err(KvError::Rpc {
+                target: addr.to_string(),
+                message: "this node is isolated from the network (test fault injection)".into(),
+            });
+        }
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
@@ -114,6 +133,13 @@ impl PeerClient {
             range_id: RangeId::FIRST.0,
             payload,
         };
+        if self.conns.is_isolated() {
+            return Err(RPCError::Unreachable(Unreachable::new(
+                &std::io::Error::other(
+                    "this node is isolated from the network (test fault injection)",
+                ),
+            )));
+        }
         let response = match method {
             "append_entries" => client.append_entries(request).await,
             "vote" => client.vote(request).await,

@@ -3,12 +3,14 @@
 
 use crate::command::{Command, CommandResult, IngestFence, TypeConfig};
 use crate::convert::{ts_from_pb, ts_to_pb};
+use crate::lease::{Lease, ProposalTracker};
 use crate::limits::{
     COMMAND_BYTES_CEILING, COMMAND_BYTES_DEFAULT, COMMAND_BYTES_FLOOR, KV_MESSAGE_BYTES_MAX,
 };
 use crate::log_store::LogStore;
 use crate::network::{Connections, NetworkFactory};
 use crate::rangefeed::{self, RangefeedEvent};
+use crate::read::{ReadOp, ReadSpec, ReadValue};
 use crate::state_machine::{Applied, AppliedFeed, StateMachine};
 use crate::txn::{CommitOutcome, TxnBuffer, outcome_from_response};
 use crate::{KvConfig, KvError, KvMetrics, KvResult, NodeId, RangeId, Txn};
@@ -26,6 +28,8 @@ use tonic::transport::ClientTlsConfig;
 
 /// Voters a range keeps; further nodes join as learners.
 const VOTERS_MAX: usize = 5;
+/// How long a new leader waits for the previous leaseholder to release its lease.
+const RELEASE_WAIT_MAX: Duration = Duration::from_millis(500);
 /// Pause between attempts while a leader is being found.
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// The largest ingest entry (bytes of keys and values): well under the KV service's message
@@ -68,6 +72,17 @@ pub struct KvNode {
     /// Held by the leader while it changes the membership: openraft refuses (and logs an
     /// ERROR for) a change while another is in progress, which nodes joining together cause.
     membership_change: tokio::sync::Mutex<()>,
+    /// This node's proposals that may write, until they applied (see [`crate::lease`]).
+    tracker: ProposalTracker,
+    /// The highest Raft term in which a proposal of this node that may write failed with an
+    /// unknown outcome (it may still apply): no lease reads in that term.
+    tainted_term: AtomicU64,
+    /// One close proposal at a time; holds the highest timestamp a finished proposal closed,
+    /// so that concurrent waits for a closed timestamp share one proposal.
+    close_gate: tokio::sync::Mutex<Timestamp>,
+    /// The highest lease sequence this node gave up early (see [`KvNode::release_lease`]): it
+    /// serves no read under it.
+    released_lease: AtomicU64,
 }
 
 impl std::fmt::Debug for KvNode {
@@ -125,6 +140,10 @@ impl KvNode {
             started: Instant::now(),
             command_bytes_max: AtomicUsize::new(COMMAND_BYTES_DEFAULT),
             membership_change: tokio::sync::Mutex::new(()),
+            tracker: ProposalTracker::default(),
+            tainted_term: AtomicU64::new(0),
+            close_gate: tokio::sync::Mutex::new(Timestamp::ZERO),
+            released_lease: AtomicU64::new(0),
         });
         tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
         Ok(node)
@@ -169,7 +188,44 @@ impl KvNode {
         self.feed.closed_ts()
     }
 
-    fn check_range(range: RangeId) -> KvResult<()> {
+    /// The range lease in force as of this replica's last applied entry.
+    pub fn lease(&self) -> Option<Lease> {
+        self.feed.lease()
+    }
+
+    pub(crate) fn tracker(&self) -> &ProposalTracker {
+        &self.tracker
+    }
+
+    /// The current Raft term when this node may serve present-time reads under its lease:
+    /// it holds the lease, leads the range, has applied an entry of its current term (so
+    /// nothing of an earlier term is pending), has no proposal of unknown outcome in this
+    /// term, and its clock is more than the maximum offset before the lease's expiration.
+    pub(crate) fn lease_term(&self) -> Option<u64> {
+        let lease = self.feed.lease()?;
+        if lease.holder != self.id.0 || self.released_lease.load(Ordering::SeqCst) >= lease.sequence
+        {
+            return None;
+        }
+        let term = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(self.id.0) {
+                return None;
+            }
+            m.current_term
+        };
+        if self.feed.applied_term.load(Ordering::SeqCst) != term
+            || self.tainted_term.load(Ordering::SeqCst) >= term
+        {
+            return None;
+        }
+        let offset_ns = u64::try_from(self.clock.max_offset().as_nanos()).unwrap_or(u64::MAX);
+        let now = self.clock.now();
+        (now.wall_time_ns.saturating_add(offset_ns) < lease.expiration.wall_time_ns).then_some(term)
+    }
+
+    pub(crate) fn check_range(range: RangeId) -> KvResult<()> {
         if range != RangeId::FIRST {
             return Err(KvError::UnknownRange(range));
         }
@@ -228,6 +284,21 @@ impl KvNode {
         self.last_proposal_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// On the leader: whether to ask for (or extend) the lease now: nobody holds a valid one,
+    /// or this node's expires within half a lease duration.
+    fn lease_wanted(&self) -> bool {
+        let now = self.clock.now();
+        match self.feed.lease() {
+            Some(l) if l.holder == self.id.0 => {
+                let half_ns = u64::try_from(self.config.range_lease_duration.as_nanos() / 2)
+                    .unwrap_or(u64::MAX);
+                l.expiration.wall_time_ns.saturating_sub(now.wall_time_ns) < half_ns
+            }
+            // Another node's: taken once it expired, or released if its holder no longer leads.
+            Some(_) | None => true,
+        }
+    }
+
     /// The largest encoded command this node proposes or forwards (`kv.raft.command.max_size`).
     pub fn command_bytes_max(&self) -> usize {
         self.command_bytes_max.load(Ordering::Relaxed)
@@ -266,19 +337,153 @@ impl KvNode {
         Ok(())
     }
 
-    /// Proposes `command` on this node, which must be the leader. Every proposal passes here,
-    /// so this is where a command's size is capped.
+    /// Proposes `command` on this node, which must be the leader and, for a command that
+    /// may write, the leaseholder (it takes the lease first if nobody else holds a valid
+    /// one). Every proposal passes here, so this is where a command's size is capped.
     async fn propose_local(&self, command: Command) -> KvResult<CommandResult> {
+        if command.needs_lease() {
+            self.ensure_lease().await?;
+        }
+        self.propose_raw(command).await
+    }
+
+    /// Stamps `command` with this node's clock and proposes it. A command that may write is
+    /// tracked until it applied, so that lease reads wait for it (see [`crate::lease`]).
+    async fn propose_raw(&self, command: Command) -> KvResult<CommandResult> {
+        let tracked = command
+            .needs_lease()
+            .then(|| self.tracker.register(|| self.clock.now()));
+        let stamp = tracked
+            .as_ref()
+            .map_or_else(|| self.clock.now(), |t| t.ts());
+        let command = command.with_proposed_ts(stamp);
         self.check_command_bytes(command.name(), command.encoded_bytes())?;
         self.note_proposal();
-        match self.raft.client_write(command).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(KvError::NotLeader {
-                    leader: f.leader_id.map(NodeId),
-                })
+        let term = self.raft.metrics().borrow().current_term;
+        let outcome = match self.raft.client_write(command).await {
+            Ok(resp) => match resp.data {
+                CommandResult::NotLeaseholder { holder, .. } => Err(KvError::NotLeaseholder {
+                    holder: Some(NodeId(holder)),
+                }),
+                data => Ok(data),
+            },
+            Err(e) => {
+                if tracked.is_some() {
+                    // The entry may have been appended and may still apply: no lease reads
+                    // until a later term (set before the proposal leaves the tracker).
+                    let now_term = self.raft.metrics().borrow().current_term;
+                    self.tainted_term
+                        .fetch_max(term.max(now_term), Ordering::SeqCst);
+                }
+                match e {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                        Err(KvError::NotLeader {
+                            leader: f.leader_id.map(NodeId),
+                        })
+                    }
+                    e => Err(KvError::Raft(e.to_string())),
+                }
             }
-            Err(e) => Err(KvError::Raft(e.to_string())),
+        };
+        drop(tracked);
+        outcome
+    }
+
+    /// On the leader: makes sure this node holds the lease before it proposes a write.
+    async fn ensure_lease(&self) -> KvResult<()> {
+        match self.feed.lease() {
+            Some(l) if l.holder == self.id.0 => Ok(()),
+            _ => self.acquire_lease().await.map(|_| ()),
+        }
+    }
+
+    /// On the leader: extends this node's lease, or takes the lease: at once when nobody
+    /// holds a valid one, else once its holder (which no longer leads) released it.
+    async fn acquire_lease(&self) -> KvResult<Lease> {
+        match self.feed.lease() {
+            Some(l) if l.holder != self.id.0 && l.expiration >= self.clock.now() => {
+                let released_at = self.ask_release(&l).await?;
+                // Stamped above the release (an HLC update: the holder's clock may be ahead).
+                self.clock.update(released_at)?;
+                self.request_lease(Some((l.sequence, released_at))).await
+            }
+            _ => self.request_lease(None).await,
+        }
+    }
+
+    /// Asks the holder of `lease` to give it up; returns the timestamp above which it serves
+    /// no read under it.
+    async fn ask_release(&self, lease: &Lease) -> KvResult<Timestamp> {
+        let not_released = || KvError::NotLeaseholder {
+            holder: Some(NodeId(lease.holder)),
+        };
+        let addr = self
+            .members()
+            .into_iter()
+            .find(|(id, _)| id.0 == lease.holder)
+            .map(|(_, addr)| addr)
+            .ok_or_else(not_released)?;
+        let mut client = self.kv_client(&addr)?;
+        let request = pb::ReleaseLeaseRequest {
+            range_id: RangeId::FIRST.0,
+            sequence: lease.sequence,
+        };
+        match tokio::time::timeout(RELEASE_WAIT_MAX, client.release_lease(request)).await {
+            Ok(Ok(r)) => Ok(ts_from_pb(r.into_inner().released_at)),
+            // Unreachable, still leading, or slow: wait for the lease to expire instead.
+            Ok(Err(_)) | Err(_) => Err(not_released()),
+        }
+    }
+
+    /// As the lease's holder, asked by a new Raft leader: stops serving reads under lease
+    /// `sequence` and returns the timestamp above which none is served. Refused while this
+    /// node still believes it leads (the asker's view may be the stale one).
+    pub(crate) fn release_lease(&self, sequence: u64) -> KvResult<Timestamp> {
+        let lease = self.feed.lease();
+        if lease.is_none_or(|l| l.holder != self.id.0 || l.sequence != sequence) {
+            return Err(KvError::NotLeaseholder {
+                holder: lease.map(|l| NodeId(l.holder)),
+            });
+        }
+        if self.raft.metrics().borrow().current_leader == Some(self.id.0) {
+            return Err(KvError::NotLeader {
+                leader: Some(self.id),
+            });
+        }
+        // Reads check the release before they read the clock for their timestamp, so every
+        // read served under the lease is at or below the clock reading that follows.
+        self.released_lease.fetch_max(sequence, Ordering::SeqCst);
+        let released_at = self.clock.now();
+        tracing::info!(
+            node_id = self.id.0,
+            sequence,
+            %released_at,
+            "range lease released to the new leader"
+        );
+        Ok(released_at)
+    }
+
+    /// On the leader: asks for the lease for this node, or extends it.
+    async fn request_lease(&self, released: Option<(u64, Timestamp)>) -> KvResult<Lease> {
+        let duration_ns =
+            u64::try_from(self.config.range_lease_duration.as_nanos()).unwrap_or(u64::MAX);
+        match self
+            .propose_raw(Command::RequestLease {
+                proposed_ts: Timestamp::ZERO,
+                duration_ns,
+                released,
+            })
+            .await?
+        {
+            CommandResult::Lease {
+                lease,
+                granted: true,
+                ..
+            } => Ok(lease),
+            CommandResult::Lease { lease, .. } => Err(KvError::NotLeaseholder {
+                holder: Some(NodeId(lease.holder)),
+            }),
+            other => Err(KvError::Raft(format!("unexpected lease result {other:?}"))),
         }
     }
 
@@ -318,7 +523,7 @@ impl KvNode {
         .await
     }
 
-    fn kv_client(
+    pub(crate) fn kv_client(
         &self,
         addr: &str,
     ) -> KvResult<pb::kv_client::KvClient<tonic::transport::Channel>> {
@@ -342,6 +547,7 @@ impl KvNode {
             match self.leader() {
                 Some((leader, _)) if leader == self.id => match local().await {
                     Err(KvError::NotLeader { .. }) => last_error = "leadership moved".into(),
+                    Err(e @ KvError::NotLeaseholder { .. }) => last_error = e.to_string(),
                     other => return other,
                 },
                 Some((leader, addr)) => match remote(self.kv_client(&addr)?).await {
@@ -366,6 +572,7 @@ impl KvNode {
     /// applies it. Returns the entry's timestamp.
     pub(crate) async fn close_local(&self, ts: Timestamp) -> KvResult<Timestamp> {
         self.clock.update(ts)?;
+        self.metrics.close_proposals.inc();
         match self
             .propose_local(Command::Close {
                 proposed_ts: self.clock.now(),
@@ -378,11 +585,40 @@ impl KvNode {
     }
 
     /// Waits until this replica has closed `ts`, asking the leader to close it if needed.
+    /// Concurrent callers share proposals: one is in flight at a time, and a caller whose `ts`
+    /// a finished proposal covered proposes nothing.
     pub async fn ensure_closed(&self, range: RangeId, ts: Timestamp) -> KvResult<()> {
         Self::check_range(range)?;
         if self.closed_ts() >= ts {
             return Ok(());
         }
+        {
+            let mut promised = self.close_gate.lock().await;
+            if *promised < ts && self.closed_ts() < ts {
+                let closed = match tokio::time::timeout(
+                    self.config.read_wait_max,
+                    self.propose_close(range, ts),
+                )
+                .await
+                {
+                    Ok(closed) => closed?,
+                    Err(_) => {
+                        return Err(KvError::ReadTimeout {
+                            wanted: ts,
+                            closed: self.closed_ts(),
+                            waited_ms: u64::try_from(self.config.read_wait_max.as_millis())
+                                .unwrap_or(u64::MAX),
+                        });
+                    }
+                };
+                *promised = (*promised).max(closed);
+            }
+        }
+        self.wait_closed(ts).await
+    }
+
+    /// Has the leader close `ts`; returns the closing entry's timestamp.
+    async fn propose_close(&self, range: RangeId, ts: Timestamp) -> KvResult<Timestamp> {
         self.on_leader(
             || self.close_local(ts),
             |mut c| async move {
@@ -395,7 +631,11 @@ impl KvNode {
                 Ok(ts_from_pb(r.into_inner().closed_ts))
             },
         )
-        .await?;
+        .await
+    }
+
+    /// Waits until this replica applied up to `ts`.
+    async fn wait_closed(&self, ts: Timestamp) -> KvResult<()> {
         let mut closed = self.feed.closed_ts.subscribe();
         let wait = closed.wait_for(|c| *c >= ts);
         match tokio::time::timeout(self.config.read_wait_max, wait).await {
@@ -409,18 +649,29 @@ impl KvNode {
         }
     }
 
-    /// The value of `key` as of `read_ts`, from this replica.
+    /// The value of `key` as of exactly `read_ts` (no uncertainty), from this replica, the
+    /// leaseholder, or once this replica closed `read_ts` (see [`crate::read`]).
     pub async fn get(
         &self,
         range: RangeId,
         key: &[u8],
         read_ts: Timestamp,
     ) -> KvResult<Option<Vec<u8>>> {
-        self.ensure_closed(range, read_ts).await?;
-        Ok(self.engine.get(key, read_ts)?)
+        match self
+            .read(
+                range,
+                ReadOp::Get(key.to_vec()),
+                ReadSpec::fixed(read_ts),
+                false,
+            )
+            .await?
+        {
+            (ReadValue::Get(v), _) => Ok(v),
+            (other, _) => Err(KvError::Codec(format!("get answered with {other:?}"))),
+        }
     }
 
-    /// The live keys of `span` as of `read_ts`, from this replica.
+    /// The live keys of `span` as of exactly `read_ts` (no uncertainty); see [`KvNode::get`].
     pub async fn scan(
         &self,
         range: RangeId,
@@ -428,8 +679,18 @@ impl KvNode {
         read_ts: Timestamp,
         limit: usize,
     ) -> KvResult<ScanResult> {
-        self.ensure_closed(range, read_ts).await?;
-        Ok(self.engine.scan(span, read_ts, limit)?)
+        match self
+            .read(
+                range,
+                ReadOp::Scan(span.clone(), limit),
+                ReadSpec::fixed(read_ts),
+                false,
+            )
+            .await?
+        {
+            (ReadValue::Scan(r), _) => Ok(r),
+            (other, _) => Err(KvError::Codec(format!("scan answered with {other:?}"))),
+        }
     }
 
     /// A fresh timestamp from this node's clock (a gateway read timestamp).
@@ -644,16 +905,21 @@ impl KvNode {
         self.feed.events.subscribe()
     }
 
-    /// Begins a transaction reading at the current time.
+    /// Begins a transaction reading at the current time (with clock uncertainty: see
+    /// [`crate::read`]).
     pub fn begin(self: &Arc<Self>, range: RangeId) -> KvResult<Txn> {
         Self::check_range(range)?;
-        Ok(Txn::new(self.clone(), range, self.clock.now()))
+        Ok(Txn::new(
+            self.clone(),
+            range,
+            ReadSpec::present(self.clock.now(), self.clock.max_offset()),
+        ))
     }
 
-    /// Begins a transaction reading at `read_ts` (a historical read when in the past).
+    /// Begins a transaction reading at exactly `read_ts` (a historical read when in the past).
     pub fn begin_at(self: &Arc<Self>, range: RangeId, read_ts: Timestamp) -> KvResult<Txn> {
         Self::check_range(range)?;
-        Ok(Txn::new(self.clone(), range, read_ts))
+        Ok(Txn::new(self.clone(), range, ReadSpec::fixed(read_ts)))
     }
 
     /// On the leader: proposes a transaction. `Ok(Err(key))` is an abort on `key`.
@@ -794,6 +1060,29 @@ impl KvNode {
             .collect()
     }
 
+    /// Fault injection for tests: while set, this node sends and accepts no RPC (Raft or KV),
+    /// as if a network partition cut it off; requests served in-process still run.
+    #[doc(hidden)]
+    pub fn set_isolated(&self, isolated: bool) {
+        self.conns.set_isolated(isolated);
+    }
+
+    /// Fault injection for tests: makes this node start an election now.
+    #[doc(hidden)]
+    pub async fn campaign(&self) -> KvResult<()> {
+        self.raft
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| KvError::Raft(e.to_string()))
+    }
+
+    /// Whether [`KvNode::set_isolated`] cut this node off.
+    #[doc(hidden)]
+    pub fn is_isolated(&self) -> bool {
+        self.conns.is_isolated()
+    }
+
     /// A channel to another node of the cluster, with the node's TLS identity (for the
     /// cluster's internal services).
     pub fn channel(&self, addr: &str) -> KvResult<tonic::transport::Channel> {
@@ -838,7 +1127,22 @@ async fn closed_ts_ticker(node: std::sync::Weak<KvNode>) {
             .physical_now_ns()
             .saturating_sub(node.closed_ts().wall_time_ns);
         node.metrics.closed_ts_lag_seconds.set(lag_ns as f64 / 1e9);
+        node.metrics
+            .is_leaseholder
+            .set(i64::from(node.lease_term().is_some()));
         if !is_leader {
+            continue;
+        }
+        // A proposal that cannot commit (no quorum) must not stop the ticker.
+        let bound = node.config.range_lease_duration / 2;
+        if node.lease_wanted() {
+            match tokio::time::timeout(bound, node.acquire_lease()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(node_id = node.id.0, error = %e, "lease request failed");
+                }
+                Err(_) => tracing::debug!(node_id = node.id.0, "lease request timed out"),
+            }
             continue;
         }
         let since_ms = u64::try_from(node.started.elapsed().as_millis())
@@ -848,7 +1152,9 @@ async fn closed_ts_ticker(node: std::sync::Weak<KvNode>) {
             u64::try_from(node.config.closed_ts_target_interval.as_millis()).unwrap_or(u64::MAX);
         if since_ms >= target_ms {
             let proposed_ts = node.clock.now();
-            if let Err(e) = node.propose_local(Command::Close { proposed_ts }).await {
+            if let Ok(Err(e)) =
+                tokio::time::timeout(bound, node.propose_raw(Command::Close { proposed_ts })).await
+            {
                 tracing::debug!(node_id = node.id.0, error = %e, "closed timestamp proposal failed");
             }
         }

@@ -3,6 +3,7 @@
 use crate::command::Command;
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
 use crate::limits::{KV_MESSAGE_BYTES_MAX, RAFT_MESSAGE_BYTES_MAX};
+use crate::read::{ReadOp, ReadSpec, ReadValue, scan_to_pb};
 use crate::txn::{TxnBuffer, response_from_outcome};
 use crate::{KvError, KvNode, NodeId, RangeId, RangefeedEvent};
 use proto::kv as pb;
@@ -48,7 +49,18 @@ fn status(e: KvError) -> Status {
                 details.into(),
             )
         }
-        KvError::NotLeader { .. } => Status::failed_precondition(e.to_string()),
+        KvError::ReadWithinUncertainty {
+            ref key,
+            read_ts,
+            value_ts,
+        } => {
+            let details = postcard::to_allocvec(&(UNCERTAINTY_DETAIL, &key.0, read_ts, value_ts))
+                .unwrap_or_default();
+            Status::with_details(tonic::Code::Aborted, e.to_string(), details.into())
+        }
+        KvError::NotLeader { .. } | KvError::NotLeaseholder { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
         KvError::NoLeader { .. } | KvError::ShuttingDown => Status::unavailable(e.to_string()),
         KvError::ReadTimeout { .. } => Status::deadline_exceeded(e.to_string()),
         KvError::UnknownRange(_) => Status::not_found(e.to_string()),
@@ -64,6 +76,9 @@ fn status(e: KvError) -> Status {
     }
 }
 
+/// Marks the details of a status carrying [`KvError::ReadWithinUncertainty`].
+const UNCERTAINTY_DETAIL: &str = "read-within-uncertainty";
+
 /// The error a failed KV RPC to `target` means: [`KvError::CommandTooLarge`] when the
 /// server refused a command for its size (so a gateway reports it as such), else an RPC
 /// error carrying the status.
@@ -76,6 +91,16 @@ pub(crate) fn error_from_status(target: &str, s: Status) -> KvError {
             command,
             bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
             bytes_max: usize::try_from(bytes_max).unwrap_or(usize::MAX),
+        };
+    }
+    if s.code() == tonic::Code::Aborted
+        && let Ok((UNCERTAINTY_DETAIL, key, read_ts, value_ts)) =
+            postcard::from_bytes::<(&str, Vec<u8>, hlc::Timestamp, hlc::Timestamp)>(s.details())
+    {
+        return KvError::ReadWithinUncertainty {
+            key: storage::encoding::PrettyKey(key),
+            read_ts,
+            value_ts,
         };
     }
     KvError::Rpc {
@@ -97,11 +122,17 @@ pub fn filled_slot(node: Arc<KvNode>) -> NodeSlot {
 }
 
 fn node_of(slot: &NodeSlot) -> Result<&Arc<KvNode>, Status> {
-    slot.get().ok_or_else(|| {
+    let node = slot.get().ok_or_else(|| {
         Status::unavailable(
             "node has not joined a cluster yet (run `roach init`, or wait for it to join)",
         )
-    })
+    })?;
+    if node.is_isolated() {
+        return Err(Status::unavailable(
+            "node is isolated from the network (test fault injection)",
+        ));
+    }
+    Ok(node)
 }
 
 /// The Raft transport service of a node.
@@ -199,11 +230,18 @@ impl pb::kv_server::Kv for KvService {
         let node = self.node("get")?;
         let req = req.into_inner();
         let range = check_range(req.range_id)?;
-        let value = node
-            .get(range, &req.key, ts_from_pb(req.read_ts))
+        let (spec, forwarded) = ReadSpec::from_pb(req.read_ts, req.options);
+        match node
+            .read(range, ReadOp::Get(req.key), spec, forwarded)
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::GetResponse { value }))
+            .map_err(status)?
+        {
+            (ReadValue::Get(value), served) => Ok(Response::new(pb::GetResponse {
+                value,
+                served: Some(served.to_pb()),
+            })),
+            _ => Err(Status::internal("get answered with scan rows")),
+        }
     }
 
     async fn scan(
@@ -214,27 +252,20 @@ impl pb::kv_server::Kv for KvService {
         let req = req.into_inner();
         let range = check_range(req.range_id)?;
         let limit = usize::try_from(req.limit.max(1)).unwrap_or(usize::MAX);
-        let r = node
-            .scan(
+        let (spec, forwarded) = ReadSpec::from_pb(req.read_ts, req.options);
+        match node
+            .read(
                 range,
-                &span_from_pb(req.span),
-                ts_from_pb(req.read_ts),
-                limit,
+                ReadOp::Scan(span_from_pb(req.span), limit),
+                spec,
+                forwarded,
             )
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ScanResponse {
-            rows: r
-                .rows
-                .into_iter()
-                .map(|kv| pb::KeyValue {
-                    key: kv.key,
-                    ts: Some(ts_to_pb(kv.ts)),
-                    value: kv.value,
-                })
-                .collect(),
-            resume_key: r.resume_key,
-        }))
+            .map_err(status)?
+        {
+            (ReadValue::Scan(r), served) => Ok(Response::new(scan_to_pb(r, served))),
+            _ => Err(Status::internal("scan answered with a value")),
+        }
     }
 
     async fn commit(
@@ -383,6 +414,19 @@ impl pb::kv_server::Kv for KvService {
         let result = postcard::to_allocvec(&result)
             .map_err(|e| Status::internal(format!("encoding command result: {e}")))?;
         Ok(Response::new(pb::ProposeResponse { result }))
+    }
+
+    async fn release_lease(
+        &self,
+        req: Request<pb::ReleaseLeaseRequest>,
+    ) -> Result<Response<pb::ReleaseLeaseResponse>, Status> {
+        let node = self.node("release_lease")?;
+        let req = req.into_inner();
+        check_range(req.range_id)?;
+        let released_at = node.release_lease(req.sequence).map_err(status)?;
+        Ok(Response::new(pb::ReleaseLeaseResponse {
+            released_at: Some(ts_to_pb(released_at)),
+        }))
     }
 
     async fn node_status(

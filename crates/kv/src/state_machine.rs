@@ -2,6 +2,7 @@
 //! timestamps, validates transactions, and publishes what it applied to rangefeeds.
 
 use crate::command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan};
+use crate::lease::{self, Lease, LeaseDecision};
 use crate::limits::SnapshotBuffer;
 use crate::metrics::KvMetrics;
 use hlc::{Clock, Timestamp};
@@ -96,6 +97,10 @@ pub(crate) struct AppliedFeed {
     pub closed_ts: watch::Sender<Timestamp>,
     pub events: broadcast::Sender<Arc<Applied>>,
     pub applied_index: AtomicU64,
+    /// The Raft term of the last applied entry.
+    pub applied_term: AtomicU64,
+    /// The lease in force as of the last applied entry.
+    pub lease: std::sync::Mutex<Option<Lease>>,
 }
 
 impl AppliedFeed {
@@ -104,7 +109,25 @@ impl AppliedFeed {
             closed_ts: watch::channel(Timestamp::ZERO).0,
             events: broadcast::channel(buffer_entries.max(16)).0,
             applied_index: AtomicU64::new(0),
+            applied_term: AtomicU64::new(0),
+            lease: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The lease in force as of the last applied entry.
+    pub fn lease(&self) -> Option<Lease> {
+        // Replaced whole under the lock; a poisoned lock still holds a complete value.
+        *self.lease.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_applied(&self, state: &AppliedState) {
+        *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = state.lease;
+        self.applied_term.store(
+            state.last_applied.map_or(0, |l| l.leader_id.term),
+            Ordering::SeqCst,
+        );
+        self.applied_index
+            .store(state.last_applied.map_or(0, |l| l.index), Ordering::SeqCst);
     }
 
     pub fn closed_ts(&self) -> Timestamp {
@@ -117,11 +140,14 @@ struct AppliedState {
     last_applied: Option<LogId<NodeIdRaw>>,
     membership: Membership,
     last_ts: Timestamp,
+    /// The range lease in force.
+    lease: Option<Lease>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SnapshotPayload {
     last_ts: Timestamp,
+    lease: Option<Lease>,
     versions: Vec<(Vec<u8>, Timestamp, Option<Vec<u8>>)>,
 }
 
@@ -168,8 +194,7 @@ impl StateMachine {
             None => AppliedState::default(),
         };
         feed.closed_ts.send_replace(state.last_ts);
-        feed.applied_index
-            .store(state.last_applied.map_or(0, |l| l.index), Ordering::SeqCst);
+        feed.set_applied(&state);
         let _ = clock.update(state.last_ts);
         Ok(StateMachine {
             engine,
@@ -230,7 +255,51 @@ impl StateMachine {
         let mut batch = WriteBatch::new();
         let mut versions = Vec::new();
         let mut effect = Effect::Write;
+        // The node that proposed the entry: the leader of the term it was appended in.
+        let proposer = entry.log_id.leader_id.node_id;
+        let not_holder = match (&entry.payload, self.state.lease) {
+            (EntryPayload::Normal(cmd), Some(lease))
+                if cmd.needs_lease() && lease.holder != proposer =>
+            {
+                Some(lease.holder)
+            }
+            _ => None,
+        };
         let result = match entry.payload {
+            EntryPayload::Normal(_) if not_holder.is_some() => {
+                self.metrics.not_leaseholder_rejections.inc();
+                CommandResult::NotLeaseholder {
+                    ts,
+                    holder: not_holder.unwrap_or_default(),
+                }
+            }
+            EntryPayload::Normal(Command::RequestLease {
+                duration_ns,
+                released,
+                ..
+            }) => match lease::decide(self.state.lease, proposer, ts, duration_ns, released) {
+                LeaseDecision::Granted(lease) => {
+                    if self.state.lease.is_none_or(|l| l.holder != lease.holder) {
+                        self.metrics.lease_acquisitions.inc();
+                        tracing::info!(
+                            holder = lease.holder,
+                            sequence = lease.sequence,
+                            "range lease acquired"
+                        );
+                    }
+                    self.state.lease = Some(lease);
+                    CommandResult::Lease {
+                        ts,
+                        lease,
+                        granted: true,
+                    }
+                }
+                LeaseDecision::Rejected(lease) => CommandResult::Lease {
+                    ts,
+                    lease,
+                    granted: false,
+                },
+            },
             EntryPayload::Blank => CommandResult::Applied { ts },
             EntryPayload::Membership(m) => {
                 self.state.membership = StoredMembership::new(Some(entry.log_id), m);
@@ -390,10 +459,7 @@ impl StateMachine {
     }
 
     fn publish(&self, ts: Timestamp, versions: Vec<MvccVersion>) {
-        self.feed.applied_index.store(
-            self.state.last_applied.map_or(0, |l| l.index),
-            Ordering::SeqCst,
-        );
+        self.feed.set_applied(&self.state);
         self.feed.closed_ts.send_replace(ts);
         // No receivers is fine: nobody is subscribed.
         let _ = self
@@ -407,6 +473,7 @@ impl StateMachine {
 pub struct SnapshotBuilder {
     meta: SnapshotMeta<NodeIdRaw, openraft::BasicNode>,
     last_ts: Timestamp,
+    lease: Option<Lease>,
     export: std::sync::Mutex<Option<ExportIter>>,
     current: CurrentSnapshot,
 }
@@ -434,6 +501,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         }
         let payload = SnapshotPayload {
             last_ts: self.last_ts,
+            lease: self.lease,
             versions,
         };
         let data = postcard::to_allocvec(&payload).map_err(sm_err)?;
@@ -490,6 +558,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot_id,
             },
             last_ts: self.state.last_ts,
+            lease: self.state.lease,
             export: std::sync::Mutex::new(export),
             current: self.current_snapshot.clone(),
         }
@@ -536,6 +605,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
             last_ts: payload.last_ts,
+            lease: payload.lease,
         };
         let mut batch = WriteBatch::new();
         batch.put_local(
@@ -545,9 +615,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.engine.write(batch, Durability::Sync).map_err(sm_err)?;
         let _ = self.clock.update(payload.last_ts);
         *lock_snapshot(&self.current_snapshot) = Some((meta.clone(), data));
-        self.feed
-            .applied_index
-            .store(meta.last_log_id.map_or(0, |l| l.index), Ordering::SeqCst);
+        self.feed.set_applied(&self.state);
         self.feed.closed_ts.send_replace(payload.last_ts);
         let _ = self.feed.events.send(Arc::new(Applied::Reset));
         self.metrics.snapshots_installed.inc();

@@ -3,6 +3,7 @@
 
 use crate::command::Command;
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
+use crate::read::{ReadOp, ReadSpec, ReadValue, Served};
 use crate::{KvError, KvNode, KvResult, RangeId};
 use hlc::Timestamp;
 use proto::kv as pb;
@@ -16,6 +17,11 @@ use storage::{KeyValue, ScanResult, Span};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TxnBuffer {
     pub read_ts: Timestamp,
+    /// The clock uncertainty still to honour (see [`crate::read`]); `None` for a historical
+    /// read.
+    pub uncertainty_limit: Option<Timestamp>,
+    /// Nothing was read yet: the first read may move `read_ts` up.
+    pub may_bump: bool,
     pub read_keys: Vec<Vec<u8>>,
     pub read_spans: Vec<Span>,
     /// Buffered writes by key; `None` deletes.
@@ -26,13 +32,32 @@ pub(crate) struct TxnBuffer {
 pub(crate) type CommitOutcome = Result<Timestamp, Vec<u8>>;
 
 impl TxnBuffer {
-    pub fn new(read_ts: Timestamp) -> Self {
+    pub fn new(spec: ReadSpec) -> Self {
         TxnBuffer {
-            read_ts,
+            read_ts: spec.read_ts,
+            uncertainty_limit: spec.uncertainty_limit,
+            may_bump: spec.may_bump,
             read_keys: Vec::new(),
             read_spans: Vec::new(),
             writes: BTreeMap::new(),
         }
+    }
+
+    /// How the next read reads.
+    pub fn spec(&self) -> ReadSpec {
+        ReadSpec {
+            read_ts: self.read_ts,
+            uncertainty_limit: self.uncertainty_limit,
+            may_bump: self.may_bump,
+        }
+    }
+
+    /// Takes the timestamps a served read reports (see [`ReadSpec::after`]).
+    pub fn served(&mut self, served: &Served) {
+        let spec = self.spec().after(served);
+        self.read_ts = spec.read_ts;
+        self.uncertainty_limit = spec.uncertainty_limit;
+        self.may_bump = spec.may_bump;
     }
 
     /// This transaction's own write of `key`, if it made one (`Some(None)`: deleted);
@@ -76,6 +101,8 @@ impl TxnBuffer {
     pub fn from_request(req: pb::CommitRequest) -> Self {
         TxnBuffer {
             read_ts: ts_from_pb(req.read_ts),
+            uncertainty_limit: None,
+            may_bump: false,
             read_keys: req.read_keys,
             read_spans: req
                 .read_spans
@@ -159,15 +186,16 @@ pub struct Txn {
 }
 
 impl Txn {
-    pub(crate) fn new(node: Arc<KvNode>, range: RangeId, read_ts: Timestamp) -> Self {
+    pub(crate) fn new(node: Arc<KvNode>, range: RangeId, spec: ReadSpec) -> Self {
         Txn {
             node,
             range,
-            buf: TxnBuffer::new(read_ts),
+            buf: TxnBuffer::new(spec),
         }
     }
 
-    /// The snapshot every read of this transaction sees.
+    /// The snapshot every read of this transaction sees. Before the first read of a
+    /// present-time transaction it may still move up (see [`crate::read`]).
     pub fn read_ts(&self) -> Timestamp {
         self.buf.read_ts
     }
@@ -177,13 +205,39 @@ impl Txn {
         if let Some(own) = self.buf.read_own_write_or_record(key) {
             return Ok(own);
         }
-        self.node.get(self.range, key, self.buf.read_ts).await
+        let (value, served) = self
+            .node
+            .read(
+                self.range,
+                ReadOp::Get(key.to_vec()),
+                self.buf.spec(),
+                false,
+            )
+            .await?;
+        self.buf.served(&served);
+        match value {
+            ReadValue::Get(v) => Ok(v),
+            other => Err(KvError::Codec(format!("get answered with {other:?}"))),
+        }
     }
 
     /// Scans `span` at the snapshot, merged with this transaction's own writes.
     pub async fn scan(&mut self, span: &Span, limit: usize) -> KvResult<ScanResult> {
+        let (value, served) = self
+            .node
+            .read(
+                self.range,
+                ReadOp::Scan(span.clone(), limit),
+                self.buf.spec(),
+                false,
+            )
+            .await?;
+        self.buf.served(&served);
         let read_ts = self.buf.read_ts;
-        let snapshot = self.node.scan(self.range, span, read_ts, limit).await?;
+        let snapshot = match value {
+            ReadValue::Scan(r) => r,
+            other => return Err(KvError::Codec(format!("scan answered with {other:?}"))),
+        };
         // The whole span is read (not only the page) when the page ends it; else up to the
         // resume key.
         let read_span = match &snapshot.resume_key {
@@ -256,7 +310,7 @@ mod tests {
     // the real encoding.
     #[test]
     fn command_bytes_matches_the_encoding() {
-        let mut buf = TxnBuffer::new(Timestamp::new(5, 2));
+        let mut buf = TxnBuffer::new(ReadSpec::fixed(Timestamp::new(5, 2)));
         buf.read_keys.push(b"k1".to_vec());
         buf.read_spans.push(Span::new(b"a".to_vec(), b"b".to_vec()));
         buf.read_spans.push(Span::from_key(b"c".to_vec()));

@@ -110,7 +110,7 @@ impl SqlError {
 impl From<kv::KvError> for SqlError {
     fn from(e: kv::KvError) -> Self {
         match e {
-            kv::KvError::TxnRetry { .. } => {
+            kv::KvError::TxnRetry { .. } | kv::KvError::ReadWithinUncertainty { .. } => {
                 SqlError::new(code::SERIALIZATION_FAILURE, e.to_string())
                     .with_hint("retry the transaction")
             }
