@@ -291,7 +291,7 @@ for r in "${runs[@]}"; do
     name="${r%%|*}"
     for sys in pg roach; do
         if [[ "$(cut -d' ' -f2 <<<"${result["$sys-$name"]}")" =~ ^[1-9] ]]; then
-            echo "$sys $name, failed transactions by kind: $(sed -n 's/^number of \(.*\) failures: \([0-9]*\).*/\1 \2/p' "$tmp/$sys-$name.out" | paste -sd, -)"
+            echo "$sys $name, failed transactions by kind: $(sed -n 's/^number of \(.*\) failures: \([0-9]*\).*/\1 \2/p' "$tmp/$sys-$name.out" | paste -sd, - | sed 's/,/, /g')"
         fi
     done
 done
