@@ -110,7 +110,7 @@ trap 'exit 143' TERM
 
 # build SRC_DIR: builds roach-cli in SRC_DIR into the shared target directory.
 build() {
-    local args=(build -j2 -q -p roach-cli)
+    local args=(build -j2 -p roach-cli)
     [[ $profile == release ]] && args+=(--release)
     (cd "$1" && CARGO_TARGET_DIR="$target" cargo "${args[@]}")
 }

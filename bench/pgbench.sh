@@ -85,7 +85,7 @@ fi
 if [[ -z "$roach_bin" ]]; then
     target="${CARGO_TARGET_DIR:-$repo/target}"
     say "building roach (release) into $target"
-    (cd "$repo" && CARGO_TARGET_DIR="$target" cargo build --release -j2 -q -p roach-cli)
+    (cd "$repo" && CARGO_TARGET_DIR="$target" cargo build --release -j2 -p roach-cli)
     roach_bin="$target/release/roach"
 fi
 [[ -x "$roach_bin" ]] || die "$roach_bin is not an executable"
