@@ -232,8 +232,8 @@ done
 
 # --- the runs -------------------------------------------------------------------------------
 
-# run_pgbench SYSTEM NAME ARGS...: runs pgbench, prints "tps failed retried" (or "- - -"
-# when it could not run) and keeps its output in $tmp/SYSTEM-NAME.out.
+# run_pgbench SYSTEM NAME ARGS...: runs pgbench, prints "tps failed retried exit_code" ("-"
+# for what it did not report) and keeps its output in $tmp/SYSTEM-NAME.out.
 run_pgbench() {
     local sys="$1" name="$2" out conn db rc=0
     shift 2
@@ -254,7 +254,7 @@ run_pgbench() {
         say "$sys $name: pgbench exited with $rc; what the server refused:"
         grep -E 'aborted|ERROR|FATAL|error|could not' "$out" | sort | uniq -c | sort -rn | head -5 >&2 || true
     fi
-    echo "${tps:--} ${failed:--} ${retried:-0}"
+    echo "${tps:--} ${failed:--} ${retried:-0} $rc"
 }
 
 declare -A result
@@ -279,8 +279,8 @@ echo "scale $scale, -c $clients -j $threads -T $duration, TCP on 127.0.0.1, no T
 printf '%-22s %14s %14s %8s %12s %12s %14s\n' benchmark postgres_tps roach_tps ratio pg_failed roach_failed roach_retried
 for r in "${runs[@]}"; do
     name="${r%%|*}"
-    read -r pg_tps pg_failed _ <<<"${result["pg-$name"]}"
-    read -r roach_tps roach_failed roach_retried <<<"${result["roach-$name"]}"
+    read -r pg_tps pg_failed _ _ <<<"${result["pg-$name"]}"
+    read -r roach_tps roach_failed roach_retried _ <<<"${result["roach-$name"]}"
     ratio="-"
     if [[ $pg_tps != - && $roach_tps != - ]]; then
         ratio="$(awk -v a="$roach_tps" -v b="$pg_tps" 'BEGIN { if (b > 0) printf "%.3fx", a / b; else print "-" }')"
@@ -305,10 +305,11 @@ for r in "${runs[@]}"; do
 done
 failed_runs=0
 for k in "${!result[@]}"; do
-    [[ "$(cut -d' ' -f1 <<<"${result[$k]}")" == - ]] && failed_runs=$((failed_runs + 1))
+    read -r tps _ _ rc <<<"${result[$k]}"
+    [[ $tps == - || $rc != 0 ]] && failed_runs=$((failed_runs + 1))
 done
 if ((failed_runs > 0)); then
-    say "$failed_runs run(s) produced no TPS: see the errors above and $tmp/*.out"
+    say "$failed_runs run(s) failed (pgbench exited non-zero or reported no TPS): see the errors above and $tmp/*.out"
     keep=1
     exit 1
 fi
