@@ -8,6 +8,7 @@
 //!
 //! See `docs/testing.md`.
 
+pub mod footprint;
 pub mod launcher;
 pub mod monitor;
 pub mod pair;

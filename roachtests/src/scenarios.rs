@@ -2,6 +2,7 @@
 //! primary without a stream, replicate (injecting the scenario's fault in its phase), measure
 //! the lag, cut over, then validate.
 
+use crate::footprint::Footprint;
 use crate::launcher::SmallDisk;
 use crate::monitor::{LagSampler, http_addrs, ingested_bytes, replicated_time, retained_time};
 use crate::pair::{
@@ -107,6 +108,9 @@ pub struct Spec {
     pub broken: Option<&'static str>,
     /// ERROR-level log lines containing one of these are expected.
     pub expected_errors: &'static [&'static str],
+    /// After the initial scan, report every node's store size, peak RSS and store/logical
+    /// ratio (the benchmark's figures; see [`crate::footprint`]).
+    pub footprint: bool,
 }
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -148,6 +152,7 @@ fn base(name: &'static str, about: &'static str, suite: Suite) -> Spec {
         fault: Fault::None,
         broken: None,
         expected_errors: &[],
+        footprint: false,
     }
 }
 
@@ -343,6 +348,7 @@ pub fn registry() -> Vec<Spec> {
             cutover: Cutover::Latest,
             timeout: SECS(3600),
             max_lag: SECS(30),
+            footprint: true,
             ..base(
                 "c2c/bench",
                 "initial scan of 1 GiB, replication lag under the kv workload, cutover to LATEST (run with --release)",
@@ -350,6 +356,43 @@ pub fn registry() -> Vec<Spec> {
             )
         },
     ]
+}
+
+/// Every node's store size on disk and peak RSS, and each store's ratio to the logical bytes
+/// of one replica. The standby's single range holds everything ingested (`ingested`, keys and
+/// values of all revisions, summed over the standby's nodes), and every node holds a replica
+/// of it; the primary's range holds the same data, which the scan read.
+fn report_footprint(pair: &Pair, ingested: f64, figures: &mut Figures, log: &Log) -> Result<()> {
+    let logical = ingested.max(1.0);
+    figures.add("logical_mb_per_replica", logical / 1e6, "MB");
+    let mut peak_max = 0u64;
+    for cluster in [&pair.primary, &pair.standby] {
+        for node in &cluster.nodes {
+            let who = format!("{}{}", cluster.name, node.id);
+            let f = Footprint::of(node).with_context(|| format!("the footprint of {who}"))?;
+            let ratio = f.store_bytes as f64 / logical;
+            log.say(format!(
+                "{who}: store {:.1} MB on disk ({ratio:.2}x the logical {:.1} MB), peak RSS {} MiB",
+                f.store_bytes as f64 / 1e6,
+                logical / 1e6,
+                f.peak_rss_bytes >> 20
+            ));
+            figures.add(&format!("store_mb_{who}"), f.store_bytes as f64 / 1e6, "MB");
+            figures.add(&format!("store_to_logical_{who}"), ratio, "x");
+            figures.add(
+                &format!("peak_rss_mib_{who}"),
+                f.peak_rss_bytes as f64 / f64::from(1 << 20),
+                "MiB",
+            );
+            peak_max = peak_max.max(f.peak_rss_bytes);
+        }
+    }
+    figures.add(
+        "peak_rss_mib_max",
+        peak_max as f64 / f64::from(1 << 20),
+        "MiB",
+    );
+    Ok(())
 }
 
 /// The figures a scenario prints as `name: value unit`.
@@ -364,7 +407,11 @@ impl Figures {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for (n, v, u) in &self.0 {
-            let _ = writeln!(out, "{n}: {v:.1} {u}");
+            // Ratios are compared with goals such as 1.3x: two decimals.
+            let _ = match *u {
+                "x" => writeln!(out, "{n}: {v:.2} {u}"),
+                _ => writeln!(out, "{n}: {v:.1} {u}"),
+            };
         }
         out
     }
@@ -468,6 +515,9 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
         "MB/s",
     );
     must_spread(&pair, spec).await?;
+    if spec.footprint {
+        report_footprint(&pair, bytes, &mut figures, &log)?;
+    }
 
     // The steady state begins once the writes made during the initial scan are caught up.
     let catching_up = Instant::now();
@@ -1080,4 +1130,34 @@ async fn bad_input(pair: &Pair, log: &Log) -> Result<()> {
     log.say(format!("cutover before retained_time: {e}"));
     wait_replicating_past(pair, st.replicated.as_deref(), SECS(60)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // issue 15 "Benchmarks": c2c/bench, and only it, reports the nodes' store sizes and peak
+    // RSS after its initial scan (the other scenarios stay quiet). Method: the registry's flags.
+    #[test]
+    fn only_the_benchmark_reports_the_footprint() {
+        let with: Vec<_> = registry()
+            .into_iter()
+            .filter(|s| s.footprint)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(with, ["c2c/bench"]);
+    }
+
+    // issue 15 "Benchmarks": a ratio such as store/logical is printed with two decimals, so that
+    // it can be compared with a goal such as 1.3x; other figures keep one. Method: render both.
+    #[test]
+    fn ratios_print_two_decimals() {
+        let mut f = Figures::default();
+        f.add("store_to_logical_standby1", 1.3449, "x");
+        f.add("store_mb_standby1", 1234.56, "MB");
+        assert_eq!(
+            f.render(),
+            "store_to_logical_standby1: 1.34 x\nstore_mb_standby1: 1234.6 MB\n"
+        );
+    }
 }
