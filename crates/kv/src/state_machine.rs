@@ -84,9 +84,7 @@ fn is_rejection(e: &storage::StorageError) -> bool {
         | E::InvalidSpan { .. }
         | E::InvalidInterval { .. }
         | E::ZeroLimit { .. } => true,
-        E::Fjall(_) | E::CorruptKey { .. } | E::CorruptValue { .. } | E::ProtectionNotFound(_) => {
-            false
-        }
+        E::Fjall(_) | E::CorruptKey { .. } | E::CorruptValue { .. } => false,
     }
 }
 
