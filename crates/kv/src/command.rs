@@ -65,6 +65,19 @@ pub enum Command {
         #[serde(with = "versions_as_bytes")]
         versions: Vec<WireVersion>,
     },
+    /// One step of garbage collection of `span` (the GC queue's span, as recorded with its GC
+    /// threshold), from `resume_key` (the span's start when `None`): removes at most
+    /// `max_versions` versions that no read at or above the threshold can see. `threshold`
+    /// is the requested one (`now - gc.ttl`); at apply it is lowered to the oldest protected
+    /// timestamp overlapping `span`, read from the replica's own state, so every replica
+    /// removes the same versions. The result says where to resume.
+    Gc {
+        proposed_ts: Timestamp,
+        span: WireSpan,
+        resume_key: Option<Vec<u8>>,
+        threshold: Timestamp,
+        max_versions: u64,
+    },
 }
 
 /// The condition of a [`Command::FencedIngest`]: the latest committed value of `key` must be
@@ -83,7 +96,8 @@ impl Command {
             | Command::AllocateNodeId { proposed_ts }
             | Command::Ingest { proposed_ts, .. }
             | Command::RevertSpan { proposed_ts, .. }
-            | Command::FencedIngest { proposed_ts, .. } => *proposed_ts,
+            | Command::FencedIngest { proposed_ts, .. }
+            | Command::Gc { proposed_ts, .. } => *proposed_ts,
         }
     }
 
@@ -95,7 +109,8 @@ impl Command {
             | Command::AllocateNodeId { proposed_ts }
             | Command::Ingest { proposed_ts, .. }
             | Command::RevertSpan { proposed_ts, .. }
-            | Command::FencedIngest { proposed_ts, .. } => *proposed_ts = ts,
+            | Command::FencedIngest { proposed_ts, .. }
+            | Command::Gc { proposed_ts, .. } => *proposed_ts = ts,
         }
         self
     }
@@ -108,9 +123,10 @@ impl Command {
             Command::Ingest { versions, .. } | Command::FencedIngest { versions, .. } => {
                 versions.iter().map(|v| v.1).max()
             }
-            Command::Close { .. } | Command::AllocateNodeId { .. } | Command::RevertSpan { .. } => {
-                None
-            }
+            Command::Close { .. }
+            | Command::AllocateNodeId { .. }
+            | Command::RevertSpan { .. }
+            | Command::Gc { .. } => None,
         }
     }
 
@@ -128,6 +144,7 @@ impl Command {
             Command::Ingest { .. } => "ingest",
             Command::RevertSpan { .. } => "revert_span",
             Command::FencedIngest { .. } => "fenced_ingest",
+            Command::Gc { .. } => "gc",
         }
     }
 }
@@ -169,6 +186,16 @@ pub enum CommandResult {
     /// A [`Command::FencedIngest`] applied at `ts` found its fence moved: nothing of it was
     /// written, on any replica.
     Fenced { ts: Timestamp },
+    /// A GC step applied at `ts` removed `removed` versions (`bytes_removed` bytes) at
+    /// `threshold` (the requested one, lowered to the protected timestamps); `resume_key` is
+    /// where the next step starts, `None` when the span is done.
+    GcStepped {
+        ts: Timestamp,
+        threshold: Timestamp,
+        resume_key: Option<Vec<u8>>,
+        removed: u64,
+        bytes_removed: u64,
+    },
 }
 
 /// Encodes ingested keys and values as byte strings (a length and the bytes) rather than as

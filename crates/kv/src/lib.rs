@@ -3,7 +3,8 @@
 //! Owns: one Raft group per range (openraft), its log and vote in the node's fjall store, the
 //! state machine that applies entries to the MVCC `storage` engine, the Raft and KV RPCs over
 //! tonic, timestamps and closed timestamps, optimistic serializable transactions,
-//! rangefeeds, and the replicated primitives of physical cluster replication (ingesting
+//! rangefeeds, MVCC garbage collection with the cluster's protected timestamps (replicated
+//! records, see [`protectedts`]), and the replicated primitives of physical cluster replication (ingesting
 //! versions with their original timestamps, reverting a span to a timestamp, prefix-stripped
 //! fingerprints).
 //!
@@ -23,6 +24,9 @@
 //! - Ingested versions keep their original timestamps, which lie below their entry's commit
 //!   timestamp; the leader's clock is forwarded past them first, so later writes are newer.
 //!   They reach rangefeeds only through catch-up scans, never the live tail.
+//! - GC never removes a version newer than the oldest protected timestamp on an overlapping
+//!   span, as applied at the GC entry's place in the log; a span's GC threshold never moves
+//!   back, and no read below it is answered.
 //! - Every API names a [`RangeId`]; there is one range, [`RangeId::FIRST`], for now.
 
 // openraft's storage traits fix `openraft::StorageError` (large) as the error type; helpers that
@@ -34,12 +38,14 @@ mod command;
 mod config;
 mod convert;
 mod error;
+mod gc;
 mod ids;
 pub mod limits;
 mod log_store;
 mod metrics;
 mod network;
 mod node;
+pub mod protectedts;
 mod rangefeed;
 mod service;
 mod state_machine;
@@ -51,6 +57,7 @@ pub use client::{KvClient, RemoteRangefeed, RemoteTxn};
 pub use command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan, WireVersion};
 pub use config::KvConfig;
 pub use error::{KvError, KvResult};
+pub use gc::{GC_INTERVAL_DEFAULT, GcPolicy, GcRunStats, GcSpan};
 pub use ids::{NodeId, RangeId};
 pub use metrics::KvMetrics;
 pub use node::{KvNode, NodeStatus};

@@ -15,6 +15,10 @@ pub struct KvMetrics {
     pub rangefeed_active: IntGauge,
     pub snapshots_installed: IntCounter,
     pub commands_too_large: IntCounter,
+    pub gc_runs: IntCounter,
+    pub gc_versions_removed: IntCounter,
+    pub gc_bytes_removed: IntCounter,
+    pub gc_threshold_lag_seconds: Gauge,
 }
 
 impl KvMetrics {
@@ -58,6 +62,22 @@ impl KvMetrics {
                 "kv_commands_too_large_total",
                 "Commands this node refused (as gateway or leader) for exceeding kv.raft.command.max_size",
             )?,
+            gc_runs: IntCounter::new(
+                "kv_gc_runs_total",
+                "Runs of the GC queue on this node (as leader, over every span of the policy)",
+            )?,
+            gc_versions_removed: IntCounter::new(
+                "kv_gc_versions_removed_total",
+                "MVCC versions garbage collected (applied on this replica)",
+            )?,
+            gc_bytes_removed: IntCounter::new(
+                "kv_gc_bytes_removed_total",
+                "Bytes of MVCC versions (encoded keys and values) garbage collected on this replica",
+            )?,
+            gc_threshold_lag_seconds: Gauge::new(
+                "kv_gc_threshold_lag_seconds",
+                "How far the oldest GC threshold of this replica trails its clock (the history kept)",
+            )?,
         };
         registry.register(Box::new(m.raft_is_leader.clone()))?;
         registry.register(Box::new(m.raft_term.clone()))?;
@@ -69,6 +89,10 @@ impl KvMetrics {
         registry.register(Box::new(m.rangefeed_active.clone()))?;
         registry.register(Box::new(m.snapshots_installed.clone()))?;
         registry.register(Box::new(m.commands_too_large.clone()))?;
+        registry.register(Box::new(m.gc_runs.clone()))?;
+        registry.register(Box::new(m.gc_versions_removed.clone()))?;
+        registry.register(Box::new(m.gc_bytes_removed.clone()))?;
+        registry.register(Box::new(m.gc_threshold_lag_seconds.clone()))?;
         Ok(m)
     }
 

@@ -68,6 +68,8 @@ pub struct KvNode {
     /// Held by the leader while it changes the membership: openraft refuses (and logs an
     /// ERROR for) a change while another is in progress, which nodes joining together cause.
     membership_change: tokio::sync::Mutex<()>,
+    /// What the GC queue collects (see [`crate::gc`]).
+    pub(crate) gc_policy: crate::gc::GcPolicyCell,
 }
 
 impl std::fmt::Debug for KvNode {
@@ -125,8 +127,10 @@ impl KvNode {
             started: Instant::now(),
             command_bytes_max: AtomicUsize::new(COMMAND_BYTES_DEFAULT),
             membership_change: tokio::sync::Mutex::new(()),
+            gc_policy: crate::gc::GcPolicyCell::default(),
         });
         tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
+        tokio::spawn(crate::gc::gc_queue(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -417,7 +421,9 @@ impl KvNode {
         read_ts: Timestamp,
     ) -> KvResult<Option<Vec<u8>>> {
         self.ensure_closed(range, read_ts).await?;
-        Ok(self.engine.get(key, read_ts)?)
+        let value = self.engine.get(key, read_ts)?;
+        self.check_gc_threshold(&crate::gc::key_span(key), read_ts)?;
+        Ok(value)
     }
 
     /// The live keys of `span` as of `read_ts`, from this replica.
@@ -429,7 +435,9 @@ impl KvNode {
         limit: usize,
     ) -> KvResult<ScanResult> {
         self.ensure_closed(range, read_ts).await?;
-        Ok(self.engine.scan(span, read_ts, limit)?)
+        let page = self.engine.scan(span, read_ts, limit)?;
+        self.check_gc_threshold(span, read_ts)?;
+        Ok(page)
     }
 
     /// A fresh timestamp from this node's clock (a gateway read timestamp).
@@ -450,7 +458,11 @@ impl KvNode {
             self.ensure_closed(range, end_ts).await?;
         }
         Self::check_range(range)?;
-        Ok(self.engine.fingerprint(span, start_ts, end_ts)?)
+        let fp = self.engine.fingerprint(span, start_ts, end_ts)?;
+        if end_ts != Timestamp::MAX {
+            self.check_gc_threshold(span, end_ts)?;
+        }
+        Ok(fp)
     }
 
     /// The fingerprint of `span`'s versions in `(start_ts, end_ts]` on this replica, hashing
@@ -475,9 +487,13 @@ impl KvNode {
             now.max(end_ts)
         };
         self.ensure_closed(range, wait_ts).await?;
-        Ok(self
+        let fp = self
             .engine
-            .fingerprint_stripped(span, strip_prefix, start_ts, end_ts)?)
+            .fingerprint_stripped(span, strip_prefix, start_ts, end_ts)?;
+        if end_ts != Timestamp::MAX {
+            self.check_gc_threshold(span, end_ts)?;
+        }
+        Ok(fp)
     }
 
     /// Writes replicated versions with their own (original) timestamps on every replica,

@@ -60,6 +60,13 @@ enum Effect {
         to_ts: Timestamp,
         max_versions: usize,
     },
+    /// One GC step, run on a blocking thread; the GC span's threshold is raised in memory
+    /// first (see [`crate::gc`]).
+    Gc {
+        step: crate::gc::GcStep,
+        gc_span: Span,
+        max_versions: usize,
+    },
 }
 
 impl Effect {
@@ -94,6 +101,8 @@ pub(crate) struct AppliedFeed {
     pub closed_ts: watch::Sender<Timestamp>,
     pub events: broadcast::Sender<Arc<Applied>>,
     pub applied_index: AtomicU64,
+    /// The GC thresholds of the replica's spans, as applied (see [`crate::gc`]).
+    pub gc_thresholds: crate::gc::GcThresholds,
 }
 
 impl AppliedFeed {
@@ -102,6 +111,7 @@ impl AppliedFeed {
             closed_ts: watch::channel(Timestamp::ZERO).0,
             events: broadcast::channel(buffer_entries.max(16)).0,
             applied_index: AtomicU64::new(0),
+            gc_thresholds: crate::gc::GcThresholds::default(),
         }
     }
 
@@ -169,6 +179,8 @@ impl StateMachine {
         feed.applied_index
             .store(state.last_applied.map_or(0, |l| l.index), Ordering::SeqCst);
         let _ = clock.update(state.last_ts);
+        feed.gc_thresholds
+            .reload(engine.as_ref(), crate::RangeId::FIRST)?;
         Ok(StateMachine {
             engine,
             clock,
@@ -216,7 +228,7 @@ impl StateMachine {
         Ok(self.engine.get(&fence.key, Timestamp::MAX)?.as_deref() == Some(fence.value.as_slice()))
     }
 
-    fn apply_one(
+    async fn apply_one(
         &mut self,
         entry: Entry<TypeConfig>,
     ) -> Result<CommandResult, StorageError<NodeIdRaw>> {
@@ -328,6 +340,36 @@ impl StateMachine {
                 // Replaced by the revert's progress below.
                 CommandResult::Applied { ts }
             }
+            EntryPayload::Normal(Command::Gc {
+                span: (start, end),
+                resume_key,
+                threshold,
+                max_versions,
+                ..
+            }) => {
+                let gc_span = Span { start, end };
+                let step = crate::gc::plan_step(
+                    self.engine.as_ref(),
+                    &self.feed.gc_thresholds,
+                    crate::RangeId::FIRST,
+                    gc_span.clone(),
+                    resume_key,
+                    threshold,
+                    ts,
+                )
+                .map_err(sm_err)?;
+                if let Some(v) = &step.record {
+                    batch.push(v.clone());
+                    versions.push(v.clone());
+                }
+                effect = Effect::Gc {
+                    step,
+                    gc_span,
+                    max_versions: usize::try_from(max_versions).unwrap_or(usize::MAX),
+                };
+                // Replaced by the step's progress below.
+                CommandResult::Applied { ts }
+            }
         };
         assert!(
             ts > self.state.last_ts,
@@ -363,6 +405,41 @@ impl StateMachine {
                     resume_key: p.resume_key,
                     removed: p.versions_removed,
                 }),
+            Effect::Gc {
+                step,
+                gc_span,
+                max_versions,
+            } => {
+                // Raised before anything is removed: a read that runs meanwhile is refused by
+                // its after-read check rather than answered from half-collected history.
+                if gc_span.validate().is_ok() {
+                    self.feed.gc_thresholds.raise(&gc_span, step.recorded);
+                }
+                let engine = self.engine.clone();
+                let threshold = step.threshold;
+                let outcome = tokio::task::spawn_blocking(move || {
+                    engine.gc_with(
+                        &step.cursor,
+                        threshold,
+                        max_versions,
+                        batch,
+                        Durability::NoSync,
+                    )
+                })
+                .await
+                .map_err(sm_err)?;
+                outcome.map(|p| {
+                    self.metrics.gc_versions_removed.inc_by(p.versions_removed);
+                    self.metrics.gc_bytes_removed.inc_by(p.bytes_removed);
+                    CommandResult::GcStepped {
+                        ts,
+                        threshold,
+                        resume_key: p.resume_key,
+                        removed: p.versions_removed,
+                        bytes_removed: p.bytes_removed,
+                    }
+                })
+            }
         };
         let result = match outcome {
             Ok(result) => result,
@@ -459,7 +536,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut results = Vec::new();
         for entry in entries {
-            results.push(self.apply_one(entry)?);
+            results.push(self.apply_one(entry).await?);
         }
         Ok(results)
     }
@@ -542,6 +619,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         );
         self.engine.write(batch, Durability::Sync).map_err(sm_err)?;
         let _ = self.clock.update(payload.last_ts);
+        self.feed
+            .gc_thresholds
+            .reload(self.engine.as_ref(), crate::RangeId::FIRST)
+            .map_err(sm_err)?;
         *lock_snapshot(&self.current_snapshot) = Some((meta.clone(), data));
         self.feed
             .applied_index
