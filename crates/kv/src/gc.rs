@@ -229,13 +229,35 @@ pub(crate) fn plan_step(
 }
 
 /// Fails, inside `txn`, when `ts` is below the GC threshold of a span overlapping `span`. The
-/// threshold records are read through the transaction, so a GC step that raises one before
-/// the transaction commits makes the commit abort (and a retry sees the new threshold).
+/// threshold records that matter (those overlapping `span`, and the one `span` itself would
+/// be recorded under) are read through the transaction, so a GC step that raises one before
+/// the transaction commits makes the commit abort (and a retry sees the new threshold). The
+/// others are found outside the read set: every GC run rewrites the records of the spans
+/// whose threshold follows the clock, and a transaction that read them all would abort with
+/// every run.
 pub(crate) async fn check_in_txn(txn: &mut Txn, span: &Span, ts: Timestamp) -> KvResult<()> {
-    let prefix = range_prefix(RangeId::FIRST);
-    let page = txn.scan(&Span::prefix(&prefix), THRESHOLDS_MAX).await?;
-    for kv in &page.rows {
-        if let Some((gc_span, threshold)) = decode(prefix.len(), &kv.key, &kv.value)
+    let range = RangeId::FIRST;
+    let prefix = range_prefix(range);
+    let node = txn.node.clone();
+    let all = node
+        .scan(range, &Span::prefix(&prefix), txn.read_ts(), THRESHOLDS_MAX)
+        .await?;
+    let mut keys: Vec<Vec<u8>> = all
+        .rows
+        .iter()
+        .filter(|kv| {
+            decode(prefix.len(), &kv.key, &kv.value).is_some_and(|(s, _)| s.overlaps(span))
+        })
+        .map(|kv| kv.key.clone())
+        .collect();
+    keys.push(threshold_key(range, span));
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let Some(value) = txn.get(&key).await? else {
+            continue;
+        };
+        if let Some((gc_span, threshold)) = decode(prefix.len(), &key, &value)
             && gc_span.overlaps(span)
             && ts < threshold
         {
