@@ -134,11 +134,6 @@ impl GcThresholds {
         Ok(())
     }
 
-    /// The recorded threshold of exactly `span`.
-    fn of(&self, span: &Span) -> Option<Timestamp> {
-        self.read().iter().find(|(s, _)| s == span).map(|(_, t)| *t)
-    }
-
     /// Raises `span`'s threshold to `ts` (never lowers it).
     pub fn raise(&self, span: &Span, ts: Timestamp) {
         let mut all = self.write();
@@ -194,10 +189,11 @@ pub(crate) struct GcStep {
     pub record: Option<MvccVersion>,
 }
 
-/// Decides a GC step at apply (entry timestamp `ts`) from the replica's own state.
+/// Decides a GC step at apply (entry timestamp `ts`) from the replica's own replicated state
+/// (never from the in-memory thresholds, which may run ahead of it: they are raised before a
+/// step that may then be rejected).
 pub(crate) fn plan_step(
     engine: &dyn Engine,
-    thresholds: &GcThresholds,
     range: RangeId,
     span: Span,
     resume_key: Option<Vec<u8>>,
@@ -206,7 +202,13 @@ pub(crate) fn plan_step(
 ) -> StorageResult<GcStep> {
     let floor = crate::protectedts::protected_floor(engine, &span)?;
     let threshold = floor.map_or(requested, |f| f.min(requested));
-    let old = thresholds.of(&span);
+    let key = threshold_key(range, &span);
+    let prefix_len = range_prefix(range).len();
+    let old = engine
+        .get(&key, Timestamp::MAX)?
+        .and_then(|value| decode(prefix_len, &key, &value))
+        .filter(|(recorded_span, _)| *recorded_span == span)
+        .map(|(_, t)| t);
     let recorded = old.map_or(threshold, |o| o.max(threshold));
     let record = (old != Some(recorded)).then(|| {
         let value = postcard::to_allocvec(&ThresholdRecord {
@@ -214,7 +216,7 @@ pub(crate) fn plan_step(
             threshold: recorded,
         })
         .expect("a threshold record always encodes");
-        MvccVersion::put(threshold_key(range, &span), ts, value)
+        MvccVersion::put(key.clone(), ts, value)
     });
     let cursor = match resume_key {
         Some(k) => span.with_start(k),

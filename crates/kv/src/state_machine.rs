@@ -350,7 +350,6 @@ impl StateMachine {
                 let gc_span = Span { start, end };
                 let step = crate::gc::plan_step(
                     self.engine.as_ref(),
-                    &self.feed.gc_thresholds,
                     crate::RangeId::FIRST,
                     gc_span.clone(),
                     resume_key,
@@ -412,7 +411,8 @@ impl StateMachine {
             } => {
                 // Raised before anything is removed: a read that runs meanwhile is refused by
                 // its after-read check rather than answered from half-collected history.
-                if gc_span.validate().is_ok() {
+                if gc_span.validate().is_ok() && step.cursor.validate().is_ok() && max_versions > 0
+                {
                     self.feed.gc_thresholds.raise(&gc_span, step.recorded);
                 }
                 let engine = self.engine.clone();
