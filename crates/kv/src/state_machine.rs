@@ -447,6 +447,8 @@ impl StateMachine {
                 // Nothing of the command was written; the entry still applies (its timestamp
                 // closes) with the applied state alone.
                 tracing::debug!(log_index = entry.log_id.index, error = %e, "command rejected at apply");
+                // Not written, so not published either (a GC step's threshold record).
+                versions.clear();
                 let mut state_only = WriteBatch::new();
                 state_only.put_local(APPLIED_KEY, applied_state);
                 self.engine
