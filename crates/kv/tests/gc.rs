@@ -48,8 +48,8 @@ async fn must_converge(cluster: &TestCluster, span: &Span, expected: &[MvccVersi
 // deleted key entirely) and keeps each key's newest version; on a span under a protected
 // timestamp it keeps every version newer than the protection (and still collects below it);
 // once the protection is released that history goes too; every replica removes exactly the
-// same versions; reads and new protections below the recorded GC threshold fail with a typed
-// error, also after a restart. Method: three versions per key (the last of one key a
+// same versions; reads (gets, scans, fingerprints, rangefeed catch-ups) and new protections
+// below the recorded GC threshold fail with a typed error, also after a restart. Method: three versions per key (the last of one key a
 // tombstone) on two spans, a protected timestamp between the second and third version on
 // the second span, a policy with a 1 s TTL and a 50 ms interval; poll every replica's
 // versions against the exact expected set (computed from what was written), then read below
@@ -165,6 +165,20 @@ async fn gc_removes_old_history_and_keeps_protected_history() {
         leader.get(R, &key, leader.now()).await.expect("read now"),
         Some(b"v3".to_vec())
     );
+    // So do a fingerprint as of a time below it and a rangefeed catching up from there.
+    assert!(matches!(
+        leader
+            .fingerprint(R, &plain, Timestamp::ZERO, first_write)
+            .await,
+        Err(KvError::BelowGcThreshold { .. })
+    ));
+    let mut feed = leader
+        .rangefeed(R, plain.clone(), first_write)
+        .expect("rangefeed");
+    match tokio::time::timeout(Duration::from_secs(10), feed.recv()).await {
+        Ok(Some(Err(KvError::BelowGcThreshold { .. }))) => {}
+        other => panic!("a rangefeed from below the GC threshold gave {other:?}"),
+    }
     // A protection below the threshold is refused: that history is gone.
     let mut txn = leader.begin(R).expect("begin");
     assert!(matches!(
