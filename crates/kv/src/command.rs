@@ -74,6 +74,19 @@ pub enum Command {
         duration_ns: u64,
         released: Option<(u64, Timestamp)>,
     },
+    /// One step of garbage collection of `span` (the GC queue's span, as recorded with its GC
+    /// threshold), from `resume_key` (the span's start when `None`): removes at most
+    /// `max_versions` versions that no read at or above the threshold can see. `threshold`
+    /// is the requested one (`now - gc.ttl`); at apply it is lowered to the oldest protected
+    /// timestamp overlapping `span`, read from the replica's own state, so every replica
+    /// removes the same versions. The result says where to resume.
+    Gc {
+        proposed_ts: Timestamp,
+        span: WireSpan,
+        resume_key: Option<Vec<u8>>,
+        threshold: Timestamp,
+        max_versions: u64,
+    },
 }
 
 /// The condition of a [`Command::FencedIngest`]: the latest committed value of `key` must be
@@ -93,7 +106,8 @@ impl Command {
             | Command::Ingest { proposed_ts, .. }
             | Command::RevertSpan { proposed_ts, .. }
             | Command::FencedIngest { proposed_ts, .. }
-            | Command::RequestLease { proposed_ts, .. } => *proposed_ts,
+            | Command::RequestLease { proposed_ts, .. }
+            | Command::Gc { proposed_ts, .. } => *proposed_ts,
         }
     }
 
@@ -106,7 +120,8 @@ impl Command {
             | Command::Ingest { proposed_ts, .. }
             | Command::RevertSpan { proposed_ts, .. }
             | Command::FencedIngest { proposed_ts, .. }
-            | Command::RequestLease { proposed_ts, .. } => *proposed_ts = ts,
+            | Command::RequestLease { proposed_ts, .. }
+            | Command::Gc { proposed_ts, .. } => *proposed_ts = ts,
         }
         self
     }
@@ -122,7 +137,8 @@ impl Command {
             Command::Close { .. }
             | Command::AllocateNodeId { .. }
             | Command::RevertSpan { .. }
-            | Command::RequestLease { .. } => None,
+            | Command::RequestLease { .. }
+            | Command::Gc { .. } => None,
         }
     }
 
@@ -141,6 +157,7 @@ impl Command {
             Command::RevertSpan { .. } => "revert_span",
             Command::FencedIngest { .. } => "fenced_ingest",
             Command::RequestLease { .. } => "request_lease",
+            Command::Gc { .. } => "gc",
         }
     }
 
@@ -198,6 +215,16 @@ pub enum CommandResult {
     /// The command was proposed by a node that does not hold the lease (`holder` does):
     /// nothing of it was written, on any replica. Retrying through the leaseholder is safe.
     NotLeaseholder { ts: Timestamp, holder: u64 },
+    /// A GC step applied at `ts` removed `removed` versions (`bytes_removed` bytes) at
+    /// `threshold` (the requested one, lowered to the protected timestamps); `resume_key` is
+    /// where the next step starts, `None` when the span is done.
+    GcStepped {
+        ts: Timestamp,
+        threshold: Timestamp,
+        resume_key: Option<Vec<u8>>,
+        removed: u64,
+        bytes_removed: u64,
+    },
 }
 
 /// Encodes ingested keys and values as byte strings (a length and the bytes) rather than as

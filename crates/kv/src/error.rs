@@ -100,6 +100,16 @@ pub enum KvError {
         bytes: usize,
         bytes_max: usize,
     },
+    /// A read (or a new protected timestamp) below the GC threshold of a span it touches:
+    /// history before the threshold may have been garbage collected (`gc.ttl`).
+    #[error(
+        "batch timestamp {read_ts} must be at or after the replica's GC threshold {threshold} (span from {span}): that history has been garbage collected"
+    )]
+    BelowGcThreshold {
+        read_ts: Timestamp,
+        threshold: Timestamp,
+        span: String,
+    },
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,

@@ -3,7 +3,8 @@
 //! Owns: one Raft group per range (openraft), its log and vote in the node's fjall store, the
 //! state machine that applies entries to the MVCC `storage` engine, the Raft and KV RPCs over
 //! tonic, timestamps and closed timestamps, optimistic serializable transactions,
-//! rangefeeds, and the replicated primitives of physical cluster replication (ingesting
+//! rangefeeds, MVCC garbage collection with the cluster's protected timestamps (replicated
+//! records, see [`protectedts`]), and the replicated primitives of physical cluster replication (ingesting
 //! versions with their original timestamps, reverting a span to a timestamp, prefix-stripped
 //! fingerprints).
 //!
@@ -26,6 +27,9 @@
 //! - Only the holder of the range lease ([`lease`]) has its writes applied; it serves
 //!   present-time reads without a Raft round, any replica serves reads at or below its closed
 //!   timestamp, and reads honour clock uncertainty (see `read.rs`).
+//! - GC never removes a version newer than the oldest protected timestamp on an overlapping
+//!   span, as applied at the GC entry's place in the log; a span's GC threshold never moves
+//!   back, and no read below it is answered.
 //! - Every API names a [`RangeId`]; there is one range, [`RangeId::FIRST`], for now.
 
 // openraft's storage traits fix `openraft::StorageError` (large) as the error type; helpers that
@@ -37,6 +41,7 @@ mod command;
 mod config;
 mod convert;
 mod error;
+mod gc;
 mod ids;
 pub mod lease;
 pub mod limits;
@@ -44,6 +49,7 @@ mod log_store;
 mod metrics;
 mod network;
 mod node;
+pub mod protectedts;
 mod rangefeed;
 mod read;
 mod service;
@@ -56,6 +62,7 @@ pub use client::{KvClient, RemoteRangefeed, RemoteTxn};
 pub use command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan, WireVersion};
 pub use config::KvConfig;
 pub use error::{KvError, KvResult};
+pub use gc::{GC_INTERVAL_DEFAULT, GcPolicy, GcRunStats, GcSpan};
 pub use ids::{NodeId, RangeId};
 pub use lease::Lease;
 pub use metrics::KvMetrics;

@@ -21,6 +21,10 @@ pub struct KvMetrics {
     pub reads: IntCounterVec,
     pub read_uncertainty_restarts: IntCounter,
     pub close_proposals: IntCounter,
+    pub gc_runs: IntCounter,
+    pub gc_versions_removed: IntCounter,
+    pub gc_bytes_removed: IntCounter,
+    pub gc_threshold_lag_seconds: Gauge,
 }
 
 impl KvMetrics {
@@ -91,6 +95,22 @@ impl KvMetrics {
                 "kv_close_proposals_total",
                 "Close entries this node proposed to advance the closed timestamp",
             )?,
+            gc_runs: IntCounter::new(
+                "kv_gc_runs_total",
+                "Runs of the GC queue on this node (as leader, over every span of the policy)",
+            )?,
+            gc_versions_removed: IntCounter::new(
+                "kv_gc_versions_removed_total",
+                "MVCC versions garbage collected (applied on this replica)",
+            )?,
+            gc_bytes_removed: IntCounter::new(
+                "kv_gc_bytes_removed_total",
+                "Bytes of MVCC versions (encoded keys and values) garbage collected on this replica",
+            )?,
+            gc_threshold_lag_seconds: Gauge::new(
+                "kv_gc_threshold_lag_seconds",
+                "How far the oldest GC threshold of this replica trails its clock (the history kept)",
+            )?,
         };
         registry.register(Box::new(m.raft_is_leader.clone()))?;
         registry.register(Box::new(m.raft_term.clone()))?;
@@ -108,6 +128,10 @@ impl KvMetrics {
         registry.register(Box::new(m.reads.clone()))?;
         registry.register(Box::new(m.read_uncertainty_restarts.clone()))?;
         registry.register(Box::new(m.close_proposals.clone()))?;
+        registry.register(Box::new(m.gc_runs.clone()))?;
+        registry.register(Box::new(m.gc_versions_removed.clone()))?;
+        registry.register(Box::new(m.gc_bytes_removed.clone()))?;
+        registry.register(Box::new(m.gc_threshold_lag_seconds.clone()))?;
         Ok(m)
     }
 

@@ -83,6 +83,8 @@ pub struct KvNode {
     /// The highest lease sequence this node gave up early (see [`KvNode::release_lease`]): it
     /// serves no read under it.
     released_lease: AtomicU64,
+    /// What the GC queue collects (see [`crate::gc`]).
+    pub(crate) gc_policy: crate::gc::GcPolicyCell,
 }
 
 impl std::fmt::Debug for KvNode {
@@ -144,8 +146,10 @@ impl KvNode {
             tainted_term: AtomicU64::new(0),
             close_gate: tokio::sync::Mutex::new(Timestamp::ZERO),
             released_lease: AtomicU64::new(0),
+            gc_policy: crate::gc::GcPolicyCell::default(),
         });
         tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
+        tokio::spawn(crate::gc::gc_queue(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -711,7 +715,11 @@ impl KvNode {
             self.ensure_closed(range, end_ts).await?;
         }
         Self::check_range(range)?;
-        Ok(self.engine.fingerprint(span, start_ts, end_ts)?)
+        let fp = self.engine.fingerprint(span, start_ts, end_ts)?;
+        if end_ts != Timestamp::MAX {
+            self.check_gc_threshold(span, end_ts)?;
+        }
+        Ok(fp)
     }
 
     /// The fingerprint of `span`'s versions in `(start_ts, end_ts]` on this replica, hashing
@@ -736,9 +744,13 @@ impl KvNode {
             now.max(end_ts)
         };
         self.ensure_closed(range, wait_ts).await?;
-        Ok(self
+        let fp = self
             .engine
-            .fingerprint_stripped(span, strip_prefix, start_ts, end_ts)?)
+            .fingerprint_stripped(span, strip_prefix, start_ts, end_ts)?;
+        if end_ts != Timestamp::MAX {
+            self.check_gc_threshold(span, end_ts)?;
+        }
+        Ok(fp)
     }
 
     /// Writes replicated versions with their own (original) timestamps on every replica,

@@ -62,6 +62,8 @@ async fn run(
             .engine()
             .export(span, from_ts, caught_up, ExportMode::AllRevisions)?
             .collect::<Result<_, _>>()?;
+        // History below a GC threshold may be gone: a catch-up from there would be incomplete.
+        node.check_gc_threshold(span, from_ts)?;
         versions.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.key.cmp(&b.key)));
         for v in versions {
             if !send(tx, RangefeedEvent::Value(v)).await {

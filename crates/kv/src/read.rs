@@ -300,20 +300,25 @@ impl KvNode {
         };
         let value = match op {
             ReadOp::Get(key) => {
-                let mut end = key.clone();
-                end.push(0);
-                self.check_uncertainty(self.engine(), &Span::new(key.clone(), end), spec)?;
-                ReadValue::Get(self.engine().get(&key, spec.read_ts)?)
+                let span = crate::gc::key_span(&key);
+                self.check_uncertainty(self.engine(), &span, spec)?;
+                let value = self.engine().get(&key, spec.read_ts)?;
+                // After the read: a GC that raced it has raised the threshold by now.
+                self.check_gc_threshold(&span, spec.read_ts)?;
+                ReadValue::Get(value)
             }
             ReadOp::Scan(span, limit) => {
                 let engine = self.engine().clone();
                 let metrics = self.metrics().clone();
-                tokio::task::spawn_blocking(move || {
-                    check_uncertainty(&engine, &metrics, &span, spec)?;
-                    Ok::<_, KvError>(ReadValue::Scan(engine.scan(&span, spec.read_ts, limit)?))
+                let scanned = span.clone();
+                let page = tokio::task::spawn_blocking(move || {
+                    check_uncertainty(&engine, &metrics, &scanned, spec)?;
+                    Ok::<_, KvError>(engine.scan(&scanned, spec.read_ts, limit)?)
                 })
                 .await
-                .map_err(|e| KvError::Raft(format!("scan task failed: {e}")))??
+                .map_err(|e| KvError::Raft(format!("scan task failed: {e}")))??;
+                self.check_gc_threshold(&span, spec.read_ts)?;
+                ReadValue::Scan(page)
             }
         };
         Ok((value, served))

@@ -63,6 +63,7 @@ fn status(e: KvError) -> Status {
         }
         KvError::NoLeader { .. } | KvError::ShuttingDown => Status::unavailable(e.to_string()),
         KvError::ReadTimeout { .. } => Status::deadline_exceeded(e.to_string()),
+        KvError::BelowGcThreshold { .. } => Status::out_of_range(e.to_string()),
         KvError::UnknownRange(_) => Status::not_found(e.to_string()),
         KvError::Clock(_)
         | KvError::EntryTooLarge { .. }

@@ -61,6 +61,13 @@ enum Effect {
         to_ts: Timestamp,
         max_versions: usize,
     },
+    /// One GC step, run on a blocking thread; the GC span's threshold is raised in memory
+    /// first (see [`crate::gc`]).
+    Gc {
+        step: crate::gc::GcStep,
+        gc_span: Span,
+        max_versions: usize,
+    },
 }
 
 impl Effect {
@@ -85,9 +92,7 @@ fn is_rejection(e: &storage::StorageError) -> bool {
         | E::InvalidSpan { .. }
         | E::InvalidInterval { .. }
         | E::ZeroLimit { .. } => true,
-        E::Fjall(_) | E::CorruptKey { .. } | E::CorruptValue { .. } | E::ProtectionNotFound(_) => {
-            false
-        }
+        E::Fjall(_) | E::CorruptKey { .. } | E::CorruptValue { .. } => false,
     }
 }
 
@@ -101,6 +106,8 @@ pub(crate) struct AppliedFeed {
     pub applied_term: AtomicU64,
     /// The lease in force as of the last applied entry.
     pub lease: std::sync::Mutex<Option<Lease>>,
+    /// The GC thresholds of the replica's spans, as applied (see [`crate::gc`]).
+    pub gc_thresholds: crate::gc::GcThresholds,
 }
 
 impl AppliedFeed {
@@ -111,6 +118,7 @@ impl AppliedFeed {
             applied_index: AtomicU64::new(0),
             applied_term: AtomicU64::new(0),
             lease: std::sync::Mutex::new(None),
+            gc_thresholds: crate::gc::GcThresholds::default(),
         }
     }
 
@@ -196,6 +204,8 @@ impl StateMachine {
         feed.closed_ts.send_replace(state.last_ts);
         feed.set_applied(&state);
         let _ = clock.update(state.last_ts);
+        feed.gc_thresholds
+            .reload(engine.as_ref(), crate::RangeId::FIRST)?;
         Ok(StateMachine {
             engine,
             clock,
@@ -243,7 +253,7 @@ impl StateMachine {
         Ok(self.engine.get(&fence.key, Timestamp::MAX)?.as_deref() == Some(fence.value.as_slice()))
     }
 
-    fn apply_one(
+    async fn apply_one(
         &mut self,
         entry: Entry<TypeConfig>,
     ) -> Result<CommandResult, StorageError<NodeIdRaw>> {
@@ -399,6 +409,35 @@ impl StateMachine {
                 // Replaced by the revert's progress below.
                 CommandResult::Applied { ts }
             }
+            EntryPayload::Normal(Command::Gc {
+                span: (start, end),
+                resume_key,
+                threshold,
+                max_versions,
+                ..
+            }) => {
+                let gc_span = Span { start, end };
+                let step = crate::gc::plan_step(
+                    self.engine.as_ref(),
+                    crate::RangeId::FIRST,
+                    gc_span.clone(),
+                    resume_key,
+                    threshold,
+                    ts,
+                )
+                .map_err(sm_err)?;
+                if let Some(v) = &step.record {
+                    batch.push(v.clone());
+                    versions.push(v.clone());
+                }
+                effect = Effect::Gc {
+                    step,
+                    gc_span,
+                    max_versions: usize::try_from(max_versions).unwrap_or(usize::MAX),
+                };
+                // Replaced by the step's progress below.
+                CommandResult::Applied { ts }
+            }
         };
         assert!(
             ts > self.state.last_ts,
@@ -434,6 +473,42 @@ impl StateMachine {
                     resume_key: p.resume_key,
                     removed: p.versions_removed,
                 }),
+            Effect::Gc {
+                step,
+                gc_span,
+                max_versions,
+            } => {
+                // Raised before anything is removed: a read that runs meanwhile is refused by
+                // its after-read check rather than answered from half-collected history.
+                if gc_span.validate().is_ok() && step.cursor.validate().is_ok() && max_versions > 0
+                {
+                    self.feed.gc_thresholds.raise(&gc_span, step.recorded);
+                }
+                let engine = self.engine.clone();
+                let threshold = step.threshold;
+                let outcome = tokio::task::spawn_blocking(move || {
+                    engine.gc_with(
+                        &step.cursor,
+                        threshold,
+                        max_versions,
+                        batch,
+                        Durability::NoSync,
+                    )
+                })
+                .await
+                .map_err(sm_err)?;
+                outcome.map(|p| {
+                    self.metrics.gc_versions_removed.inc_by(p.versions_removed);
+                    self.metrics.gc_bytes_removed.inc_by(p.bytes_removed);
+                    CommandResult::GcStepped {
+                        ts,
+                        threshold,
+                        resume_key: p.resume_key,
+                        removed: p.versions_removed,
+                        bytes_removed: p.bytes_removed,
+                    }
+                })
+            }
         };
         let result = match outcome {
             Ok(result) => result,
@@ -441,6 +516,8 @@ impl StateMachine {
                 // Nothing of the command was written; the entry still applies (its timestamp
                 // closes) with the applied state alone.
                 tracing::debug!(log_index = entry.log_id.index, error = %e, "command rejected at apply");
+                // Not written, so not published either (a GC step's threshold record).
+                versions.clear();
                 let mut state_only = WriteBatch::new();
                 state_only.put_local(APPLIED_KEY, applied_state);
                 self.engine
@@ -529,7 +606,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let mut results = Vec::new();
         for entry in entries {
-            results.push(self.apply_one(entry)?);
+            results.push(self.apply_one(entry).await?);
         }
         Ok(results)
     }
@@ -614,6 +691,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         );
         self.engine.write(batch, Durability::Sync).map_err(sm_err)?;
         let _ = self.clock.update(payload.last_ts);
+        self.feed
+            .gc_thresholds
+            .reload(self.engine.as_ref(), crate::RangeId::FIRST)
+            .map_err(sm_err)?;
         *lock_snapshot(&self.current_snapshot) = Some((meta.clone(), data));
         self.feed.set_applied(&self.state);
         self.feed.closed_ts.send_replace(payload.last_ts);

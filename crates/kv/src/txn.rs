@@ -180,7 +180,7 @@ pub(crate) fn response_from_outcome(outcome: CommitOutcome) -> pb::CommitRespons
 /// An open transaction. Dropping it without [`Txn::commit`] abandons it (nothing was written).
 #[derive(Debug)]
 pub struct Txn {
-    node: Arc<KvNode>,
+    pub(crate) node: Arc<KvNode>,
     range: RangeId,
     buf: TxnBuffer,
 }

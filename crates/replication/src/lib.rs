@@ -13,15 +13,15 @@
 //! - [`client`]: what the consumer needs of a producer, as a trait, with the real
 //!   implementation (SQL over pgwire for control, gRPC for partition streams).
 //!
-//! Owns: the stream protocol, the replication jobs, protected timestamp records. Does not own:
-//! the SQL grammar (`sql::parser`), the Raft commands it uses (`kv`).
+//! Owns: the stream protocol, the replication jobs. Does not own: the SQL grammar
+//! (`sql::parser`), the Raft commands it uses, protected timestamps and GC (`kv`: the jobs'
+//! records live in `kv::protectedts`).
 
 pub mod client;
 pub mod consumer;
 pub mod frontier;
 pub mod metrics;
 pub mod producer;
-pub mod pts;
 pub mod secrets;
 pub mod spec;
 pub mod sql;

@@ -197,6 +197,28 @@ fn tenant_setting_key(tenant: tenant::TenantId, name: &str) -> Vec<u8> {
     k
 }
 
+/// A virtual cluster's override of a setting, if it has one.
+pub async fn get_tenant_setting(
+    txn: &mut TenantTxn,
+    tenant: tenant::TenantId,
+    name: &str,
+) -> SqlResult<Option<String>> {
+    settings::lookup(name)?;
+    match txn.get(&tenant_setting_key(tenant, name)).await? {
+        Some(v) => Ok(Some(
+            String::from_utf8(v).map_err(|e| corrupt("setting", e))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Whether `key` (a system virtual cluster key) holds setting `name` or a virtual cluster's
+/// override of it.
+pub(crate) fn is_setting_key(key: &[u8], name: &str) -> bool {
+    (key.starts_with(SETTING_PREFIX) || key.starts_with(TENANT_SETTING_PREFIX))
+        && key.ends_with(name.as_bytes())
+}
+
 /// Sets (or with `None`, removes) a virtual cluster's override of a setting, stored in the
 /// system virtual cluster's keyspace. Which settings honour overrides is up to their readers.
 pub fn put_tenant_setting(

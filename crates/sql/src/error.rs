@@ -19,6 +19,7 @@ pub mod code {
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
     pub const SERIALIZATION_FAILURE: &str = "40001";
     pub const INTERNAL: &str = "XX000";
+    pub const SNAPSHOT_TOO_OLD: &str = "72000";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const DUPLICATE_DATABASE: &str = "42P04";
     pub const DUPLICATE_TABLE: &str = "42P07";
@@ -122,6 +123,11 @@ impl From<kv::KvError> for SqlError {
             kv::KvError::EntryTooLarge { .. } => {
                 SqlError::new(code::PROGRAM_LIMIT_EXCEEDED, e.to_string())
                     .with_hint("split the work into smaller batches")
+            }
+            kv::KvError::BelowGcThreshold { .. } => {
+                SqlError::new(code::SNAPSHOT_TOO_OLD, e.to_string()).with_hint(
+                    "read at a later time (AS OF SYSTEM TIME), or keep more history: raise gc.ttl (ALTER VIRTUAL CLUSTER name SET CLUSTER SETTING gc.ttl = ...)",
+                )
             }
             other => SqlError::internal(other.to_string()),
         }

@@ -259,7 +259,8 @@ impl SqlServer {
                 col("privilege_type", Text),
                 col("is_grantable", Bool),
             ],
-            Statement::ShowClusterSetting { name } => vec![col(name, Text)],
+            Statement::ShowClusterSetting { name }
+            | Statement::ShowVirtualClusterSetting { name, .. } => vec![col(name, Text)],
             Statement::ShowClusterSettings => vec![
                 col("variable", Text),
                 col("value", Text),
@@ -401,6 +402,22 @@ impl SqlServer {
                 let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
                 self.require_view_settings(&mut txn, session).await?;
                 let v = catalog::get_setting(&mut txn, name).await?;
+                Ok(QueryResult::Rows {
+                    columns: Self::result_columns(stmt),
+                    rows: vec![vec![text(v)]],
+                })
+            }
+            Statement::ShowVirtualClusterSetting { name, tenant } => {
+                require_system(session, "SHOW CLUSTER SETTING")?;
+                let mut kv_txn = self.node()?.begin(RangeId::FIRST)?;
+                let rec = registry::must_get_by_name(&mut kv_txn, tenant).await?;
+                drop(kv_txn);
+                let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
+                self.require_view_settings(&mut txn, session).await?;
+                let v = match catalog::get_tenant_setting(&mut txn, rec.id, name).await? {
+                    Some(v) => v,
+                    None => catalog::get_setting(&mut txn, name).await?,
+                };
                 Ok(QueryResult::Rows {
                     columns: Self::result_columns(stmt),
                     rows: vec![vec![text(v)]],

@@ -1,15 +1,17 @@
 //! The cluster settings the KV layer honours, pushed into each node's [`KvNode`]: the KV layer
 //! sits below the catalog and cannot read settings itself.
 //!
-//! Today that is `kv.raft.command.max_size`. A node applies it when it starts
-//! ([`watch`]), whenever an entry that writes the setting applies on its replica (so every
-//! node follows a change within one Raft round trip), and at once on the node that ran
-//! `SET CLUSTER SETTING` ([`apply`]).
+//! Today that is `kv.raft.command.max_size`, and the GC policy: `gc.ttl` (with each virtual
+//! cluster's override, `ALTER VIRTUAL CLUSTER name SET CLUSTER SETTING gc.ttl = ...`) over
+//! the system keyspace and each virtual cluster's keyspace, and `kv.gc.interval`. A node
+//! applies them when it starts ([`watch`]), whenever an entry that writes one of them (or a
+//! virtual cluster's record) applies on its replica (so every node follows a change within
+//! one Raft round trip), and at once on the node that ran `SET CLUSTER SETTING` ([`apply`]).
 
 use crate::catalog;
 use crate::error::{SqlError, SqlResult};
-use crate::settings::{self, COMMAND_MAX_SIZE};
-use kv::{Applied, KvNode};
+use crate::settings::{self, COMMAND_MAX_SIZE, GC_INTERVAL, GC_TTL};
+use kv::{Applied, GcPolicy, GcSpan, KvNode, RangeId};
 use std::sync::Arc;
 use std::time::Duration;
 use tenant::{TenantId, TenantKv};
@@ -33,14 +35,59 @@ pub async fn apply(node: &Arc<KvNode>) -> SqlResult<()> {
         bytes = in_effect,
         "applied to the KV layer"
     );
+    let policy = gc_policy(node, &mut txn).await?;
+    tracing::debug!(spans = policy.spans.len(), interval = ?policy.interval, "gc policy applied to the KV layer");
+    node.set_gc_policy(policy);
     Ok(())
 }
 
-/// Whether an applied entry wrote a KV setting.
-fn writes_kv_setting(applied: &Applied, key_suffix: &[u8]) -> bool {
+fn duration(name: &str, text: &str) -> SqlResult<Duration> {
+    settings::parse_duration(text)
+        .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad duration {text:?}")))
+}
+
+/// The GC policy: the system keyspace at `gc.ttl`, each virtual cluster's keyspace at its
+/// override of `gc.ttl` or the cluster's.
+async fn gc_policy(node: &Arc<KvNode>, txn: &mut tenant::TenantTxn) -> SqlResult<GcPolicy> {
+    let ttl = duration(GC_TTL, &catalog::get_setting(txn, GC_TTL).await?)?;
+    let interval = duration(GC_INTERVAL, &catalog::get_setting(txn, GC_INTERVAL).await?)?;
+    let mut spans = vec![
+        GcSpan {
+            span: storage::Span::new(Vec::new(), tenant::TENANT_KEYSPACE_START.to_vec()),
+            ttl,
+        },
+        GcSpan {
+            span: storage::Span::from_key(tenant::TENANT_KEYSPACE_END.to_vec()),
+            ttl,
+        },
+    ];
+    let mut kv_txn = node.begin(RangeId::FIRST)?;
+    for rec in tenant::registry::list(&mut kv_txn).await? {
+        if rec.id.is_system() {
+            continue;
+        }
+        let ttl = match catalog::get_tenant_setting(txn, rec.id, GC_TTL).await? {
+            Some(text) => duration(GC_TTL, &text)?,
+            None => ttl,
+        };
+        spans.push(GcSpan {
+            span: rec.id.span(),
+            ttl,
+        });
+    }
+    Ok(GcPolicy { interval, spans })
+}
+
+/// Whether an applied entry wrote a KV setting (or a virtual cluster's record: the GC policy
+/// has a span per virtual cluster).
+fn writes_kv_setting(applied: &Applied) -> bool {
     match applied {
         Applied::Entry { versions, .. } => versions.iter().any(|v| {
-            tenant::tenant_of_key(&v.key) == TenantId::SYSTEM && v.key.ends_with(key_suffix)
+            tenant::tenant_of_key(&v.key) == TenantId::SYSTEM
+                && ([COMMAND_MAX_SIZE, GC_TTL, GC_INTERVAL]
+                    .iter()
+                    .any(|name| catalog::is_setting_key(&v.key, name))
+                    || tenant::registry::is_record_key(&v.key))
         }),
         // Replaced by a snapshot: anything may have changed.
         Applied::Reset => true,
@@ -52,7 +99,6 @@ pub fn watch(node: &Arc<KvNode>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(node);
     let mut applied = node.subscribe_applied();
     tokio::spawn(async move {
-        let key_suffix = catalog::setting_key(COMMAND_MAX_SIZE);
         loop {
             let Some(node) = weak.upgrade() else { return };
             let result = apply(&node).await;
@@ -64,7 +110,7 @@ pub fn watch(node: &Arc<KvNode>) -> tokio::task::JoinHandle<()> {
             }
             loop {
                 match applied.recv().await {
-                    Ok(a) if writes_kv_setting(&a, &key_suffix) => break,
+                    Ok(a) if writes_kv_setting(&a) => break,
                     Ok(_) => {}
                     // Missed entries may have changed it: re-read.
                     Err(RecvError::Lagged(_)) => break,

@@ -68,6 +68,12 @@ pub enum Statement {
         name: String,
     },
     ShowClusterSettings,
+    /// `SHOW CLUSTER SETTING name FOR VIRTUAL CLUSTER tenant`: the virtual cluster's override,
+    /// else the cluster's value.
+    ShowVirtualClusterSetting {
+        name: String,
+        tenant: String,
+    },
     ShowVirtualClusters,
     ShowVirtualCluster {
         name: String,
@@ -966,9 +972,12 @@ impl Parser {
             return Ok(Statement::ShowClusterSettings);
         }
         if self.kws(&["CLUSTER", "SETTING"]) {
-            return Ok(Statement::ShowClusterSetting {
-                name: self.dotted()?,
-            });
+            let name = self.dotted()?;
+            if self.kws(&["FOR", "VIRTUAL", "CLUSTER"]) {
+                let tenant = self.ident("a virtual cluster name")?;
+                return Ok(Statement::ShowVirtualClusterSetting { name, tenant });
+            }
+            return Ok(Statement::ShowClusterSetting { name });
         }
         if self.kw("JOBS") {
             return Ok(Statement::ShowJobs);

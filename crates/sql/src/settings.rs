@@ -143,12 +143,30 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "the default retention window of replicated history on the standby",
     },
     SettingDef {
+        name: GC_TTL,
+        typ: SettingType::Duration,
+        default: "4h",
+        description: "how long MVCC history is kept before garbage collection (a virtual cluster may override it: ALTER VIRTUAL CLUSTER name SET CLUSTER SETTING gc.ttl = ...); protected timestamps hold it back",
+    },
+    SettingDef {
+        name: GC_INTERVAL,
+        typ: SettingType::Duration,
+        default: "10m",
+        description: "how often each range's leader runs the GC queue",
+    },
+    SettingDef {
         name: COMMAND_MAX_SIZE,
         typ: SettingType::ByteSize,
         default: "64 MiB",
         description: "the largest Raft command (one transaction's writes, encoded) a node proposes; larger statements fail with 54000 (from 64 KiB to 128 MiB)",
     },
 ];
+
+/// `gc.ttl`, honoured by the KV layer's GC queue, per virtual cluster (see
+/// [`crate::kv_settings`]).
+pub const GC_TTL: &str = "gc.ttl";
+/// `kv.gc.interval`, honoured by the KV layer's GC queue.
+pub const GC_INTERVAL: &str = "kv.gc.interval";
 
 /// `kv.raft.command.max_size`, honoured by the KV layer (see [`crate::kv_settings`]).
 pub const COMMAND_MAX_SIZE: &str = "kv.raft.command.max_size";

@@ -12,7 +12,7 @@ pub type Bytes = fjall::Slice;
 pub enum Partition {
     /// Versioned keys and values.
     Data,
-    /// Local metadata of the store (protected timestamps, counters); not versioned.
+    /// Local metadata of the store (the Raft applied state, counters); not versioned.
     Meta,
 }
 

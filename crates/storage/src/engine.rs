@@ -1,6 +1,6 @@
 use crate::backend::Bytes;
 use crate::encoding::{encode_value, encode_versioned_key};
-use crate::{ProtectedTimestamp, ProtectionId, Span, StorageResult};
+use crate::{Span, StorageResult};
 use hlc::Timestamp;
 use std::fmt::Debug;
 
@@ -103,14 +103,16 @@ pub struct RevertProgress {
     pub resume_key: Option<Vec<u8>>,
 }
 
-/// What [`Engine::gc`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct GcStats {
-    /// The threshold actually applied: the requested one, lowered to the oldest protected
-    /// timestamp on an overlapping span.
-    pub threshold: Timestamp,
-    /// Versions removed.
+/// What one call of [`Engine::gc`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GcProgress {
+    /// Versions removed by this call.
     pub versions_removed: u64,
+    /// Bytes of the removed versions (encoded keys and values).
+    pub bytes_removed: u64,
+    /// When the step's bounds stopped the call, the key to resume from (pass a span starting
+    /// there); `None` when the whole span has been collected.
+    pub resume_key: Option<Vec<u8>>,
 }
 
 /// An atomic group of writes at given timestamps, encoded as they are added (each value is
@@ -279,23 +281,37 @@ pub trait Engine: Send + Sync + Debug {
         durability: Durability,
     ) -> StorageResult<RevertProgress>;
 
-    /// Removes the versions of `span` that no read at or above the threshold can see: those
+    /// Removes versions of `span` that no read at or above `threshold` can see (those
     /// shadowed by a newer version at or below it, and a tombstone that is the newest version
-    /// at or below it. The threshold is lowered to the oldest protected timestamp registered
-    /// on an overlapping span.
-    fn gc(&self, span: &Span, threshold: Timestamp) -> StorageResult<GcStats>;
+    /// at or below it), at most `batch_versions_max` of them in one durable batch; the result
+    /// says where to resume. The caller chooses the threshold: protected timestamps are
+    /// `kv`'s, which lowers the threshold to them before it calls this.
+    fn gc(
+        &self,
+        span: &Span,
+        threshold: Timestamp,
+        batch_versions_max: usize,
+    ) -> StorageResult<GcProgress> {
+        self.gc_with(
+            span,
+            threshold,
+            batch_versions_max,
+            WriteBatch::new(),
+            Durability::Sync,
+        )
+    }
 
-    /// Registers a protected timestamp on `span`, durably.
-    fn protect(&self, span: &Span, ts: Timestamp) -> StorageResult<ProtectionId>;
-
-    /// Every registered protected timestamp, by id.
-    fn protections(&self) -> StorageResult<Vec<ProtectedTimestamp>>;
-
-    /// Moves a protected timestamp to `ts`, durably.
-    fn update_protection(&self, id: ProtectionId, ts: Timestamp) -> StorageResult<()>;
-
-    /// Removes a protected timestamp, durably.
-    fn release_protection(&self, id: ProtectionId) -> StorageResult<()>;
+    /// [`Engine::gc`], committing `with` (typically local metadata, such as the Raft log
+    /// position the step applies, and the new GC threshold) in the same atomic batch, after
+    /// the removals. On any error nothing is written, `with` included.
+    fn gc_with(
+        &self,
+        span: &Span,
+        threshold: Timestamp,
+        batch_versions_max: usize,
+        with: WriteBatch,
+        durability: Durability,
+    ) -> StorageResult<GcProgress>;
 
     /// A hash of every version of `span` in `(start_ts, end_ts]` (`start_ts` zero meaning all
     /// history up to `end_ts`), independent of write order, engine, restarts and compactions.

@@ -1,4 +1,3 @@
-use crate::ProtectionId;
 use crate::encoding::PrettyKey;
 use hlc::Timestamp;
 
@@ -37,9 +36,6 @@ pub enum StorageError {
     /// timestamp: the two histories disagree. Nothing of the batch was written.
     #[error("ingest conflict at {key} @ {ts}: a different version is already stored")]
     IngestConflict { key: PrettyKey, ts: Timestamp },
-    /// No protected timestamp has this id.
-    #[error("protected timestamp record {0} not found")]
-    ProtectionNotFound(ProtectionId),
     /// A bound that must be positive was zero.
     #[error("{what} must be at least 1")]
     ZeroLimit { what: &'static str },

@@ -5,11 +5,12 @@
 //! scans, exports (latest as of a time, or every revision in a time interval), atomic write
 //! batches with a durability choice, ingestion of replicated versions with their original
 //! timestamps, reverting a span to a timestamp, garbage collection of shadowed versions below
-//! the protected timestamps it records, and span fingerprints (optionally ignoring a key
+//! a threshold (in bounded steps), and span fingerprints (optionally ignoring a key
 //! prefix, to compare one virtual cluster's data under two tenant prefixes).
 //!
-//! Does not own: replication of writes (that is `kv`), choosing timestamps (`kv`, `hlc`), or
-//! tenant prefixes (`tenant`). Keys here are plain bytes.
+//! Does not own: replication of writes (that is `kv`), choosing timestamps (`kv`, `hlc`),
+//! protected timestamps and GC thresholds (`kv`, replicated), or tenant prefixes (`tenant`).
+//! Keys here are plain bytes.
 //!
 //! Invariants:
 //! - A forward scan of the data partition yields user keys in ascending byte order and each
@@ -17,8 +18,7 @@
 //! - No version has the zero timestamp: [`Timestamp::ZERO`] means "before all history".
 //! - A [`WriteBatch`] is applied whole or not at all; a [`Durability::Sync`] write is on disk
 //!   when the call returns.
-//! - Garbage collection never removes a version newer than the oldest protected timestamp
-//!   registered on an overlapping span.
+//! - Garbage collection at a threshold never changes what a read at or above it returns.
 //! - A fingerprint depends only on the set of versions in its span and interval, not on the
 //!   order they were written in, the engine, restarts or compactions.
 
@@ -32,12 +32,11 @@ mod fjall_backend;
 mod gc;
 mod mem_backend;
 mod mvcc;
-mod protected_ts;
 mod revert;
 mod span;
 
 pub use engine::{
-    Durability, Engine, ExportIter, ExportMode, GcStats, IngestStats, KeyValue, MvccVersion,
+    Durability, Engine, ExportIter, ExportMode, GcProgress, IngestStats, KeyValue, MvccVersion,
     RevertProgress, ScanResult, WriteBatch,
 };
 pub use error::{StorageError, StorageResult};
@@ -46,7 +45,6 @@ pub use fjall_backend::{DiskSpace, FjallBackend, StoreOptions};
 pub use hlc::Timestamp;
 pub use mem_backend::MemBackend;
 pub use mvcc::MvccEngine;
-pub use protected_ts::{ProtectedTimestamp, ProtectionId};
 pub use span::{Span, prefix_end};
 
 /// The MVCC engine on disk, over fjall.

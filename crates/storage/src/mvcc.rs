@@ -4,9 +4,9 @@ use crate::backend::{Backend, Bytes, Partition, RawBatch};
 use crate::encoding::{PrettyKey, encode_value, encode_versioned_key, key_prefix_end};
 use crate::export::{export, raw_versions};
 use crate::{
-    Durability, Engine, ExportIter, ExportMode, GcStats, IngestStats, KeyValue, MvccVersion,
-    ProtectedTimestamp, ProtectionId, RevertProgress, ScanResult, Span, StorageError,
-    StorageResult, WriteBatch, fingerprint, gc, protected_ts, revert,
+    Durability, Engine, ExportIter, ExportMode, GcProgress, IngestStats, KeyValue, MvccVersion,
+    RevertProgress, ScanResult, Span, StorageError, StorageResult, WriteBatch, fingerprint, gc,
+    revert,
 };
 use hlc::Timestamp;
 use std::collections::HashMap;
@@ -16,8 +16,8 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Debug)]
 pub struct MvccEngine<B: Backend> {
     backend: B,
-    /// Serialises mutations, so that read-then-write operations (ingest's identity check, the
-    /// protected timestamp id counter) see no interleaved writer.
+    /// Serialises mutations, so that read-then-write operations (ingest's identity check, a
+    /// revert or GC step's scan) see no interleaved writer.
     write_lock: Mutex<()>,
 }
 
@@ -42,8 +42,7 @@ impl<B: Backend> MvccEngine<B> {
     }
 }
 
-/// Local metadata lives in the meta partition under its own prefix, apart from the storage
-/// engine's own records (protected timestamps).
+/// Local metadata lives in the meta partition under its own prefix.
 fn local_key(key: &[u8]) -> Vec<u8> {
     let mut out = b"local/".to_vec();
     out.extend_from_slice(key);
@@ -196,28 +195,19 @@ impl<B: Backend> Engine for MvccEngine<B> {
         Ok(progress)
     }
 
-    fn gc(&self, span: &Span, threshold: Timestamp) -> StorageResult<GcStats> {
+    fn gc_with(
+        &self,
+        span: &Span,
+        threshold: Timestamp,
+        batch_versions_max: usize,
+        with: WriteBatch,
+        durability: Durability,
+    ) -> StorageResult<GcProgress> {
         let _guard = self.lock();
-        gc::gc(&self.backend, span, threshold)
-    }
-
-    fn protect(&self, span: &Span, ts: Timestamp) -> StorageResult<ProtectionId> {
-        let _guard = self.lock();
-        protected_ts::protect(&self.backend, span, ts)
-    }
-
-    fn protections(&self) -> StorageResult<Vec<ProtectedTimestamp>> {
-        protected_ts::list(&self.backend)
-    }
-
-    fn update_protection(&self, id: ProtectionId, ts: Timestamp) -> StorageResult<()> {
-        let _guard = self.lock();
-        protected_ts::update(&self.backend, id, ts)
-    }
-
-    fn release_protection(&self, id: ProtectionId) -> StorageResult<()> {
-        let _guard = self.lock();
-        protected_ts::release(&self.backend, id)
+        let (mut raw, progress) = gc::gc_batch(&self.backend, span, threshold, batch_versions_max)?;
+        append_batch(&mut raw, with)?;
+        self.backend.commit(raw, durability)?;
+        Ok(progress)
     }
 
     fn fingerprint_stripped(

@@ -5,8 +5,8 @@ mod common;
 
 use common::{Kind, ts};
 use storage::{
-    Durability, Engine, ExportMode, IngestStats, KeyValue, MvccVersion, ProtectionId, Span,
-    StorageError, Timestamp, WriteBatch,
+    Durability, Engine, ExportMode, IngestStats, KeyValue, MvccVersion, Span, StorageError,
+    Timestamp, WriteBatch,
 };
 
 fn must_export(
@@ -364,9 +364,10 @@ fn gc_removes_what_no_read_can_see(kind: Kind) {
     let all = Span::all();
     let scan_at_30 = e.scan(&all, ts(30), 100).expect("scan");
     let fp_above = e.fingerprint(&all, ts(30), Timestamp::MAX).expect("fp");
-    let stats = e.gc(&all, ts(30)).expect("gc");
-    assert_eq!(stats.threshold, ts(30));
+    let stats = e.gc(&all, ts(30), 100).expect("gc");
     assert_eq!(stats.versions_removed, 3, "a@10, b@10 and b's tombstone");
+    assert!(stats.bytes_removed > 0);
+    assert_eq!(stats.resume_key, None);
     assert_eq!(e.scan(&all, ts(30), 100).expect("scan"), scan_at_30);
     assert_eq!(
         e.fingerprint(&all, ts(30), Timestamp::MAX).expect("fp"),
@@ -382,87 +383,45 @@ fn gc_removes_what_no_read_can_see(kind: Kind) {
     );
 }
 
-// Goal (acceptance): GC keeps everything newer than a protected timestamp on an overlapping
-// span, and reclaims it once the protection is released; protections elsewhere do not hold
-// GC back.
-fn gc_respects_protected_timestamps(kind: Kind) {
-    let e = kind.must_open();
-    write_history(&*e, 10, 1, 50);
-    let span = Span::new("key000", "key010");
-    let protected_at = ts(20);
-    let fp_protected = e
-        .fingerprint(&span, protected_at, Timestamp::MAX)
-        .expect("fp");
-    let scan_at_protected = e.scan(&span, protected_at, 100).expect("scan");
-    let id = e
-        .protect(&Span::new("key005", "key006"), protected_at)
-        .expect("protect");
-    let elsewhere = e
-        .protect(&Span::new("zzz", "zzzz"), ts(1))
-        .expect("protect");
-    let before = must_export(&*e, &span, 0, u64::MAX, ExportMode::AllRevisions).len();
-    let stats = e.gc(&span, ts(45)).expect("gc");
-    assert_eq!(stats.threshold, protected_at);
-    assert!(
-        stats.versions_removed > 0,
-        "history below the protection is reclaimed"
-    );
+// issue 15 item 5: a GC of a huge span must not be one giant step. Goal: GC in bounded steps
+// removes at most the asked number of versions per step (more only to finish a key: a step
+// ends between keys, so a tombstone never goes without the versions it hides), resumes from
+// the key it returns, and ends with exactly what one unbounded GC leaves. Method: GC the same
+// history once in steps of 7 and once in one step, on two engines, and compare all revisions.
+fn gc_in_bounded_steps(kind: Kind) {
+    let stepped = kind.must_open();
+    let whole = kind.must_open();
+    for e in [&stepped, &whole] {
+        write_history(&**e, 20, 1, 10);
+        e.delete(b"key003", ts(20)).expect("delete");
+    }
+    let all = Span::all();
+    let expected = whole.gc(&all, ts(8), usize::MAX).expect("gc");
+    assert_eq!(expected.resume_key, None);
+    let mut span = all.clone();
+    let (mut removed, mut steps) = (0, 0);
+    loop {
+        let p = stepped.gc(&span, ts(8), 7).expect("gc step");
+        // Each key here has at most 8 removable versions: a step stops at the first key
+        // boundary at or after 7 removals.
+        assert!(p.versions_removed < 7 + 8, "step of {}", p.versions_removed);
+        removed += p.versions_removed;
+        steps += 1;
+        match p.resume_key {
+            Some(k) => span = all.with_start(k),
+            None => break,
+        }
+    }
+    assert!(steps > 5, "the GC took {steps} steps");
+    assert_eq!(removed, expected.versions_removed);
     assert_eq!(
-        e.fingerprint(&span, protected_at, Timestamp::MAX)
-            .expect("fp"),
-        fp_protected
-    );
-    assert_eq!(
-        e.scan(&span, protected_at, 100).expect("scan"),
-        scan_at_protected
-    );
-    let after_protected = must_export(&*e, &span, 0, u64::MAX, ExportMode::AllRevisions).len();
-    assert!(after_protected < before);
-
-    e.release_protection(id).expect("release");
-    let stats = e.gc(&span, ts(45)).expect("gc");
-    assert_eq!(stats.threshold, ts(45));
-    assert!(stats.versions_removed > 0);
-    assert_ne!(
-        e.fingerprint(&span, protected_at, Timestamp::MAX)
-            .expect("fp"),
-        fp_protected
-    );
-    let after_release = must_export(&*e, &span, 0, u64::MAX, ExportMode::AllRevisions).len();
-    assert!(after_release < after_protected);
-    assert!(
-        e.protections()
-            .expect("list")
-            .iter()
-            .any(|p| p.id == elsewhere)
-    );
-}
-
-// Goal: protected timestamps can be registered, listed, moved and released, with a typed error
-// for an unknown id; ids are never reused.
-fn protected_timestamp_records(kind: Kind) {
-    let e = kind.must_open();
-    let a = e.protect(&Span::new("a", "b"), ts(5)).expect("protect");
-    let b = e.protect(&Span::from_key("c"), ts(6)).expect("protect");
-    assert_ne!(a, b);
-    e.update_protection(a, ts(9)).expect("update");
-    let list = e.protections().expect("list");
-    assert_eq!(list.len(), 2);
-    assert_eq!(list[0].id, a);
-    assert_eq!(list[0].ts, ts(9));
-    assert_eq!(list[0].span, Span::new("a", "b"));
-    assert_eq!(list[1].span, Span::from_key("c"));
-    e.release_protection(a).expect("release");
-    assert!(
-        matches!(e.release_protection(a), Err(StorageError::ProtectionNotFound(id)) if id == a)
+        must_export(&*stepped, &all, 0, u64::MAX, ExportMode::AllRevisions),
+        must_export(&*whole, &all, 0, u64::MAX, ExportMode::AllRevisions)
     );
     assert!(matches!(
-        e.update_protection(ProtectionId(999), ts(1)),
-        Err(StorageError::ProtectionNotFound(_))
+        stepped.gc(&all, ts(8), 0),
+        Err(StorageError::ZeroLimit { .. })
     ));
-    let c = e.protect(&Span::all(), ts(1)).expect("protect");
-    assert!(c > b, "ids are never reused");
-    assert_eq!(e.protections().expect("list").len(), 2);
 }
 
 // Goal: a fingerprint depends only on the versions in its span and interval: the same history
@@ -547,15 +506,10 @@ fn local_metadata_is_atomic_and_invisible(kind: Kind) {
         must_export(&*e, &Span::all(), 0, u64::MAX, ExportMode::AllRevisions).len(),
         1
     );
-    // Local keys do not collide with protected timestamp records.
-    let id = e.protect(&Span::all(), ts(1)).expect("protect");
     let mut clear = WriteBatch::new();
     clear.delete_local("applied");
-    clear.put_local("pts/x", "not a record");
     e.write(clear, Durability::Sync).expect("write");
     assert_eq!(e.get_local(b"applied").expect("get"), None);
-    assert_eq!(e.protections().expect("list").len(), 1);
-    e.release_protection(id).expect("release");
 }
 
 // Goal: a stripped fingerprint hashes keys without their prefix: the same history written under
@@ -687,8 +641,7 @@ conformance!(
     revert_restores_fingerprint_at_t,
     revert_in_bounded_batches,
     gc_removes_what_no_read_can_see,
-    gc_respects_protected_timestamps,
-    protected_timestamp_records,
+    gc_in_bounded_steps,
     fingerprint_is_order_independent,
     local_metadata_is_atomic_and_invisible,
     fingerprint_stripped_ignores_the_prefix,

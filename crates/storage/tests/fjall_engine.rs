@@ -41,7 +41,7 @@ fn full_fp(e: &dyn Engine) -> u64 {
         .expect("fingerprint")
 }
 
-// Goal: data, protected timestamps and fingerprints are the same after a reopen and after a
+// Goal: data and fingerprints are the same after a reopen and after a
 // full compaction, and equal to the in-memory engine's for the same history.
 #[test]
 fn history_survives_restart_and_compaction() {
@@ -49,13 +49,9 @@ fn history_survives_restart_and_compaction() {
     let versions = history();
     let mem = MemEngine::new();
     must_write(&mem, &versions);
-    let (fp, fp_at_300, protections, scan) = {
+    let (fp, fp_at_300, scan) = {
         let e = FjallEngine::open(dir.path()).expect("open");
         must_write(&e, &versions);
-        e.protect(&Span::new("key0010", "key0020"), Timestamp::new(300, 0))
-            .expect("protect");
-        e.protect(&Span::from_key("key0150"), Timestamp::new(200, 1))
-            .expect("protect");
         let fp = full_fp(&e);
         assert_eq!(fp, full_fp(&mem), "fjall and memory engines agree");
         let fp_at_300 = e
@@ -64,15 +60,10 @@ fn history_survives_restart_and_compaction() {
         let scan = e
             .scan(&Span::all(), Timestamp::new(350, 0), 10_000)
             .expect("scan");
-        (fp, fp_at_300, e.protections().expect("list"), scan)
+        (fp, fp_at_300, scan)
     };
     let e = FjallEngine::open(dir.path()).expect("reopen");
     assert_eq!(full_fp(&e), fp, "after restart");
-    assert_eq!(
-        e.protections().expect("list"),
-        protections,
-        "protections survive restart"
-    );
     assert_eq!(
         e.scan(&Span::all(), Timestamp::new(350, 0), 10_000)
             .expect("scan"),
@@ -113,7 +104,11 @@ fn revert_and_gc_survive_restart() {
             .expect("revert");
         assert!(p.versions_removed > 0);
         let g = e
-            .gc(&Span::new("key0100", "key0200"), Timestamp::new(250, 0))
+            .gc(
+                &Span::new("key0100", "key0200"),
+                Timestamp::new(250, 0),
+                usize::MAX,
+            )
             .expect("gc");
         assert!(g.versions_removed > 0);
         (full_fp(&e), e.version_count(&Span::all()).expect("count"))

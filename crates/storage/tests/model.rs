@@ -12,8 +12,8 @@ use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use storage::{
-    Durability, Engine, ExportMode, KeyValue, MvccVersion, ProtectionId, Span, StorageError,
-    Timestamp, WriteBatch, version_hash,
+    Durability, Engine, ExportMode, KeyValue, MvccVersion, Span, StorageError, Timestamp,
+    WriteBatch, version_hash,
 };
 
 const OPS_PER_CASE: usize = 1_500;
@@ -47,7 +47,6 @@ type Versions = BTreeMap<Reverse<Timestamp>, Option<Vec<u8>>>;
 #[derive(Default, Debug)]
 struct Model {
     data: BTreeMap<Vec<u8>, Versions>,
-    protections: BTreeMap<ProtectionId, (Span, Timestamp)>,
 }
 
 impl Model {
@@ -126,13 +125,7 @@ impl Model {
             })
     }
 
-    fn gc(&mut self, span: &Span, threshold: Timestamp) -> (Timestamp, u64) {
-        let threshold = self
-            .protections
-            .values()
-            .filter(|(s, _)| s.overlaps(span))
-            .map(|(_, t)| *t)
-            .fold(threshold, Timestamp::min);
+    fn gc(&mut self, span: &Span, threshold: Timestamp) -> u64 {
         let mut removed = 0;
         for (_, vs) in self.data.iter_mut().filter(|(k, _)| span.contains(k)) {
             let below: Vec<_> = vs
@@ -147,7 +140,7 @@ impl Model {
             }
         }
         self.data.retain(|_, vs| !vs.is_empty());
-        (threshold, removed)
+        removed
     }
 }
 
@@ -318,43 +311,22 @@ fn run_case(kind: Kind, seed: u64) {
                 }
                 model.data.retain(|_, vs| !vs.is_empty());
             }
-            80..=84 => {
+            80..=89 => {
+                // GC in bounded steps, resumed from each step's resume key.
                 let span = random_span(&mut rng);
                 let threshold = random_ts(&mut rng);
-                let stats = e.gc(&span, threshold).expect(&ctx);
-                let (t, removed) = model.gc(&span, threshold);
-                assert_eq!(
-                    (stats.threshold, stats.versions_removed),
-                    (t, removed),
-                    "gc {ctx}"
-                );
-            }
-            85..=89 => {
-                let ids: Vec<_> = model.protections.keys().copied().collect();
-                if ids.is_empty() || rng.random_bool(0.5) {
-                    let span = random_span(&mut rng);
-                    let ts = random_ts(&mut rng);
-                    let id = e.protect(&span, ts).expect(&ctx);
-                    model.protections.insert(id, (span, ts));
-                } else {
-                    let id = ids[rng.random_range(0..ids.len())];
-                    if rng.random_bool(0.5) {
-                        e.release_protection(id).expect(&ctx);
-                        model.protections.remove(&id);
-                    } else {
-                        let ts = random_ts(&mut rng);
-                        e.update_protection(id, ts).expect(&ctx);
-                        model.protections.get_mut(&id).expect("known id").1 = ts;
+                let batch = rng.random_range(1..6);
+                let mut cursor = span.clone();
+                let mut removed = 0;
+                loop {
+                    let p = e.gc(&cursor, threshold, batch).expect(&ctx);
+                    removed += p.versions_removed;
+                    match p.resume_key {
+                        Some(k) => cursor = cursor.with_start(k),
+                        None => break,
                     }
                 }
-                let listed: Vec<_> = e
-                    .protections()
-                    .expect(&ctx)
-                    .into_iter()
-                    .map(|p| (p.id, (p.span, p.ts)))
-                    .collect();
-                let expected: Vec<_> = model.protections.clone().into_iter().collect();
-                assert_eq!(listed, expected, "protections {ctx}");
+                assert_eq!(removed, model.gc(&span, threshold), "gc {ctx}");
             }
             _ => {
                 let span = random_span(&mut rng);

@@ -15,6 +15,12 @@ const RECORD_PREFIX: &[u8] = b"\x03tenant/record/";
 const NAME_PREFIX: &[u8] = b"\x03tenant/name/";
 const NEXT_ID_KEY: &[u8] = b"\x03tenant/next-id";
 /// Ids below this are reserved for the profiles' fixed tenants (system, template, application).
+/// Whether `key` is a virtual cluster's registry record (a write to one adds, changes or
+/// removes a virtual cluster).
+pub fn is_record_key(key: &[u8]) -> bool {
+    key.starts_with(RECORD_PREFIX)
+}
+
 const FIRST_ALLOCATED_ID: u64 = 2;
 /// More tenants than a registry scan returns in one page.
 const LIST_LIMIT: usize = 100_000;

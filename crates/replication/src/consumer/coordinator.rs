@@ -5,11 +5,11 @@ use super::{IngestionJob, IngestionService, PlacedPartition, load, repl_status, 
 use crate::client::{PgStreamClient, StreamClient};
 use crate::frontier::{Frontier, KeySpan, SpanTs};
 use crate::metrics::ReplicationMetrics;
-use crate::pts;
 use crate::secrets::JobSecret;
 use crate::spec::{StreamSpec, span_ts_from_pb};
 use ::sql::jobs::{self, status};
 use hlc::Timestamp;
+use kv::protectedts as pts;
 use kv::{KvNode, NodeId, RangeId};
 use proto::replication as pb;
 use std::collections::BTreeSet;
@@ -491,7 +491,7 @@ impl Coordinator {
         // (they let a resumed job restart each span from its own checkpoint).
         pts::advance(&mut txn, job.progress.pts_id, job.progress.retained_time)
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.to_string())?;
         // A coordinator's first persist starts its epoch: processors of earlier coordinators
         // (a partitioned node that still believes it holds the job) are fenced off.
         let new_epoch = if self.epoch.is_none() && job.progress.status != repl_status::CUTTING_OVER

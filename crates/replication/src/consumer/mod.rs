@@ -20,11 +20,11 @@ pub(crate) use coordinator::LEASE;
 
 use crate::client::SourceConn;
 use crate::frontier::{KeySpan, SpanTs};
-use crate::pts;
 use crate::secrets::{self, JobSecret};
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::jobs::{self, JobRecord, status};
 use hlc::Timestamp;
+use kv::protectedts as pts;
 use kv::{KvNode, RangeId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -196,7 +196,13 @@ pub async fn create_job(
 ) -> SqlResult<u64> {
     let id = jobs::next_id(txn).await?;
     secrets::put(txn, id, secret);
-    let pts_id = pts::protect(txn, details.dest_tenant_id, details.start_time, id).await?;
+    let pts_id = pts::protect(
+        txn,
+        &TenantId(details.dest_tenant_id).span(),
+        details.start_time,
+        id,
+    )
+    .await?;
     let progress = IngestionProgress {
         status: repl_status::INITIALIZING.into(),
         frontier: Vec::new(),

@@ -7,12 +7,12 @@ mod partition;
 pub use partition::SourceService;
 
 use crate::frontier::KeySpan;
-use crate::pts;
 use crate::secrets::{self, JobSecret};
 use crate::spec::{Partition, StreamHandle, StreamSpec, StreamStatus, StreamToken};
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::jobs::{self, JobRecord, status};
 use hlc::Timestamp;
+use kv::protectedts as pts;
 use kv::{KvNode, RangeId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -107,7 +107,7 @@ pub async fn start_stream(node: &Arc<KvNode>, tenant_name: &str) -> SqlResult<St
     }
     let start_time = node.now();
     let id = jobs::next_id(&mut txn).await?;
-    let pts_id = pts::protect(&mut txn, tenant.id.0, start_time, id).await?;
+    let pts_id = pts::protect(&mut txn, &tenant.id.span(), start_time, id).await?;
     let token = StreamToken::random();
     secrets::put(
         &mut txn,

@@ -117,6 +117,14 @@ impl Stream {
     /// already sent; afterwards the entry stands at `hi`.
     async fn scan_entry(&mut self, idx: usize, hi: Timestamp) -> Result<Result<(), String>, Gone> {
         let entry = self.entries[idx].clone();
+        let read_from = if entry.ts.is_zero() { hi } else { entry.ts };
+        // Checked before (no checkpoint of incomplete history is ever sent) and after the scan.
+        if let Err(e) = self
+            .node
+            .check_gc_threshold(&entry.span.to_storage(), read_from)
+        {
+            return Ok(Err(e.to_string()));
+        }
         let iter = match self.node.engine().export(
             &entry.span.to_storage(),
             entry.ts,
@@ -149,6 +157,15 @@ impl Stream {
                     self.last_checkpoint = Instant::now();
                 }
             }
+        }
+        // History below a GC threshold may be gone: an initial scan must read at or above it,
+        // and a catch-up must start there (thresholds only rise, and rise before anything is
+        // removed, so a GC that raced the scan is caught here).
+        if let Err(e) = self
+            .node
+            .check_gc_threshold(&entry.span.to_storage(), read_from)
+        {
+            return Ok(Err(e.to_string()));
         }
         self.entries[idx].ts = hi;
         self.checkpoint(vec![SpanTs {
