@@ -37,24 +37,31 @@ mod error;
 mod ids;
 pub mod limits;
 mod log_store;
+mod log_truncation;
 mod metrics;
 mod network;
 mod node;
 mod rangefeed;
 mod service;
+mod snapshot;
 mod state_machine;
+#[cfg(test)]
+mod storage_suite;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod txn;
 
 pub use client::{KvClient, RemoteRangefeed, RemoteTxn};
 pub use command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan, WireVersion};
-pub use config::KvConfig;
+pub use config::{
+    KvConfig, RAFT_LOG_TRUNCATION_MAX_BYTES_DEFAULT, RAFT_LOG_TRUNCATION_MAX_ENTRIES_DEFAULT,
+};
 pub use error::{KvError, KvResult};
 pub use ids::{NodeId, RangeId};
 pub use metrics::KvMetrics;
 pub use node::{KvNode, NodeStatus};
 pub use rangefeed::RangefeedEvent;
 pub use service::{KvService, NodeSlot, RaftService, filled_slot};
+pub use snapshot::SnapshotData;
 pub use state_machine::Applied;
 pub use txn::Txn;

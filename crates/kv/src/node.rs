@@ -80,8 +80,8 @@ impl std::fmt::Debug for KvNode {
 }
 
 impl KvNode {
-    /// Starts the replica of node `id` over `engine` (the Raft log goes in the same fjall
-    /// database). `tls` secures outgoing RPCs; `None` means insecure.
+    /// Starts the replica of node `id` over `engine` (the Raft log goes in its own fjall
+    /// database under the store's directory). `tls` secures outgoing RPCs; `None` means insecure.
     pub async fn start(
         id: NodeId,
         advertise_addr: String,
@@ -91,10 +91,22 @@ impl KvNode {
         tls: Option<ClientTlsConfig>,
         metrics: KvMetrics,
     ) -> KvResult<Arc<Self>> {
-        let log_store =
-            LogStore::open(engine.backend().database()).map_err(|e| KvError::Storage(e.into()))?;
+        let log_store = LogStore::open(engine.clone(), metrics.clone())?;
+        let truncation_log = log_store.clone();
         let feed = Arc::new(AppliedFeed::new(config.rangefeed_buffer_entries));
-        let sm = StateMachine::open(engine.clone(), clock.clone(), feed.clone(), metrics.clone())?;
+        // Blocking: it may finish a snapshot install a crash interrupted.
+        let sm = {
+            let (engine, clock, feed, metrics) =
+                (engine.clone(), clock.clone(), feed.clone(), metrics.clone());
+            let hooks = crate::snapshot::InstallHooks {
+                fail_after_batches: config.snapshot_install_fail_after_batches,
+            };
+            tokio::task::spawn_blocking(move || {
+                StateMachine::open(engine, clock, feed, metrics, hooks)
+            })
+            .await
+            .map_err(|e| KvError::Raft(e.to_string()))??
+        };
         let conns = Arc::new(Connections::new(tls));
         let raft_config = config
             .raft_config()
@@ -105,6 +117,7 @@ impl KvNode {
             Arc::new(raft_config),
             NetworkFactory {
                 conns: conns.clone(),
+                metrics: metrics.clone(),
             },
             log_store,
             sm,
@@ -127,6 +140,10 @@ impl KvNode {
             membership_change: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
+        tokio::spawn(crate::log_truncation::run(
+            Arc::downgrade(&node),
+            truncation_log,
+        ));
         Ok(node)
     }
 
