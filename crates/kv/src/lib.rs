@@ -58,6 +58,7 @@ pub use config::{
 };
 pub use error::{KvError, KvResult};
 pub use ids::{NodeId, RangeId};
+pub use log_truncation::{TRUNCATION_MAX_BYTES_FLOOR, TRUNCATION_MAX_ENTRIES_FLOOR};
 pub use metrics::KvMetrics;
 pub use node::{KvNode, NodeStatus};
 pub use rangefeed::RangefeedEvent;

@@ -17,6 +17,7 @@
 use crate::log_store::LogStore;
 use crate::node::KvNode;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,54 @@ pub(crate) const TRUNCATION_ENTRIES_MIN: u64 = 100;
 const FOLLOWER_LIVE_WINDOW: Duration = Duration::from_secs(10);
 /// How long a truncation waits for the snapshot it asked for.
 const SNAPSHOT_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// The smallest `kv.raft_log.truncation_max_entries` a node accepts.
+pub const TRUNCATION_MAX_ENTRIES_FLOOR: u64 = 10;
+/// The smallest `kv.raft_log.truncation_max_bytes` a node accepts.
+pub const TRUNCATION_MAX_BYTES_FLOOR: u64 = 64 << 10;
+
+/// A node's log caps, settable while it runs (the SQL layer pushes the cluster settings).
+#[derive(Debug)]
+pub(crate) struct TruncationCaps {
+    entries_max: AtomicU64,
+    bytes_max: AtomicU64,
+}
+
+impl TruncationCaps {
+    pub fn new(entries_max: u64, bytes_max: u64) -> Self {
+        TruncationCaps {
+            entries_max: AtomicU64::new(entries_max.max(1)),
+            bytes_max: AtomicU64::new(bytes_max.max(1)),
+        }
+    }
+
+    fn get(&self) -> (u64, u64) {
+        (
+            self.entries_max.load(Ordering::Relaxed),
+            self.bytes_max.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl KvNode {
+    /// Sets `kv.raft_log.truncation_max_entries` and `kv.raft_log.truncation_max_bytes` on
+    /// this node, raised to [`TRUNCATION_MAX_ENTRIES_FLOOR`] and [`TRUNCATION_MAX_BYTES_FLOOR`];
+    /// returns the values in effect. The next truncation check uses them.
+    pub fn set_raft_log_truncation_caps(&self, entries_max: u64, bytes_max: u64) -> (u64, u64) {
+        let caps = self.truncation_caps();
+        let entries_max = entries_max.max(TRUNCATION_MAX_ENTRIES_FLOOR);
+        let bytes_max = bytes_max.max(TRUNCATION_MAX_BYTES_FLOOR);
+        caps.entries_max.store(entries_max, Ordering::Relaxed);
+        caps.bytes_max.store(bytes_max, Ordering::Relaxed);
+        (entries_max, bytes_max)
+    }
+
+    /// The log caps in effect: (`kv.raft_log.truncation_max_entries`,
+    /// `kv.raft_log.truncation_max_bytes`).
+    pub fn raft_log_truncation_caps(&self) -> (u64, u64) {
+        self.truncation_caps().get()
+    }
+}
 
 /// What a truncation decision looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,12 +165,8 @@ async fn truncate_once(
     if m.running_state.is_err() {
         return Ok(());
     }
-    let config = node.config();
     let reader = log.clone();
-    let (entries_max, bytes_max) = (
-        config.raft_log_truncation_max_entries,
-        config.raft_log_truncation_max_bytes,
-    );
+    let (entries_max, bytes_max) = node.raft_log_truncation_caps();
     let cap_first_index =
         tokio::task::spawn_blocking(move || reader.first_index_within(entries_max, bytes_max))
             .await

@@ -68,6 +68,8 @@ pub struct KvNode {
     /// Held by the leader while it changes the membership: openraft refuses (and logs an
     /// ERROR for) a change while another is in progress, which nodes joining together cause.
     membership_change: tokio::sync::Mutex<()>,
+    /// `kv.raft_log.truncation_max_entries` and `_max_bytes` (see `log_truncation`).
+    truncation_caps: crate::log_truncation::TruncationCaps,
 }
 
 impl std::fmt::Debug for KvNode {
@@ -124,6 +126,10 @@ impl KvNode {
         )
         .await
         .map_err(|e| KvError::Raft(e.to_string()))?;
+        let truncation_caps = crate::log_truncation::TruncationCaps::new(
+            config.raft_log_truncation_max_entries,
+            config.raft_log_truncation_max_bytes,
+        );
         let node = Arc::new(KvNode {
             id,
             advertise_addr,
@@ -138,6 +144,7 @@ impl KvNode {
             started: Instant::now(),
             command_bytes_max: AtomicUsize::new(COMMAND_BYTES_DEFAULT),
             membership_change: tokio::sync::Mutex::new(()),
+            truncation_caps,
         });
         tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
         tokio::spawn(crate::log_truncation::run(
@@ -164,6 +171,10 @@ impl KvNode {
 
     pub(crate) fn feed(&self) -> &AppliedFeed {
         &self.feed
+    }
+
+    pub(crate) fn truncation_caps(&self) -> &crate::log_truncation::TruncationCaps {
+        &self.truncation_caps
     }
 
     /// The node's KV settings.
