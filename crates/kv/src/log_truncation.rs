@@ -5,9 +5,11 @@
 //! ([`decide`]): up to its applied index, but on the leader not past what the slowest live
 //! follower still needs, unless keeping that would leave the log over
 //! `kv.raft_log.truncation_max_entries` or `kv.raft_log.truncation_max_bytes`; a follower
-//! further behind than that catches up from a snapshot. A follower truncates up to its applied
-//! index (it does not know the others' progress; after a leadership change a lagging replica
-//! may then need a snapshot). Small truncations are batched ([`TRUNCATION_ENTRIES_MIN`]).
+//! further behind than that catches up from a snapshot. A follower, which does not know the
+//! others' progress, truncates only down to the caps, so that after a leadership change the
+//! new leader still has the entries a lagging replica needs (CockroachDB replicates the
+//! leaseholder's decision instead; openraft purges per replica). Small truncations are
+//! batched ([`TRUNCATION_ENTRIES_MIN`]).
 //!
 //! openraft 0.9 purges only entries a snapshot covers, so a truncation first takes a snapshot
 //! at the applied index (`trigger().snapshot()`: a read view and its metadata, see
@@ -93,14 +95,17 @@ pub(crate) struct TruncationInput {
 
 /// The index to truncate the log up to (inclusive), if a truncation is due.
 pub(crate) fn decide(input: &TruncationInput) -> Option<u64> {
-    let mut upto = input.applied;
-    if let Some(slowest) = input
-        .live_followers
-        .as_ref()
-        .and_then(|f| f.iter().copied().min())
-    {
-        upto = upto.min(slowest);
-    }
+    let mut upto = match &input.live_followers {
+        // The leader: up to what every live follower has.
+        Some(followers) => followers
+            .iter()
+            .copied()
+            .min()
+            .map_or(input.applied, |slowest| slowest.min(input.applied)),
+        // A follower keeps its log up to the caps: if it becomes leader, the others catch up
+        // from it rather than from snapshots.
+        None => 0,
+    };
     let over_cap = input.cap_first_index.is_some();
     if let Some(first_kept) = input.cap_first_index {
         upto = upto.max(first_kept.saturating_sub(1).min(input.applied));
@@ -232,22 +237,26 @@ mod tests {
         }
     }
 
-    // issue 15 item 4: the truncation decision. Goal: the log is truncated up to the applied
+    // issue 15 item 4: the truncation decision. Goal: the leader truncates up to its applied
     // index but never past what the slowest live follower needs, unless the log is over a
-    // cap; small truncations wait; nothing beyond the applied index ever goes. Method: the
+    // cap; a follower truncates only down to the caps; small truncations wait; nothing
+    // beyond the applied index ever goes. Method: the
     // pure decision function over hand-built inputs.
     #[test]
     fn truncation_keeps_what_live_followers_need_up_to_the_caps() {
-        // A follower (no progress view) truncates up to its applied index.
-        assert_eq!(decide(&input(500, 0, None, None)), Some(500));
+        // A follower (no progress view) keeps its log up to the caps.
+        assert_eq!(decide(&input(500, 0, None, None)), None);
+        assert_eq!(decide(&input(500, 0, None, Some(401))), Some(400));
         // The leader keeps what its slowest live follower needs.
         assert_eq!(
             decide(&input(500, 0, Some(vec![450, 300]), None)),
             Some(300)
         );
+        // A single replica truncates up to its applied index.
+        assert_eq!(decide(&input(500, 0, Some(vec![]), None)), Some(500));
         // Too little to truncate: wait.
         assert_eq!(decide(&input(500, 250, Some(vec![320]), None)), None);
-        assert_eq!(decide(&input(50, 0, None, None)), None);
+        assert_eq!(decide(&input(50, 0, Some(vec![]), None)), None);
         // Over a cap: the slow follower is left to a snapshot, and the log keeps from the
         // cap's first index on.
         assert_eq!(
@@ -261,6 +270,7 @@ mod tests {
         );
         // Never past the applied index, even when over a cap.
         assert_eq!(decide(&input(500, 0, Some(vec![3]), Some(900))), Some(500));
+        assert_eq!(decide(&input(500, 0, None, Some(900))), Some(500));
         // Nothing new to truncate.
         assert_eq!(decide(&input(500, 500, None, Some(501))), None);
     }
