@@ -1,7 +1,9 @@
 //! The cluster's replicated key-value service.
 //!
-//! Owns: one Raft group per range (openraft), its log and vote in the node's fjall store, the
-//! state machine that applies entries to the MVCC `storage` engine, the Raft and KV RPCs over
+//! Owns: one Raft group per range (openraft), its log and vote in their own fjall database
+//! beside the node's store, log truncation by size and count, point-in-time snapshots streamed
+//! through files and installed crash-safely, the state machine that applies entries to the
+//! MVCC `storage` engine, the Raft and KV RPCs over
 //! tonic, timestamps and closed timestamps, optimistic serializable transactions,
 //! rangefeeds, and the replicated primitives of physical cluster replication (ingesting
 //! versions with their original timestamps, reverting a span to a timestamp, prefix-stripped
@@ -23,6 +25,10 @@
 //! - Ingested versions keep their original timestamps, which lie below their entry's commit
 //!   timestamp; the leader's clock is forwarded past them first, so later writes are newer.
 //!   They reach rangefeeds only through catch-up scans, never the live tail.
+//! - A log entry is purged only once a snapshot covers it and the data store is durable up
+//!   to it; a snapshot is the replica's state at exactly its applied index; a replica is never
+//!   left, across a crash, with part of a snapshot installed (an install marker finishes it at
+//!   start-up).
 //! - Every API names a [`RangeId`]; there is one range, [`RangeId::FIRST`], for now.
 
 // openraft's storage traits fix `openraft::StorageError` (large) as the error type; helpers that
