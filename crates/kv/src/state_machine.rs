@@ -132,6 +132,9 @@ pub struct StateMachine {
     state: AppliedState,
     current_snapshot: CurrentSnapshot,
     snapshot_seq: u64,
+    /// When this state machine opened (ns since the epoch): snapshot ids stay unique across
+    /// restarts, so a follower never resumes a stream of an earlier process's snapshot.
+    opened_ns: u128,
     snapshot_dir: PathBuf,
     hooks: InstallHooks,
 }
@@ -180,6 +183,9 @@ impl StateMachine {
             state,
             current_snapshot: Arc::default(),
             snapshot_seq: 0,
+            opened_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
             snapshot_dir,
             hooks,
         })
@@ -486,8 +492,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshot_seq += 1;
         let snapshot_id = format!(
-            "{}-{}",
+            "{}-{}-{}",
             self.state.last_applied.map_or(0, |l| l.index),
+            self.opened_ns,
             self.snapshot_seq
         );
         SnapshotBuilder {
