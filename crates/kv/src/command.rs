@@ -11,7 +11,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = crate::limits::SnapshotBuffer,
+        SnapshotData = crate::snapshot::SnapshotData,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

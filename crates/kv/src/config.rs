@@ -1,5 +1,11 @@
 use std::time::Duration;
 
+/// The default of `kv.raft_log.truncation_max_entries`.
+pub const RAFT_LOG_TRUNCATION_MAX_ENTRIES_DEFAULT: u64 = 10_000;
+/// The default of `kv.raft_log.truncation_max_bytes` (CockroachDB's raft log truncation
+/// threshold is 16 MiB too).
+pub const RAFT_LOG_TRUNCATION_MAX_BYTES_DEFAULT: u64 = 16 << 20;
+
 /// Settings of the KV layer.
 #[derive(Debug, Clone)]
 pub struct KvConfig {
@@ -22,11 +28,23 @@ pub struct KvConfig {
     pub raft_heartbeat_interval: Duration,
     /// Raft election timeout range: lower bound (the upper is twice it).
     pub raft_election_timeout: Duration,
-    /// A snapshot is built after this many entries since the last one.
-    pub snapshot_entries_since_last: u64,
-    /// Entries kept in the log behind the last snapshot (for slow followers); older ones are
-    /// purged, and a follower further behind catches up by installing a snapshot.
-    pub log_entries_kept_behind_snapshot: u64,
+    /// `kv.raft_log.truncation_max_entries`: the most entries a replica's Raft log keeps.
+    /// The log is truncated behind the slowest live follower; a follower so far behind that
+    /// keeping its entries would exceed this (or the byte cap) is left to catch up from a
+    /// snapshot.
+    pub raft_log_truncation_max_entries: u64,
+    /// `kv.raft_log.truncation_max_bytes`: the most encoded bytes a replica's Raft log keeps
+    /// (as above).
+    pub raft_log_truncation_max_bytes: u64,
+    /// How often a replica checks whether its log should be truncated.
+    pub raft_log_truncation_interval: Duration,
+    /// How long one snapshot chunk RPC may take, the last one including the follower's
+    /// install of the whole snapshot.
+    pub raft_snapshot_rpc_timeout: Duration,
+    /// Test hook: make a snapshot install fail after this many load batches, leaving the
+    /// store as a crash in the middle of the install would. Never set it in production.
+    #[doc(hidden)]
+    pub snapshot_install_fail_after_batches: Option<u64>,
 }
 
 impl Default for KvConfig {
@@ -43,8 +61,11 @@ impl Default for KvConfig {
             // each timeout is a retry and an ERROR line.
             raft_heartbeat_interval: Duration::from_millis(250),
             raft_election_timeout: Duration::from_millis(1500),
-            snapshot_entries_since_last: 20_000,
-            log_entries_kept_behind_snapshot: 1_000,
+            raft_log_truncation_max_entries: RAFT_LOG_TRUNCATION_MAX_ENTRIES_DEFAULT,
+            raft_log_truncation_max_bytes: RAFT_LOG_TRUNCATION_MAX_BYTES_DEFAULT,
+            raft_log_truncation_interval: Duration::from_secs(1),
+            raft_snapshot_rpc_timeout: Duration::from_secs(60),
+            snapshot_install_fail_after_batches: None,
         }
     }
 }
@@ -58,11 +79,13 @@ impl KvConfig {
             heartbeat_interval: ms(self.raft_heartbeat_interval),
             election_timeout_min: ms(self.raft_election_timeout),
             election_timeout_max: ms(self.raft_election_timeout) * 2,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(
-                self.snapshot_entries_since_last,
-            ),
-            max_in_snapshot_log_to_keep: self.log_entries_kept_behind_snapshot,
+            // Snapshots are taken by the log truncation queue (`log_truncation`), which then
+            // asks openraft to purge exactly what it decided; openraft's own purge after a
+            // snapshot is off (it would keep this many entries, i.e. none is purged).
+            snapshot_policy: openraft::SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: u64::MAX,
             purge_batch_size: 1,
+            install_snapshot_timeout: ms(self.raft_snapshot_rpc_timeout),
             snapshot_max_chunk_size: crate::limits::SNAPSHOT_CHUNK_BYTES as u64,
             ..Default::default()
         }

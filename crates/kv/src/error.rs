@@ -113,4 +113,18 @@ pub enum KvError {
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
+    /// Reading or writing a Raft snapshot file failed.
+    #[error("snapshot file {path}: {source}")]
+    SnapshotIo {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Raft snapshot file is malformed (truncated, corrupt, or of another version); nothing
+    /// of it was installed.
+    #[error("snapshot file {path} is corrupt: {reason}")]
+    SnapshotCorrupt { path: String, reason: String },
+    /// The store directory was written by an incompatible version of roach.
+    #[error("store {path} is incompatible: {reason}")]
+    IncompatibleStore { path: String, reason: String },
 }

@@ -1,7 +1,9 @@
 //! The cluster's replicated key-value service.
 //!
-//! Owns: one Raft group per range (openraft), its log and vote in the node's fjall store, the
-//! state machine that applies entries to the MVCC `storage` engine, the Raft and KV RPCs over
+//! Owns: one Raft group per range (openraft), its log and vote in their own fjall database
+//! beside the node's store, log truncation by size and count, point-in-time snapshots streamed
+//! through files and installed crash-safely, the state machine that applies entries to the
+//! MVCC `storage` engine, the Raft and KV RPCs over
 //! tonic, timestamps and closed timestamps, optimistic serializable transactions,
 //! rangefeeds, MVCC garbage collection with the cluster's protected timestamps (replicated
 //! records, see [`protectedts`]), and the replicated primitives of physical cluster replication (ingesting
@@ -30,6 +32,10 @@
 //! - GC never removes a version newer than the oldest protected timestamp on an overlapping
 //!   span, as applied at the GC entry's place in the log; a span's GC threshold never moves
 //!   back, and no read below it is answered.
+//! - A log entry is purged only once a snapshot covers it and the data store is durable up
+//!   to it; a snapshot is the replica's state at exactly its applied index; a replica is never
+//!   left, across a crash, with part of a snapshot installed (an install marker finishes it at
+//!   start-up).
 //! - Every API names a [`RangeId`]; there is one range, [`RangeId::FIRST`], for now.
 
 // openraft's storage traits fix `openraft::StorageError` (large) as the error type; helpers that
@@ -46,6 +52,7 @@ mod ids;
 pub mod lease;
 pub mod limits;
 mod log_store;
+mod log_truncation;
 mod metrics;
 mod network;
 mod node;
@@ -53,21 +60,28 @@ pub mod protectedts;
 mod rangefeed;
 mod read;
 mod service;
+mod snapshot;
 mod state_machine;
+#[cfg(test)]
+mod storage_suite;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod txn;
 
 pub use client::{KvClient, RemoteRangefeed, RemoteTxn};
 pub use command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan, WireVersion};
-pub use config::KvConfig;
+pub use config::{
+    KvConfig, RAFT_LOG_TRUNCATION_MAX_BYTES_DEFAULT, RAFT_LOG_TRUNCATION_MAX_ENTRIES_DEFAULT,
+};
 pub use error::{KvError, KvResult};
 pub use gc::{GC_INTERVAL_DEFAULT, GcPolicy, GcRunStats, GcSpan};
 pub use ids::{NodeId, RangeId};
 pub use lease::Lease;
+pub use log_truncation::{TRUNCATION_MAX_BYTES_FLOOR, TRUNCATION_MAX_ENTRIES_FLOOR};
 pub use metrics::KvMetrics;
 pub use node::{KvNode, NodeStatus};
 pub use rangefeed::RangefeedEvent;
 pub use service::{KvService, NodeSlot, RaftService, filled_slot};
+pub use snapshot::SnapshotData;
 pub use state_machine::Applied;
 pub use txn::Txn;

@@ -25,6 +25,15 @@ pub struct KvMetrics {
     pub gc_versions_removed: IntCounter,
     pub gc_bytes_removed: IntCounter,
     pub gc_threshold_lag_seconds: Gauge,
+    pub raft_log_entries: IntGauge,
+    pub raft_log_bytes: IntGauge,
+    pub raft_log_truncations: IntCounter,
+    pub snapshots_built: IntCounter,
+    pub snapshot_files_written: IntCounter,
+    pub snapshots_sent: IntCounter,
+    pub snapshot_sent_bytes: IntCounter,
+    pub snapshots_received: IntCounter,
+    pub snapshot_received_bytes: IntCounter,
 }
 
 impl KvMetrics {
@@ -111,6 +120,42 @@ impl KvMetrics {
                 "kv_gc_threshold_lag_seconds",
                 "How far the oldest GC threshold of this replica trails its clock (the history kept)",
             )?,
+            raft_log_entries: IntGauge::new(
+                "raft_log_entries",
+                "Entries in this replica's Raft log (after the last truncation)",
+            )?,
+            raft_log_bytes: IntGauge::new(
+                "raft_log_bytes",
+                "Encoded bytes of the entries in this replica's Raft log",
+            )?,
+            raft_log_truncations: IntCounter::new(
+                "raft_log_truncations_total",
+                "Truncations of this replica's Raft log (by kv.raft_log.truncation_max_entries or _max_bytes, or behind every follower)",
+            )?,
+            snapshots_built: IntCounter::new(
+                "raft_snapshots_built_total",
+                "Snapshots taken on this replica (a read view at the applied index; written to a file only when sent)",
+            )?,
+            snapshot_files_written: IntCounter::new(
+                "raft_snapshot_files_written_total",
+                "Snapshots written to a file on this replica to be sent to a follower",
+            )?,
+            snapshots_sent: IntCounter::new(
+                "raft_snapshots_sent_total",
+                "Snapshots this node sent to a follower completely",
+            )?,
+            snapshot_sent_bytes: IntCounter::new(
+                "raft_snapshot_sent_bytes_total",
+                "Bytes of snapshot chunks this node sent",
+            )?,
+            snapshots_received: IntCounter::new(
+                "raft_snapshots_received_total",
+                "Snapshots this replica received completely (installed or not)",
+            )?,
+            snapshot_received_bytes: IntCounter::new(
+                "raft_snapshot_received_bytes_total",
+                "Bytes of snapshot chunks this replica received",
+            )?,
         };
         registry.register(Box::new(m.raft_is_leader.clone()))?;
         registry.register(Box::new(m.raft_term.clone()))?;
@@ -132,6 +177,19 @@ impl KvMetrics {
         registry.register(Box::new(m.gc_versions_removed.clone()))?;
         registry.register(Box::new(m.gc_bytes_removed.clone()))?;
         registry.register(Box::new(m.gc_threshold_lag_seconds.clone()))?;
+        for c in [
+            &m.raft_log_truncations,
+            &m.snapshots_built,
+            &m.snapshot_files_written,
+            &m.snapshots_sent,
+            &m.snapshot_sent_bytes,
+            &m.snapshots_received,
+            &m.snapshot_received_bytes,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(m.raft_log_entries.clone()))?;
+        registry.register(Box::new(m.raft_log_bytes.clone()))?;
         Ok(m)
     }
 

@@ -84,6 +84,7 @@ impl Connections {
 #[derive(Debug, Clone)]
 pub(crate) struct NetworkFactory {
     pub conns: Arc<Connections>,
+    pub metrics: crate::KvMetrics,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -94,6 +95,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             target,
             addr: node.addr.clone(),
             conns: self.conns.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -104,6 +106,7 @@ pub(crate) struct PeerClient {
     target: NodeIdRaw,
     addr: String,
     conns: Arc<Connections>,
+    metrics: crate::KvMetrics,
 }
 
 fn net_err<E: std::error::Error + 'static>(e: &E) -> NetworkError {
@@ -172,7 +175,16 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         InstallSnapshotResponse<NodeIdRaw>,
         RPCError<NodeIdRaw, BasicNode, RaftError<NodeIdRaw, InstallSnapshotError>>,
     > {
-        self.call("install_snapshot", &rpc).await
+        // openraft sends a snapshot in chunks of `snapshot_max_chunk_size`, read from its
+        // file one at a time: this holds one chunk.
+        let bytes = rpc.data.len() as u64;
+        let done = rpc.done;
+        let response = self.call("install_snapshot", &rpc).await?;
+        self.metrics.snapshot_sent_bytes.inc_by(bytes);
+        if done {
+            self.metrics.snapshots_sent.inc();
+        }
+        Ok(response)
     }
 
     async fn vote(

@@ -85,6 +85,8 @@ pub struct KvNode {
     released_lease: AtomicU64,
     /// What the GC queue collects (see [`crate::gc`]).
     pub(crate) gc_policy: crate::gc::GcPolicyCell,
+    /// `kv.raft_log.truncation_max_entries` and `_max_bytes` (see `log_truncation`).
+    truncation_caps: crate::log_truncation::TruncationCaps,
 }
 
 impl std::fmt::Debug for KvNode {
@@ -97,8 +99,8 @@ impl std::fmt::Debug for KvNode {
 }
 
 impl KvNode {
-    /// Starts the replica of node `id` over `engine` (the Raft log goes in the same fjall
-    /// database). `tls` secures outgoing RPCs; `None` means insecure.
+    /// Starts the replica of node `id` over `engine` (the Raft log goes in its own fjall
+    /// database under the store's directory). `tls` secures outgoing RPCs; `None` means insecure.
     pub async fn start(
         id: NodeId,
         advertise_addr: String,
@@ -108,10 +110,22 @@ impl KvNode {
         tls: Option<ClientTlsConfig>,
         metrics: KvMetrics,
     ) -> KvResult<Arc<Self>> {
-        let log_store =
-            LogStore::open(engine.backend().database()).map_err(|e| KvError::Storage(e.into()))?;
+        let log_store = LogStore::open(engine.clone(), metrics.clone())?;
+        let truncation_log = log_store.clone();
         let feed = Arc::new(AppliedFeed::new(config.rangefeed_buffer_entries));
-        let sm = StateMachine::open(engine.clone(), clock.clone(), feed.clone(), metrics.clone())?;
+        // Blocking: it may finish a snapshot install a crash interrupted.
+        let sm = {
+            let (engine, clock, feed, metrics) =
+                (engine.clone(), clock.clone(), feed.clone(), metrics.clone());
+            let hooks = crate::snapshot::InstallHooks {
+                fail_after_batches: config.snapshot_install_fail_after_batches,
+            };
+            tokio::task::spawn_blocking(move || {
+                StateMachine::open(engine, clock, feed, metrics, hooks)
+            })
+            .await
+            .map_err(|e| KvError::Raft(e.to_string()))??
+        };
         let conns = Arc::new(Connections::new(tls));
         let raft_config = config
             .raft_config()
@@ -122,12 +136,17 @@ impl KvNode {
             Arc::new(raft_config),
             NetworkFactory {
                 conns: conns.clone(),
+                metrics: metrics.clone(),
             },
             log_store,
             sm,
         )
         .await
         .map_err(|e| KvError::Raft(e.to_string()))?;
+        let truncation_caps = crate::log_truncation::TruncationCaps::new(
+            config.raft_log_truncation_max_entries,
+            config.raft_log_truncation_max_bytes,
+        );
         let node = Arc::new(KvNode {
             id,
             advertise_addr,
@@ -147,9 +166,14 @@ impl KvNode {
             close_gate: tokio::sync::Mutex::new(Timestamp::ZERO),
             released_lease: AtomicU64::new(0),
             gc_policy: crate::gc::GcPolicyCell::default(),
+            truncation_caps,
         });
         tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
         tokio::spawn(crate::gc::gc_queue(Arc::downgrade(&node)));
+        tokio::spawn(crate::log_truncation::run(
+            Arc::downgrade(&node),
+            truncation_log,
+        ));
         Ok(node)
     }
 
@@ -170,6 +194,10 @@ impl KvNode {
 
     pub(crate) fn feed(&self) -> &AppliedFeed {
         &self.feed
+    }
+
+    pub(crate) fn truncation_caps(&self) -> &crate::log_truncation::TruncationCaps {
+        &self.truncation_caps
     }
 
     /// The node's KV settings.

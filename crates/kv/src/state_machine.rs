@@ -3,8 +3,8 @@
 
 use crate::command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan};
 use crate::lease::{self, Lease, LeaseDecision};
-use crate::limits::SnapshotBuffer;
 use crate::metrics::KvMetrics;
+use crate::snapshot::{self, BuiltSnapshot, InstallHooks, SnapshotData};
 use hlc::{Clock, Timestamp};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -12,22 +12,19 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use storage::{
-    Durability, Engine, ExportIter, ExportMode, FjallEngine, MvccVersion, Span, WriteBatch,
-};
+use storage::{Durability, Engine, ExportMode, FjallEngine, MvccVersion, Span, WriteBatch};
 use tokio::sync::{broadcast, watch};
 
 type NodeIdRaw = u64;
 type Membership = StoredMembership<NodeIdRaw, openraft::BasicNode>;
 
 /// Local metadata key of the applied state, written atomically with each entry's writes.
-const APPLIED_KEY: &[u8] = b"raft/applied";
+pub(crate) const APPLIED_KEY: &[u8] = b"raft/applied";
 /// The replicated node id counter (an MVCC key in the system keyspace, so snapshots carry it).
 pub(crate) const NODE_ID_SEQ_KEY: &[u8] = b"\x02sys/node-id-seq";
-/// Versions per ingest when installing a snapshot.
-const SNAPSHOT_INSTALL_CHUNK: usize = 4096;
 
 /// What one applied entry changed on a replica, as the applied-entry broadcast carries it
 /// (rangefeeds tail it; see [`crate::KvNode::subscribe_applied`]). Entries arrive in log
@@ -143,20 +140,15 @@ impl AppliedFeed {
     }
 }
 
+/// A replica's applied state: written atomically with each entry's writes, and carried at the
+/// head of a snapshot.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct AppliedState {
-    last_applied: Option<LogId<NodeIdRaw>>,
-    membership: Membership,
-    last_ts: Timestamp,
+pub(crate) struct AppliedState {
+    pub last_applied: Option<LogId<NodeIdRaw>>,
+    pub membership: Membership,
+    pub last_ts: Timestamp,
     /// The range lease in force.
-    lease: Option<Lease>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct SnapshotPayload {
-    last_ts: Timestamp,
-    lease: Option<Lease>,
-    versions: Vec<(Vec<u8>, Timestamp, Option<Vec<u8>>)>,
+    pub lease: Option<Lease>,
 }
 
 fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeIdRaw> {
@@ -173,25 +165,36 @@ pub struct StateMachine {
     state: AppliedState,
     current_snapshot: CurrentSnapshot,
     snapshot_seq: u64,
+    /// When this state machine opened (ns since the epoch): snapshot ids stay unique across
+    /// restarts, so a follower never resumes a stream of an earlier process's snapshot.
+    opened_ns: u128,
+    snapshot_dir: PathBuf,
+    hooks: InstallHooks,
 }
 
-/// A snapshot's metadata and bytes.
-type StoredSnapshot = (SnapshotMeta<NodeIdRaw, openraft::BasicNode>, Vec<u8>);
 /// The last snapshot built or installed, shared with the builders.
-type CurrentSnapshot = Arc<std::sync::Mutex<Option<StoredSnapshot>>>;
+type CurrentSnapshot = Arc<std::sync::Mutex<Option<Arc<BuiltSnapshot>>>>;
 
-fn lock_snapshot(s: &CurrentSnapshot) -> std::sync::MutexGuard<'_, Option<StoredSnapshot>> {
+fn lock_snapshot(s: &CurrentSnapshot) -> std::sync::MutexGuard<'_, Option<Arc<BuiltSnapshot>>> {
     // Replaced whole under the lock; a poisoned lock still holds a complete value.
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl StateMachine {
+    /// Opens the state machine over `engine`. An install a crash interrupted is finished
+    /// first, from its file, so the replica starts from the old state or the new one.
     pub(crate) fn open(
         engine: Arc<FjallEngine>,
         clock: Arc<Clock>,
         feed: Arc<AppliedFeed>,
         metrics: KvMetrics,
-    ) -> Result<Self, storage::StorageError> {
+        hooks: InstallHooks,
+    ) -> crate::KvResult<Self> {
+        let snapshot_dir = snapshot::snapshot_dir(engine.backend().path())?;
+        if snapshot::resume(&engine, &snapshot_dir)?.is_some() {
+            metrics.snapshots_installed.inc();
+        }
+        snapshot::remove_stale_files(&snapshot_dir)?;
         let state: AppliedState = match engine.get_local(APPLIED_KEY)? {
             Some(bytes) => {
                 postcard::from_bytes(&bytes).map_err(|_| storage::StorageError::CorruptValue {
@@ -214,7 +217,34 @@ impl StateMachine {
             state,
             current_snapshot: Arc::default(),
             snapshot_seq: 0,
+            opened_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+            snapshot_dir,
+            hooks,
         })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sm_snapshot_dir(&self) -> &std::path::Path {
+        &self.snapshot_dir
+    }
+
+    /// A snapshot of the state as applied now: a read view and the applied state. Called
+    /// between applies only (it holds `&mut self`), so both agree.
+    fn take_snapshot(&mut self, snapshot_id: String) -> Arc<BuiltSnapshot> {
+        self.metrics.snapshots_built.inc();
+        Arc::new(BuiltSnapshot::new(
+            SnapshotMeta {
+                last_log_id: self.state.last_applied,
+                last_membership: self.state.membership.clone(),
+                snapshot_id,
+            },
+            self.state.clone(),
+            self.engine.backend().data_read_view(),
+            self.snapshot_dir.clone(),
+            self.metrics.snapshot_files_written.clone(),
+        ))
     }
 
     /// The first version newer than `read_ts` among the read set, if any.
@@ -546,46 +576,36 @@ impl StateMachine {
     }
 }
 
-/// Builds a snapshot from an export taken at a consistent point.
+/// Hands openraft a snapshot taken when it asked for the builder (between two applies).
 pub struct SnapshotBuilder {
-    meta: SnapshotMeta<NodeIdRaw, openraft::BasicNode>,
-    last_ts: Timestamp,
-    lease: Option<Lease>,
-    export: std::sync::Mutex<Option<ExportIter>>,
+    snapshot: Arc<BuiltSnapshot>,
     current: CurrentSnapshot,
 }
 
 impl std::fmt::Debug for SnapshotBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotBuilder")
-            .field("meta", &self.meta)
+            .field("meta", &self.snapshot.meta)
             .finish_non_exhaustive()
     }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    /// Cheap: the snapshot is a read view; its file is written only if a follower needs it.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeIdRaw>> {
-        let export = self
-            .export
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| sm_err("snapshot builder used twice"))?;
-        let mut versions = Vec::new();
-        for v in export {
-            let v = v.map_err(sm_err)?;
-            versions.push((v.key, v.ts, v.value));
+        {
+            let mut current = lock_snapshot(&self.current);
+            // Builders finish in any order; keep the newest.
+            let newer = current
+                .as_ref()
+                .is_none_or(|c| c.meta.last_log_id <= self.snapshot.meta.last_log_id);
+            if newer {
+                *current = Some(self.snapshot.clone());
+            }
         }
-        let payload = SnapshotPayload {
-            last_ts: self.last_ts,
-            lease: self.lease,
-            versions,
-        };
-        let data = postcard::to_allocvec(&payload).map_err(sm_err)?;
-        *lock_snapshot(&self.current) = Some((self.meta.clone(), data.clone()));
         Ok(Snapshot {
-            meta: self.meta.clone(),
-            snapshot: Box::new(SnapshotBuffer::from_bytes(data)),
+            meta: self.snapshot.meta.clone(),
+            snapshot: Box::new(SnapshotData::built(self.snapshot.clone())),
         })
     }
 }
@@ -614,90 +634,58 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         self.snapshot_seq += 1;
         let snapshot_id = format!(
-            "{}-{}",
+            "{}-{}-{}",
             self.state.last_applied.map_or(0, |l| l.index),
+            self.opened_ns,
             self.snapshot_seq
         );
-        // Taken here, between two applies, so data and applied state agree.
-        let export = self
-            .engine
-            .export(
-                &Span::all(),
-                Timestamp::ZERO,
-                Timestamp::MAX,
-                ExportMode::AllRevisions,
-            )
-            .ok();
         SnapshotBuilder {
-            meta: SnapshotMeta {
-                last_log_id: self.state.last_applied,
-                last_membership: self.state.membership.clone(),
-                snapshot_id,
-            },
-            last_ts: self.state.last_ts,
-            lease: self.state.lease,
-            export: std::sync::Mutex::new(export),
+            snapshot: self.take_snapshot(snapshot_id),
             current: self.current_snapshot.clone(),
         }
     }
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<SnapshotBuffer>, StorageError<NodeIdRaw>> {
-        // Grows only with the chunks received, up to `limits::SNAPSHOT_BYTES_MAX`.
-        Ok(Box::new(SnapshotBuffer::new()))
+    ) -> Result<Box<SnapshotData>, StorageError<NodeIdRaw>> {
+        let data = SnapshotData::receiving(
+            &self.snapshot_dir,
+            self.metrics.snapshot_received_bytes.clone(),
+        )
+        .map_err(sm_err)?;
+        Ok(Box::new(data))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeIdRaw, openraft::BasicNode>,
-        snapshot: Box<SnapshotBuffer>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError<NodeIdRaw>> {
-        let data = snapshot.into_inner();
-        let payload: SnapshotPayload = postcard::from_bytes(&data).map_err(sm_err)?;
-        // Clear everything (a revert to the zero timestamp removes every version), then ingest.
-        let all = Span::all();
-        let mut cursor = all.clone();
-        loop {
-            let p = self
-                .engine
-                .revert_span(&cursor, Timestamp::ZERO, 100_000)
-                .map_err(sm_err)?;
-            match p.resume_key {
-                Some(k) => cursor = all.with_start(k),
-                None => break,
-            }
-        }
-        let versions: Vec<MvccVersion> = payload
-            .versions
-            .into_iter()
-            .map(|(key, ts, value)| MvccVersion { key, ts, value })
-            .collect();
-        for chunk in versions.chunks(SNAPSHOT_INSTALL_CHUNK) {
-            self.engine
-                .ingest(chunk, Durability::NoSync)
-                .map_err(sm_err)?;
-        }
-        self.state = AppliedState {
-            last_applied: meta.last_log_id,
-            membership: meta.last_membership.clone(),
-            last_ts: payload.last_ts,
-            lease: payload.lease,
-        };
-        let mut batch = WriteBatch::new();
-        batch.put_local(
-            APPLIED_KEY,
-            postcard::to_allocvec(&self.state).map_err(sm_err)?,
-        );
-        self.engine.write(batch, Durability::Sync).map_err(sm_err)?;
-        let _ = self.clock.update(payload.last_ts);
+        self.metrics.snapshots_received.inc();
+        // `_owner` keeps a built snapshot's file until the install has read it.
+        let (path, _owner) = snapshot.into_file().await.map_err(sm_err)?;
+        let engine = self.engine.clone();
+        let dir = self.snapshot_dir.clone();
+        let meta_owned = meta.clone();
+        let hooks = self.hooks;
+        let installed = tokio::task::spawn_blocking(move || {
+            let path = snapshot::adopt(&dir, path)?;
+            snapshot::install(&engine, &dir, &path, &meta_owned, hooks)
+        })
+        .await
+        .map_err(sm_err)?
+        .map_err(sm_err)?;
+        self.state = installed;
+        let _ = self.clock.update(self.state.last_ts);
+        // What this replica would send on: the installed image, under the same id.
+        let current = self.take_snapshot(meta.snapshot_id.clone());
+        *lock_snapshot(&self.current_snapshot) = Some(current);
         self.feed
             .gc_thresholds
             .reload(self.engine.as_ref(), crate::RangeId::FIRST)
             .map_err(sm_err)?;
-        *lock_snapshot(&self.current_snapshot) = Some((meta.clone(), data));
         self.feed.set_applied(&self.state);
-        self.feed.closed_ts.send_replace(payload.last_ts);
+        self.feed.closed_ts.send_replace(self.state.last_ts);
         let _ = self.feed.events.send(Arc::new(Applied::Reset));
         self.metrics.snapshots_installed.inc();
         tracing::info!(
@@ -712,9 +700,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeIdRaw>> {
         Ok(lock_snapshot(&self.current_snapshot)
             .as_ref()
-            .map(|(meta, data)| Snapshot {
-                meta: meta.clone(),
-                snapshot: Box::new(SnapshotBuffer::from_bytes(data.clone())),
+            .map(|current| Snapshot {
+                meta: current.meta.clone(),
+                snapshot: Box::new(SnapshotData::built(current.clone())),
             }))
     }
 }

@@ -195,8 +195,8 @@ async fn lagging_node_catches_up_from_a_snapshot() {
     let mut cluster = TestCluster::must_start_with(
         3,
         KvConfig {
-            snapshot_entries_since_last: 40,
-            log_entries_kept_behind_snapshot: 5,
+            raft_log_truncation_max_entries: 40,
+            raft_log_truncation_interval: Duration::from_millis(100),
             ..config()
         },
     )

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{R, TestCluster, must_put, poll};
+use common::{R, TestCluster, config, must_put, poll};
 use hlc::Timestamp;
-use kv::{Applied, KvError, KvNode};
+use kv::{Applied, KvConfig, KvError, KvNode};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Engine, MemEngine, MvccVersion, Span};
@@ -365,7 +365,16 @@ fn big_batch(batch: u64, base_ns: u64) -> Vec<MvccVersion> {
 // node, ingest two more, restart it and compare fingerprints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_ingest_replicates_and_oversize_is_refused() {
-    let mut cluster = TestCluster::must_start(3).await;
+    // The log keeps the three 8 MiB entries (over the 16 MiB default truncation cap), so the
+    // restarted node catches up over them rather than from a snapshot.
+    let mut cluster = TestCluster::must_start_with(
+        3,
+        KvConfig {
+            raft_log_truncation_max_bytes: 64 << 20,
+            ..config()
+        },
+    )
+    .await;
     let leader_id = cluster.leader().expect("leader");
     let gateway_id = follower_of(&cluster);
     let other_id = (1..=3)

@@ -390,7 +390,7 @@ impl SqlServer {
                     .require("MODIFYCLUSTERSETTING", "change cluster settings")?;
                 catalog::put_setting(&mut txn, name, value(v)?.as_deref())?;
                 txn.commit().await?;
-                if name == crate::settings::COMMAND_MAX_SIZE {
+                if crate::kv_settings::is_kv_setting(name) {
                     // In effect on this node when the statement returns; the other nodes
                     // follow as they apply the write (see `kv_settings::watch`).
                     crate::kv_settings::apply(&self.node()?).await?;

@@ -1,7 +1,8 @@
 //! The cluster settings the KV layer honours, pushed into each node's [`KvNode`]: the KV layer
 //! sits below the catalog and cannot read settings itself.
 //!
-//! Today that is `kv.raft.command.max_size`, and the GC policy: `gc.ttl` (with each virtual
+//! Today those are `kv.raft.command.max_size`, `kv.raft_log.truncation_max_entries`,
+//! `kv.raft_log.truncation_max_bytes`, and the GC policy: `gc.ttl` (with each virtual
 //! cluster's override, `ALTER VIRTUAL CLUSTER name SET CLUSTER SETTING gc.ttl = ...`) over
 //! the system keyspace and each virtual cluster's keyspace, and `kv.gc.interval`. A node
 //! applies them when it starts ([`watch`]), whenever an entry that writes one of them (or a
@@ -10,7 +11,10 @@
 
 use crate::catalog;
 use crate::error::{SqlError, SqlResult};
-use crate::settings::{self, COMMAND_MAX_SIZE, GC_INTERVAL, GC_TTL};
+use crate::settings::{
+    self, COMMAND_MAX_SIZE, GC_INTERVAL, GC_TTL, RAFT_LOG_TRUNCATION_MAX_BYTES,
+    RAFT_LOG_TRUNCATION_MAX_ENTRIES,
+};
 use kv::{Applied, GcPolicy, GcSpan, KvNode, RangeId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +38,26 @@ pub async fn apply(node: &Arc<KvNode>) -> SqlResult<()> {
         setting = COMMAND_MAX_SIZE,
         bytes = in_effect,
         "applied to the KV layer"
+    );
+    let text = catalog::get_setting(&mut txn, RAFT_LOG_TRUNCATION_MAX_ENTRIES).await?;
+    let entries = text.trim().parse::<i64>().map_err(|_| {
+        SqlError::internal(format!(
+            "cluster setting {RAFT_LOG_TRUNCATION_MAX_ENTRIES}: bad integer {text:?}"
+        ))
+    })?;
+    let text = catalog::get_setting(&mut txn, RAFT_LOG_TRUNCATION_MAX_BYTES).await?;
+    let bytes = settings::parse_byte_size(&text).ok_or_else(|| {
+        SqlError::internal(format!(
+            "cluster setting {RAFT_LOG_TRUNCATION_MAX_BYTES}: bad size {text:?}"
+        ))
+    })?;
+    // Below the floor (a negative count too) the node raises it.
+    let (entries, bytes) =
+        node.set_raft_log_truncation_caps(u64::try_from(entries).unwrap_or(0), bytes);
+    tracing::debug!(
+        entries,
+        bytes,
+        "raft log truncation caps applied to the KV layer"
     );
     let policy = gc_policy(node, &mut txn).await?;
     tracing::debug!(spans = policy.spans.len(), interval = ?policy.interval, "gc policy applied to the KV layer");
@@ -78,13 +102,27 @@ async fn gc_policy(node: &Arc<KvNode>, txn: &mut tenant::TenantTxn) -> SqlResult
     Ok(GcPolicy { interval, spans })
 }
 
+/// The KV settings this module pushes into the node.
+const KV_SETTINGS: [&str; 5] = [
+    COMMAND_MAX_SIZE,
+    RAFT_LOG_TRUNCATION_MAX_ENTRIES,
+    RAFT_LOG_TRUNCATION_MAX_BYTES,
+    GC_TTL,
+    GC_INTERVAL,
+];
+
+/// Whether `name` is one of the settings this module pushes into the KV layer.
+pub fn is_kv_setting(name: &str) -> bool {
+    KV_SETTINGS.contains(&name)
+}
+
 /// Whether an applied entry wrote a KV setting (or a virtual cluster's record: the GC policy
 /// has a span per virtual cluster).
 fn writes_kv_setting(applied: &Applied) -> bool {
     match applied {
         Applied::Entry { versions, .. } => versions.iter().any(|v| {
             tenant::tenant_of_key(&v.key) == TenantId::SYSTEM
-                && ([COMMAND_MAX_SIZE, GC_TTL, GC_INTERVAL]
+                && (KV_SETTINGS
                     .iter()
                     .any(|name| catalog::is_setting_key(&v.key, name))
                     || tenant::registry::is_record_key(&v.key))

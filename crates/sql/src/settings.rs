@@ -160,6 +160,18 @@ pub const SETTINGS: &[SettingDef] = &[
         default: "64 MiB",
         description: "the largest Raft command (one transaction's writes, encoded) a node proposes; larger statements fail with 54000 (from 64 KiB to 128 MiB)",
     },
+    SettingDef {
+        name: RAFT_LOG_TRUNCATION_MAX_ENTRIES,
+        typ: SettingType::Int,
+        default: "10000",
+        description: "the most entries a replica's Raft log keeps; a follower further behind catches up from a snapshot (at least 10)",
+    },
+    SettingDef {
+        name: RAFT_LOG_TRUNCATION_MAX_BYTES,
+        typ: SettingType::ByteSize,
+        default: "16 MiB",
+        description: "the most bytes a replica's Raft log keeps; a follower further behind catches up from a snapshot (from 64 KiB to 1 TiB)",
+    },
 ];
 
 /// `gc.ttl`, honoured by the KV layer's GC queue, per virtual cluster (see
@@ -167,6 +179,10 @@ pub const SETTINGS: &[SettingDef] = &[
 pub const GC_TTL: &str = "gc.ttl";
 /// `kv.gc.interval`, honoured by the KV layer's GC queue.
 pub const GC_INTERVAL: &str = "kv.gc.interval";
+/// `kv.raft_log.truncation_max_entries`, honoured by the KV layer (see [`crate::kv_settings`]).
+pub const RAFT_LOG_TRUNCATION_MAX_ENTRIES: &str = "kv.raft_log.truncation_max_entries";
+/// `kv.raft_log.truncation_max_bytes`, honoured by the KV layer (see [`crate::kv_settings`]).
+pub const RAFT_LOG_TRUNCATION_MAX_BYTES: &str = "kv.raft_log.truncation_max_bytes";
 
 /// `kv.raft.command.max_size`, honoured by the KV layer (see [`crate::kv_settings`]).
 pub const COMMAND_MAX_SIZE: &str = "kv.raft.command.max_size";
@@ -178,6 +194,7 @@ fn byte_size_bounds(name: &str) -> Option<(u64, u64)> {
             kv::limits::COMMAND_BYTES_FLOOR as u64,
             kv::limits::COMMAND_BYTES_CEILING as u64,
         )),
+        RAFT_LOG_TRUNCATION_MAX_BYTES => Some((kv::TRUNCATION_MAX_BYTES_FLOOR, 1 << 40)),
         _ => None,
     }
 }

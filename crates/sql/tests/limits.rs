@@ -296,3 +296,53 @@ async fn oversized_pgwire_message_is_refused_before_it_is_buffered() {
         .get(0);
     assert_eq!(one, 1);
 }
+
+// issue 15 item 4: the Raft log truncation caps are cluster settings with units. Goal: SET
+// CLUSTER SETTING kv.raft_log.truncation_max_entries / _max_bytes reaches the KV layer of
+// the node (in effect when the statement returns), values below the floors are raised, a
+// byte size out of range is refused with 22023, and DEFAULT restores the defaults. Method: set,
+// read the node's caps, set out of range, reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_log_truncation_caps_are_cluster_settings() {
+    let server = SqlTestServer::must_start("replication-source").await;
+    let client = server
+        .connect("root", Some("-ccluster=system"))
+        .await
+        .expect("connect");
+    client
+        .batch_execute(
+            "SET CLUSTER SETTING kv.raft_log.truncation_max_entries = 500;
+             SET CLUSTER SETTING kv.raft_log.truncation_max_bytes = '2 MiB'",
+        )
+        .await
+        .expect("set");
+    assert_eq!(server.node.raft_log_truncation_caps(), (500, 2 << 20));
+    client
+        .batch_execute("SET CLUSTER SETTING kv.raft_log.truncation_max_entries = 1")
+        .await
+        .expect("set below the floor");
+    assert_eq!(
+        server.node.raft_log_truncation_caps().0,
+        kv::TRUNCATION_MAX_ENTRIES_FLOOR
+    );
+    let err = client
+        .batch_execute("SET CLUSTER SETTING kv.raft_log.truncation_max_bytes = '1 KiB'")
+        .await
+        .expect_err("below the byte floor");
+    let db = err.as_db_error().expect("a SQL error");
+    assert_eq!(db.code().code(), "22023", "{db:?}");
+    client
+        .batch_execute(
+            "SET CLUSTER SETTING kv.raft_log.truncation_max_entries = DEFAULT;
+             SET CLUSTER SETTING kv.raft_log.truncation_max_bytes = DEFAULT",
+        )
+        .await
+        .expect("reset");
+    assert_eq!(
+        server.node.raft_log_truncation_caps(),
+        (
+            kv::RAFT_LOG_TRUNCATION_MAX_ENTRIES_DEFAULT,
+            kv::RAFT_LOG_TRUNCATION_MAX_BYTES_DEFAULT
+        )
+    );
+}

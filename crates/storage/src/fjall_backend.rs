@@ -3,7 +3,7 @@
 
 use crate::backend::{Backend, Partition, RawBatch, RawIter, RawOp};
 use crate::{Durability, FjallEngine, MvccEngine, StorageResult};
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -75,6 +75,21 @@ impl FjallBackend {
         }
     }
 
+    /// A point-in-time view of the data partition (a fjall snapshot): later writes are not
+    /// visible through it, and the versions it sees stay on disk until it is dropped.
+    pub fn data_read_view(&self) -> DataReadView {
+        DataReadView {
+            snapshot: self.db.snapshot(),
+            data: self.data.clone(),
+        }
+    }
+
+    /// Makes every write committed so far durable, whatever durability it was written with.
+    pub fn persist(&self) -> StorageResult<()> {
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
     /// Flushes the data memtable and compacts the data keyspace fully. Uses fjall's hidden
     /// maintenance hooks; meant for tests that check results survive compaction.
     pub fn compact(&self) -> StorageResult<()> {
@@ -115,6 +130,36 @@ impl Backend for FjallBackend {
         }
         fb.commit()?;
         Ok(())
+    }
+}
+
+/// A point-in-time view of a store's data partition; see [`FjallBackend::data_read_view`].
+#[derive(Clone)]
+pub struct DataReadView {
+    snapshot: fjall::Snapshot,
+    data: Keyspace,
+}
+
+impl fmt::Debug for DataReadView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataReadView")
+            .field("seqno", &self.snapshot.seqno())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataReadView {
+    /// Every encoded key and value of the data partition as of the view, ascending. The
+    /// iterator keeps the view alive.
+    pub fn raw_iter(&self) -> RawIter {
+        let view = self.snapshot.clone();
+        let iter = view.iter(&self.data);
+        Box::new(iter.map(move |guard| {
+            // Holds the snapshot for as long as the iterator lives.
+            let _view = &view;
+            let (k, v) = guard.into_inner()?;
+            Ok((k.to_vec(), v.to_vec()))
+        }))
     }
 }
 

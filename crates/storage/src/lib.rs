@@ -41,7 +41,7 @@ pub use engine::{
 };
 pub use error::{StorageError, StorageResult};
 pub use fingerprint::version_hash;
-pub use fjall_backend::{DiskSpace, FjallBackend, StoreOptions};
+pub use fjall_backend::{DataReadView, DiskSpace, FjallBackend, StoreOptions};
 pub use hlc::Timestamp;
 pub use mem_backend::MemBackend;
 pub use mvcc::MvccEngine;
