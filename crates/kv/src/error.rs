@@ -89,4 +89,13 @@ pub enum KvError {
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
+    /// A reachable member did not confirm, in time, that it applied a timestamp (see
+    /// [`crate::KvNode::wait_applied_everywhere`]).
+    #[error("node {node} did not confirm applying {ts} within {waited_ms} ms: {reason}")]
+    NotApplied {
+        node: NodeId,
+        ts: Timestamp,
+        waited_ms: u64,
+        reason: String,
+    },
 }
