@@ -301,26 +301,24 @@ where
     let tenant = txn.tenant();
     let read_ts = txn.read_ts();
     let ticket = match cache.lookup(tenant, key, read_ts) {
-        Ok(hit) => {
-            if let Some(v) = hit.clone().map(|v| v.downcast::<T>()) {
-                match v {
-                    Ok(v) => {
-                        cache.inner.metrics.catalog_cache_hits.inc();
-                        txn.record_read(key)?;
-                        return Ok(Some(v));
-                    }
-                    // Another type under the same key: a caller's mistake; read KV.
-                    Err(_) => {
-                        tracing::warn!(key = %String::from_utf8_lossy(key), "catalog cache type mismatch");
-                        Ticket { version: u64::MAX }
-                    }
-                }
-            } else {
+        Ok(None) => {
+            cache.inner.metrics.catalog_cache_hits.inc();
+            txn.record_read(key)?;
+            return Ok(None);
+        }
+        Ok(Some(v)) => match v.downcast::<T>() {
+            Ok(v) => {
                 cache.inner.metrics.catalog_cache_hits.inc();
                 txn.record_read(key)?;
-                return Ok(None);
+                return Ok(Some(v));
             }
-        }
+            // Every key is read with one type; another one here is a bug: read KV, and keep
+            // nothing (no fill matches this ticket).
+            Err(_) => {
+                tracing::warn!(key = %String::from_utf8_lossy(key), "catalog cache: value of another type");
+                Ticket { version: u64::MAX }
+            }
+        },
         Err(ticket) => ticket,
     };
     cache.inner.metrics.catalog_cache_misses.inc();
