@@ -16,6 +16,7 @@ const FILES: &[&str] = &[
     "select.slt",
     "transactions.slt",
     "schema.slt",
+    "point_gets.slt",
 ];
 
 // Goal: the application SQL statement files pass unchanged on three nodes, with the

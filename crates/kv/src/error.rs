@@ -127,4 +127,13 @@ pub enum KvError {
     /// The store directory was written by an incompatible version of roach.
     #[error("store {path} is incompatible: {reason}")]
     IncompatibleStore { path: String, reason: String },
+    /// A reachable member did not confirm, in time, that it applied a timestamp (see
+    /// [`crate::KvNode::wait_applied_everywhere`]).
+    #[error("node {node} did not confirm applying {ts} within {waited_ms} ms: {reason}")]
+    NotApplied {
+        node: NodeId,
+        ts: Timestamp,
+        waited_ms: u64,
+        reason: String,
+    },
 }

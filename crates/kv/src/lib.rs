@@ -42,6 +42,7 @@
 // feed those traits return it too.
 #![allow(clippy::result_large_err)]
 
+mod applied_wait;
 mod client;
 mod command;
 mod config;

@@ -446,4 +446,21 @@ impl pb::kv_server::Kv for KvService {
             learners: s.learners.into_iter().map(|v| v.0).collect(),
         }))
     }
+    async fn wait_applied(
+        &self,
+        req: Request<pb::WaitAppliedRequest>,
+    ) -> Result<Response<pb::WaitAppliedResponse>, Status> {
+        let node = self.node("wait_applied")?;
+        let req = req.into_inner();
+        check_range(req.range_id)?;
+        let timeout = std::time::Duration::from_millis(req.timeout_ms)
+            .min(crate::applied_wait::WAIT_APPLIED_MAX);
+        let closed = node
+            .wait_applied_local(crate::RangeId(req.range_id), ts_from_pb(req.ts), timeout)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::WaitAppliedResponse {
+            closed_ts: Some(ts_to_pb(closed)),
+        }))
+    }
 }

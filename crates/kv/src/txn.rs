@@ -288,6 +288,13 @@ impl Txn {
         self.buf.delete(key.into());
     }
 
+    /// Adds `key` to the read set without reading it: for a value the caller holds from an
+    /// earlier read (a cache), so that this transaction still fails to commit if `key`
+    /// changed after its read timestamp.
+    pub fn record_read(&mut self, key: &[u8]) {
+        self.buf.read_keys.push(key.to_vec());
+    }
+
     /// Commits: returns the commit timestamp, or [`KvError::TxnRetry`] if something this
     /// transaction read changed after its read timestamp. A read-only transaction commits at
     /// its read timestamp without a Raft round.

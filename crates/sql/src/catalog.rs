@@ -113,10 +113,12 @@ pub fn validate_user_name(name: &str) -> SqlResult<()> {
 
 /// The user `name`, if it exists (root always does).
 pub async fn get_user(txn: &mut TenantTxn, name: &str) -> SqlResult<Option<UserRecord>> {
-    match txn.get(&user_key(name)).await? {
-        Some(b) => Ok(Some(
-            postcard::from_bytes(&b).map_err(|e| corrupt("user record", e))?,
-        )),
+    let user = crate::catalog_cache::read(txn, &user_key(name), |b| {
+        postcard::from_bytes::<UserRecord>(b).map_err(|e| corrupt("user record", e))
+    })
+    .await?;
+    match user {
+        Some(u) => Ok(Some((*u).clone())),
         None if name == ROOT => Ok(Some(UserRecord::root())),
         None => Ok(None),
     }
@@ -134,6 +136,7 @@ pub async fn must_get_user(txn: &mut TenantTxn, name: &str) -> SqlResult<UserRec
 
 /// Writes a user record.
 pub fn put_user(txn: &mut TenantTxn, user: &UserRecord) -> SqlResult<()> {
+    txn.note_cached_write();
     let bytes = postcard::to_allocvec(user).map_err(|e| SqlError::internal(e.to_string()))?;
     txn.put(&user_key(&user.name), bytes)?;
     Ok(())
@@ -141,6 +144,7 @@ pub fn put_user(txn: &mut TenantTxn, user: &UserRecord) -> SqlResult<()> {
 
 /// Removes a user record.
 pub fn delete_user(txn: &mut TenantTxn, name: &str) -> SqlResult<()> {
+    txn.note_cached_write();
     txn.delete(&user_key(name))?;
     Ok(())
 }

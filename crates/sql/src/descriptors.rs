@@ -178,14 +178,16 @@ pub async fn allocate_id(txn: &mut TenantTxn) -> SqlResult<u64> {
 
 /// The descriptor `id`.
 pub async fn get(txn: &mut TenantTxn, id: u64) -> SqlResult<Option<Descriptor>> {
-    match txn.get(&desc_key(id)).await? {
-        Some(b) => Ok(Some(postcard::from_bytes(&b).map_err(corrupt)?)),
-        None => Ok(None),
-    }
+    let d = crate::catalog_cache::read(txn, &desc_key(id), |b| {
+        postcard::from_bytes::<Descriptor>(b).map_err(corrupt)
+    })
+    .await?;
+    Ok(d.map(|d| (*d).clone()))
 }
 
 /// Writes a descriptor and its name entry.
 fn put(txn: &mut TenantTxn, parent: u64, name: &str, id: u64, desc: &Descriptor) -> SqlResult<()> {
+    txn.note_cached_write();
     let bytes = postcard::to_allocvec(desc).map_err(|e| SqlError::internal(e.to_string()))?;
     txn.put(&desc_key(id), bytes)?;
     txn.put(&name_key(parent, name), id.to_be_bytes().to_vec())?;
@@ -193,10 +195,8 @@ fn put(txn: &mut TenantTxn, parent: u64, name: &str, id: u64, desc: &Descriptor)
 }
 
 async fn lookup(txn: &mut TenantTxn, parent: u64, name: &str) -> SqlResult<Option<u64>> {
-    match txn.get(&name_key(parent, name)).await? {
-        Some(b) => Ok(Some(decode_id(&b)?)),
-        None => Ok(None),
-    }
+    let id = crate::catalog_cache::read(txn, &name_key(parent, name), decode_id).await?;
+    Ok(id.map(|id| *id))
 }
 
 /// The database named `name`.
@@ -330,6 +330,7 @@ pub async fn rename_table(txn: &mut TenantTxn, desc: &mut TableDesc, to: &str) -
             format!("relation {to:?} already exists"),
         ));
     }
+    txn.note_cached_write();
     txn.delete(&name_key(desc.database_id, &desc.name))?;
     desc.name = to.to_string();
     update_table(txn, desc)
@@ -337,6 +338,7 @@ pub async fn rename_table(txn: &mut TenantTxn, desc: &mut TableDesc, to: &str) -
 
 /// Deletes a table's descriptor and name (its rows are deleted by the caller).
 pub fn delete_table(txn: &mut TenantTxn, desc: &TableDesc) -> SqlResult<()> {
+    txn.note_cached_write();
     txn.delete(&name_key(desc.database_id, &desc.name))?;
     txn.delete(&desc_key(desc.id))?;
     Ok(())
@@ -344,6 +346,7 @@ pub fn delete_table(txn: &mut TenantTxn, desc: &TableDesc) -> SqlResult<()> {
 
 /// Deletes a database's descriptor and name.
 pub fn delete_database(txn: &mut TenantTxn, desc: &DatabaseDesc) -> SqlResult<()> {
+    txn.note_cached_write();
     txn.delete(&name_key(0, &desc.name))?;
     txn.delete(&desc_key(desc.id))?;
     Ok(())

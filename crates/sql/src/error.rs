@@ -51,6 +51,8 @@ pub mod code {
     pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    /// CockroachDB's code for a schema change that committed but did not complete.
+    pub const COMMITTED_WITH_SCHEMA_CHANGE_FAILURE: &str = "XXA00";
 }
 
 /// An error for a SQL client.

@@ -82,6 +82,10 @@ pub struct SqlServer {
     auth_nonce: tokio::sync::OnceCell<Vec<u8>>,
     /// Connection admission: the SQL connection count and the handshake timeout.
     admission: Arc<crate::admission::Admission>,
+    /// The node's catalog cache, and the same as the extension handed to every
+    /// transaction of [`SqlServer::kv`].
+    catalog_cache: crate::catalog_cache::CatalogCache,
+    catalog_cache_ext: tenant::Extension,
 }
 
 /// The virtual cluster statements may only run in the system virtual cluster.
@@ -144,20 +148,73 @@ impl SqlServer {
     /// The SQL layer over the node in `slot`; `insecure` nodes accept connections without
     /// authentication.
     pub fn new(slot: NodeSlot, insecure: bool) -> Self {
+        let metrics = crate::metrics::SqlMetrics::unregistered();
+        let catalog_cache = crate::catalog_cache::CatalogCache::new(metrics.clone());
         SqlServer {
             slot,
             insecure,
             replication: std::sync::OnceLock::new(),
-            metrics: crate::metrics::SqlMetrics::unregistered(),
+            metrics,
             auth_nonce: tokio::sync::OnceCell::new(),
             admission: Arc::default(),
+            catalog_cache_ext: Arc::new(catalog_cache.clone()),
+            catalog_cache,
         }
     }
 
     /// The same, reporting to `metrics` (registered by the node).
     pub fn with_metrics(mut self, metrics: crate::metrics::SqlMetrics) -> Self {
+        self.catalog_cache = crate::catalog_cache::CatalogCache::new(metrics.clone());
+        self.catalog_cache_ext = Arc::new(self.catalog_cache.clone());
         self.metrics = metrics;
         self
+    }
+
+    /// The node's catalog cache.
+    pub fn catalog_cache(&self) -> &crate::catalog_cache::CatalogCache {
+        &self.catalog_cache
+    }
+
+    /// Commits `txn`. When it changed the catalog (descriptors, users, grants), waits until
+    /// every reachable node has applied the commit before returning, so that a statement
+    /// started afterwards on any node sees the change (each node drops its cached values as
+    /// it applies the write); a node that does not confirm within
+    /// `sql.catalog.schema_change_wait_timeout` fails the statement with XXA00, although the
+    /// change is committed.
+    pub(crate) async fn commit(&self, txn: tenant::TenantTxn) -> SqlResult<hlc::Timestamp> {
+        let changed_catalog = txn.wrote_cached_keys();
+        let ts = txn.commit().await?;
+        if changed_catalog {
+            self.wait_for_nodes(ts).await?;
+        }
+        Ok(ts)
+    }
+
+    async fn wait_for_nodes(&self, ts: hlc::Timestamp) -> SqlResult<()> {
+        const SETTING: &str = "sql.catalog.schema_change_wait_timeout";
+        let text = self.setting(SETTING).await?;
+        let timeout =
+            crate::settings::parse_duration(&text).unwrap_or(std::time::Duration::from_secs(10));
+        let node = self.node()?;
+        match node.wait_applied_everywhere(RangeId::FIRST, ts, timeout).await {
+            Ok(skipped) => {
+                if !skipped.is_empty() {
+                    tracing::info!(
+                        node_id = node.id().0,
+                        skipped = ?skipped,
+                        "catalog change committed; unreachable nodes apply it when they return"
+                    );
+                }
+                Ok(())
+            }
+            Err(e) => Err(SqlError::new(
+                code::COMMITTED_WITH_SCHEMA_CHANGE_FAILURE,
+                format!("the change committed, but not every node has applied it: {e}"),
+            )
+            .with_hint(format!(
+                "the change is durable; statements on that node may see the previous version until it catches up. Check the node's health, or raise {SETTING}"
+            ))),
+        }
     }
 
     /// The SQL layer's metrics.
@@ -218,7 +275,9 @@ impl SqlServer {
     }
 
     pub(crate) fn kv(&self, tenant: TenantId) -> SqlResult<TenantKv> {
-        Ok(TenantKv::new(self.node()?, tenant))
+        let node = self.node()?;
+        self.catalog_cache.watch(&node);
+        Ok(TenantKv::new(node, tenant).with_extension(self.catalog_cache_ext.clone()))
     }
 
     /// Reads a cluster setting of the system virtual cluster.
@@ -321,6 +380,21 @@ impl SqlServer {
         }
     }
 
+    /// Runs a prepared statement with the extended protocol's `$n` values, reusing the plan
+    /// kept in `plan` while it is valid (see `plan_cache`).
+    pub async fn execute_prepared(
+        &self,
+        session: &mut Session,
+        stmt: &Statement,
+        params: &[crate::datum::Datum],
+        plan: &crate::plan_cache::PlanSlot,
+    ) -> SqlResult<QueryResult> {
+        if crate::session::is_txn_statement(stmt) {
+            return self.execute_in_txn(session, stmt, params, Some(plan)).await;
+        }
+        self.execute(session, stmt, params).await
+    }
+
     /// Runs one statement with the extended protocol's `$n` values.
     pub async fn execute(
         &self,
@@ -329,7 +403,7 @@ impl SqlServer {
         params: &[crate::datum::Datum],
     ) -> SqlResult<QueryResult> {
         if crate::session::is_txn_statement(stmt) {
-            return self.execute_in_txn(session, stmt, params).await;
+            return self.execute_in_txn(session, stmt, params, None).await;
         }
         let params: Vec<Option<String>> = params.iter().map(|d| d.to_text()).collect();
         let value = |v: &Value| -> SqlResult<Option<String>> {
@@ -389,7 +463,7 @@ impl SqlServer {
                     .await?
                     .require("MODIFYCLUSTERSETTING", "change cluster settings")?;
                 catalog::put_setting(&mut txn, name, value(v)?.as_deref())?;
-                txn.commit().await?;
+                self.commit(txn).await?;
                 if crate::kv_settings::is_kv_setting(name) {
                     // In effect on this node when the statement returns; the other nodes
                     // follow as they apply the write (see `kv_settings::watch`).
@@ -493,7 +567,7 @@ impl SqlServer {
                 drop(txn);
                 let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
                 catalog::put_tenant_setting(&mut txn, rec.id, setting, value.as_deref())?;
-                txn.commit().await?;
+                self.commit(txn).await?;
                 Ok(command(stmt.tag()))
             }
             Statement::DropVirtualCluster {
@@ -634,7 +708,7 @@ impl SqlServer {
             privileges: Default::default(),
         };
         catalog::put_user(&mut txn, &user)?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(())
     }
 
@@ -655,7 +729,7 @@ impl SqlServer {
         }
         user.password = password.map(make_verifier).transpose()?;
         catalog::put_user(&mut txn, &user)?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(())
     }
 
@@ -702,7 +776,7 @@ impl SqlServer {
                 }
             }
         }
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(())
     }
 
@@ -794,7 +868,7 @@ impl SqlServer {
             }
             catalog::put_user(&mut txn, &user)?;
         }
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(())
     }
 
@@ -897,7 +971,7 @@ impl SqlServer {
         txn.commit().await?;
         let mut txn = TenantKv::new(node, record.id).begin()?;
         crate::descriptors::ensure_default_database(&mut txn).await?;
-        txn.commit().await?;
+        self.commit(txn).await?;
         Ok(())
     }
 

@@ -525,6 +525,8 @@ pub struct Prepared {
     pub statement: Statement,
     pub param_types: Vec<Type>,
     pub columns: Vec<Column>,
+    /// Its plan, made at Parse and reused by Execute while valid.
+    pub plan: Arc<crate::plan_cache::PlanSlot>,
 }
 
 /// Parses statements for the extended protocol.
@@ -559,7 +561,8 @@ impl QueryParser for RoachQueryParser {
         // Types are inferred against the catalog now; a statement about a table that does
         // not exist yet still prepares (its parameters read as text) and fails when run.
         let session = session_of(client).map_err(SqlError::into_pgwire)?;
-        let (inferred, columns) = match self.sql.describe(&session, &statement).await {
+        let plan = Arc::new(crate::plan_cache::PlanSlot::default());
+        let (inferred, columns) = match self.sql.describe(&session, &statement, Some(&plan)).await {
             Ok(d) => d,
             Err(_) => (Vec::new(), SqlServer::result_columns(&statement)),
         };
@@ -577,6 +580,7 @@ impl QueryParser for RoachQueryParser {
             statement,
             param_types,
             columns,
+            plan,
         }))
     }
 
@@ -878,7 +882,12 @@ impl ExtendedQueryHandler for QueryHandler {
         let params = decode_params(portal)?;
         let result = self
             .sql
-            .execute(&mut session, &portal.statement.statement.statement, &params)
+            .execute_prepared(
+                &mut session,
+                &portal.statement.statement.statement,
+                &params,
+                &portal.statement.statement.plan,
+            )
             .await
             .map_err(SqlError::into_pgwire)?;
         save_session(client, &session);
@@ -891,6 +900,16 @@ impl ExtendedQueryHandler for QueryHandler {
                     rows,
                     columns: portal.statement.statement.columns.clone(),
                 }
+            }
+            // Re-planned after a schema change into other columns than Describe announced
+            // (`SELECT *` after ADD COLUMN): PostgreSQL's answer.
+            QueryResult::Typed { .. } if !portal.statement.statement.columns.is_empty() => {
+                return Err(SqlError::new(
+                    crate::error::code::FEATURE_NOT_SUPPORTED,
+                    "cached plan must not change result type",
+                )
+                .with_hint("prepare the statement again")
+                .into_pgwire());
             }
             other => other,
         };

@@ -92,6 +92,7 @@ pub async fn list(txn: &mut TenantTxn, user: &str) -> SqlResult<Vec<(Object, BTr
 /// Removes every object privilege `user` holds (DROP USER: a new user of the same name
 /// must inherit nothing).
 pub async fn remove_all(txn: &mut TenantTxn, user: &str) -> SqlResult<()> {
+    txn.note_cached_write();
     for (object, _) in list(txn, user).await? {
         txn.delete(&key(user, object))?;
     }
@@ -123,12 +124,12 @@ pub async fn first_not_held(
 
 /// The privileges `user` holds directly on `object`.
 pub async fn get(txn: &mut TenantTxn, user: &str, object: Object) -> SqlResult<BTreeSet<String>> {
-    match txn.get(&key(user, object)).await? {
-        Some(b) => {
-            postcard::from_bytes(&b).map_err(|e| SqlError::internal(format!("corrupt grant: {e}")))
-        }
-        None => Ok(BTreeSet::new()),
-    }
+    let have = crate::catalog_cache::read(txn, &key(user, object), |b| {
+        postcard::from_bytes::<BTreeSet<String>>(b)
+            .map_err(|e| SqlError::internal(format!("corrupt grant: {e}")))
+    })
+    .await?;
+    Ok(have.map(|h| (*h).clone()).unwrap_or_default())
 }
 
 /// Adds or removes privileges.
@@ -160,6 +161,7 @@ pub async fn change(
             have.remove(p);
         }
     }
+    txn.note_cached_write();
     let bytes = postcard::to_allocvec(&have).map_err(|e| SqlError::internal(e.to_string()))?;
     txn.put(&key(user, object), bytes)?;
     Ok(())

@@ -124,7 +124,7 @@ enum JoinKind {
     Left,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct JoinStep {
     kind: JoinKind,
     /// Equality keys: over the joined row so far, and over the right source's own row.
@@ -136,7 +136,7 @@ struct JoinStep {
     after: Option<Expr>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct AggSpec {
     func: String,
     arg: Option<Expr>,
@@ -144,7 +144,7 @@ struct AggSpec {
     distinct: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct GroupPlan {
     keys: Vec<Expr>,
     aggs: Vec<AggSpec>,
@@ -168,6 +168,7 @@ struct SelectPlan {
 }
 
 /// A table-like thing in FROM.
+#[derive(Debug)]
 enum SourceKind {
     Table(TableDesc),
     /// `unnest(array)`: one row per element, computed when the query runs (the array may
@@ -178,6 +179,7 @@ enum SourceKind {
     Unit,
 }
 
+#[derive(Debug)]
 struct Source {
     kind: SourceKind,
     alias: String,
@@ -422,25 +424,7 @@ where
                 "WITH (common table expressions) is not supported",
             ));
         }
-        let order_exprs: Vec<&ast::OrderByExpr> = match &q.order_by {
-            Some(ob) => match &ob.kind {
-                ast::OrderByKind::Expressions(v) => v.iter().collect(),
-                ast::OrderByKind::All(_) => {
-                    return Err(SqlError::new(code::FEATURE_NOT_SUPPORTED, "ORDER BY ALL"));
-                }
-            },
-            None => Vec::new(),
-        };
-        let (limit, offset) = match &q.limit_clause {
-            Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => {
-                (limit.clone(), offset.as_ref().map(|o| o.value.clone()))
-            }
-            Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
-                (Some(limit.clone()), Some(offset.clone()))
-            }
-            None => (None, None),
-        };
-        let single_row_limit = limit.is_some() || offset.is_some();
+        let (order_exprs, limit, offset) = query_parts(q)?;
         let mut planned = match q.body.as_ref() {
             ast::SetExpr::Select(s) => {
                 plan_select(ctx, s, outer, &order_exprs, limit.as_ref(), offset.as_ref()).await?
@@ -451,20 +435,105 @@ where
                 p
             }
         };
-        let empty = Scope::default();
-        let c = ctx.compiler(&empty, outer, &expr::NoSubqueries);
-        if single_row_limit {
-            planned.limit = limit
-                .as_ref()
-                .map(|l| c.compile_as(l, Some(SqlType::Int)))
-                .transpose()?;
-            planned.offset = offset
-                .as_ref()
-                .map(|o| c.compile_as(o, Some(SqlType::Int)))
-                .transpose()?;
-        }
+        (planned.limit, planned.offset) = compile_limits(ctx, outer, &limit, &offset)?;
         Ok(planned)
     })
+}
+
+type QueryParts<'q> = (Vec<&'q ast::OrderByExpr>, Option<A>, Option<A>);
+
+/// A query's ORDER BY items, LIMIT and OFFSET.
+fn query_parts(q: &ast::Query) -> SqlResult<QueryParts<'_>> {
+    let order_exprs: Vec<&ast::OrderByExpr> = match &q.order_by {
+        Some(ob) => match &ob.kind {
+            ast::OrderByKind::Expressions(v) => v.iter().collect(),
+            ast::OrderByKind::All(_) => {
+                return Err(SqlError::new(code::FEATURE_NOT_SUPPORTED, "ORDER BY ALL"));
+            }
+        },
+        None => Vec::new(),
+    };
+    let (limit, offset) = match &q.limit_clause {
+        Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => {
+            (limit.clone(), offset.as_ref().map(|o| o.value.clone()))
+        }
+        Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
+            (Some(limit.clone()), Some(offset.clone()))
+        }
+        None => (None, None),
+    };
+    Ok((order_exprs, limit, offset))
+}
+
+/// LIMIT and OFFSET compiled as integers.
+fn compile_limits(
+    ctx: &Ctx<'_>,
+    outer: Option<&Scope>,
+    limit: &Option<A>,
+    offset: &Option<A>,
+) -> SqlResult<(Option<Expr>, Option<Expr>)> {
+    let empty = Scope::default();
+    let c = ctx.compiler(&empty, outer, &expr::NoSubqueries);
+    let limit = limit
+        .as_ref()
+        .map(|l| c.compile_as(l, Some(SqlType::Int)))
+        .transpose()?;
+    let offset = offset
+        .as_ref()
+        .map(|o| c.compile_as(o, Some(SqlType::Int)))
+        .transpose()?;
+    Ok((limit, offset))
+}
+
+/// A query planned without reading a row, to be loaded again with other parameter values:
+/// a prepared statement's plan (`plan_cache`).
+#[derive(Debug)]
+pub struct QueryTemplate {
+    select: SelectTemplate,
+    limit: Option<Expr>,
+    offset: Option<Expr>,
+}
+
+impl QueryTemplate {
+    /// Its result columns.
+    pub fn columns(&self) -> &[OutCol] {
+        &self.select.columns
+    }
+}
+
+/// Compiles `q` into a template; `None` when its plan cannot be reused (WITH, set
+/// operations, subqueries, derived tables: their plans hold rows).
+pub async fn compile_query(ctx: &mut Ctx<'_>, q: &ast::Query) -> SqlResult<Option<QueryTemplate>> {
+    let ast::SetExpr::Select(s) = q.body.as_ref() else {
+        return Ok(None);
+    };
+    if q.with.is_some() {
+        return Ok(None);
+    }
+    let (order_exprs, limit, offset) = query_parts(q)?;
+    let select =
+        compile_select(ctx, s, None, &order_exprs, limit.as_ref(), offset.as_ref()).await?;
+    if !select.reusable() {
+        return Ok(None);
+    }
+    let (limit, offset) = compile_limits(ctx, None, &limit, &offset)?;
+    Ok(Some(QueryTemplate {
+        select,
+        limit,
+        offset,
+    }))
+}
+
+/// Loads a template with `ctx`'s parameters: checks the session user may still read its
+/// tables, reads them, and returns the plan, ready to run.
+pub async fn load_query(ctx: &mut Ctx<'_>, t: &QueryTemplate) -> SqlResult<Planned> {
+    for table in t.select.tables() {
+        crate::privileges::require_table(ctx, table, "SELECT").await?;
+    }
+    let mut planned = load_select(ctx, &t.select).await?;
+    planned.limit = t.limit.clone();
+    planned.offset = t.offset.clone();
+    Ok(planned)
 }
 
 /// ORDER BY over output columns only (for VALUES and set operations).
@@ -805,6 +874,9 @@ struct Access {
     index: IndexDesc,
     primary: bool,
     spans: Vec<Span>,
+    /// Every span is one key (equality on every column of a unique index, none of them
+    /// NULL): read each with a point get of its start key, not a scan.
+    point: bool,
     description: String,
 }
 
@@ -928,6 +1000,7 @@ fn choose_access(t: &TableDesc, constraints: &HashMap<usize, ColConstraint>) -> 
                     index: idx.clone(),
                     primary,
                     spans,
+                    point: full_unique,
                     description,
                 },
             ));
@@ -967,25 +1040,33 @@ pub async fn read_table(
         .cloned()
         .reduce(|a, b| Expr::Bin(BinOp::And, Box::new(a), Box::new(b)));
     let mut out = Vec::new();
+    if access.point {
+        // A unique index's key for non-NULL values is exactly the span's start: a point
+        // get (the engine's seek to the newest version of one key), not a range scan.
+        for span in &access.spans {
+            let Some(value) = ctx.txn.get(&span.start).await? else {
+                continue;
+            };
+            let row = row_of_entry(ctx, t, &access, &span.start, &value).await?;
+            if let Some(f) = &filter {
+                let ectx = ctx.eval_ctx(&[]);
+                if expr::truth(&f.eval(&row, &ectx)?)? != Some(true) {
+                    continue;
+                }
+            }
+            out.push(row);
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        return Ok(out);
+    }
     for span in &access.spans {
         let mut span = span.clone();
         loop {
             let page = ctx.txn.scan(&span, SCAN_PAGE).await?;
             for kv in &page.rows {
-                let row = if access.primary {
-                    rows::decode_row(t, &kv.key, &kv.value)?
-                } else {
-                    let pk = rows::primary_key_from_index_value(t, &kv.value)?;
-                    match ctx.txn.get(&pk).await? {
-                        Some(v) => rows::decode_row(t, &pk, &v)?,
-                        None => {
-                            return Err(SqlError::internal(format!(
-                                "index {} of {} points at a missing row",
-                                access.index.name, t.name
-                            )));
-                        }
-                    }
-                };
+                let row = row_of_entry(ctx, t, &access, &kv.key, &kv.value).await?;
                 if let Some(f) = &filter {
                     let ectx = ctx.eval_ctx(&[]);
                     if expr::truth(&f.eval(&row, &ectx)?)? != Some(true) {
@@ -1004,6 +1085,27 @@ pub async fn read_table(
         }
     }
     Ok(out)
+}
+
+/// The row an index entry of `access` stands for (a secondary index's entry points at it).
+async fn row_of_entry(
+    ctx: &mut Ctx<'_>,
+    t: &TableDesc,
+    access: &Access,
+    key: &[u8],
+    value: &[u8],
+) -> SqlResult<Row> {
+    if access.primary {
+        return rows::decode_row(t, key, value);
+    }
+    let pk = rows::primary_key_from_index_value(t, value)?;
+    match ctx.txn.get(&pk).await? {
+        Some(v) => rows::decode_row(t, &pk, &v),
+        None => Err(SqlError::internal(format!(
+            "index {} of {} points at a missing row",
+            access.index.name, t.name
+        ))),
+    }
 }
 
 /// Which sources an expression reads (by the column ranges of the combined row).
@@ -1027,6 +1129,61 @@ async fn plan_select(
     limit: Option<&A>,
     offset: Option<&A>,
 ) -> SqlResult<Planned> {
+    let template = compile_select(ctx, s, outer, order, limit, offset).await?;
+    load_select(ctx, &template).await
+}
+
+/// A SELECT compiled (names resolved, expressions typed, joins and filters placed) but not
+/// read: [`load_select`] reads its sources. Without subqueries or derived tables (whose plans
+/// hold rows read when they were planned) it can be kept and loaded again, with other
+/// parameter values (a prepared statement's plan, see `plan_cache`).
+#[derive(Debug)]
+pub(crate) struct SelectTemplate {
+    sources: Vec<Source>,
+    pushdown: Vec<Vec<Expr>>,
+    offsets: Vec<usize>,
+    steps: Vec<JoinStep>,
+    filter: Option<Expr>,
+    grouping: Option<GroupPlan>,
+    having: Option<Expr>,
+    projection: Vec<Expr>,
+    columns: Vec<OutCol>,
+    distinct: bool,
+    widths: Vec<usize>,
+    sort: Vec<SortKey>,
+    /// LIMIT and OFFSET, when the rows read can stop early (one source, nothing reorders).
+    limit_hint: Option<(Option<A>, Option<A>)>,
+    /// Planned subqueries exist (their plans hold rows): not reusable.
+    has_subqueries: bool,
+}
+
+impl SelectTemplate {
+    /// Whether loading it again with other parameters is correct.
+    pub(crate) fn reusable(&self) -> bool {
+        !self.has_subqueries
+            && self
+                .sources
+                .iter()
+                .all(|s| !matches!(s.kind, SourceKind::Derived(_)))
+    }
+
+    /// The tables it reads.
+    pub(crate) fn tables(&self) -> impl Iterator<Item = &TableDesc> {
+        self.sources.iter().filter_map(|s| match &s.kind {
+            SourceKind::Table(t) => Some(t),
+            _ => None,
+        })
+    }
+}
+
+async fn compile_select(
+    ctx: &mut Ctx<'_>,
+    s: &ast::Select,
+    outer: Option<&Scope>,
+    order: &[&ast::OrderByExpr],
+    limit: Option<&A>,
+    offset: Option<&A>,
+) -> SqlResult<SelectTemplate> {
     // 1. FROM: resolve sources and the join tree (left-deep).
     let mut sources: Vec<Source> = Vec::new();
     let mut joins: Vec<(JoinKind, Option<&A>)> = Vec::new();
@@ -1403,37 +1560,66 @@ async fn plan_select(
         filter_rest.push(f);
     }
 
-    // 6. Read the sources.
     let single = sources.len() == 1;
     let no_reorder = !grouped && !distinct && sort.is_empty() && filter_rest.is_empty();
-    let limit_hint = if single && no_reorder && !ctx.describe_only {
-        let empty = Scope::default();
-        let lc = ctx.compiler(&empty, None, &expr::NoSubqueries);
-        let eval_int = |e: Option<&A>| -> SqlResult<Option<i64>> {
-            match e {
-                Some(e) => {
-                    let x = lc.compile_as(e, Some(SqlType::Int))?;
-                    if !x.is_const(false) {
-                        return Ok(None);
+    Ok(SelectTemplate {
+        has_subqueries: !subs.map.is_empty(),
+        sources,
+        pushdown,
+        offsets,
+        steps,
+        filter: and_all(filter_rest),
+        grouping: group_plan,
+        having,
+        projection,
+        columns,
+        distinct,
+        widths,
+        sort,
+        limit_hint: (single && no_reorder).then(|| (limit.cloned(), offset.cloned())),
+    })
+}
+
+/// Reads the sources of a compiled SELECT (with `ctx`'s parameters): the plan, ready to run.
+async fn load_select(ctx: &mut Ctx<'_>, t: &SelectTemplate) -> SqlResult<Planned> {
+    let SelectTemplate {
+        sources,
+        offsets,
+        steps,
+        ..
+    } = t;
+    let mut pushdown = t.pushdown.clone();
+    // 6. Read the sources.
+    let limit_hint =
+        if let Some((limit, offset)) = t.limit_hint.as_ref().filter(|_| !ctx.describe_only) {
+            let (limit, offset) = (limit.as_ref(), offset.as_ref());
+            let empty = Scope::default();
+            let lc = ctx.compiler(&empty, None, &expr::NoSubqueries);
+            let eval_int = |e: Option<&A>| -> SqlResult<Option<i64>> {
+                match e {
+                    Some(e) => {
+                        let x = lc.compile_as(e, Some(SqlType::Int))?;
+                        if !x.is_const(false) {
+                            return Ok(None);
+                        }
+                        match x.eval(&[], &ctx.eval_ctx(&[]))? {
+                            Datum::Int(i) => Ok(Some(i)),
+                            _ => Ok(None),
+                        }
                     }
-                    match x.eval(&[], &ctx.eval_ctx(&[]))? {
-                        Datum::Int(i) => Ok(Some(i)),
-                        _ => Ok(None),
-                    }
+                    None => Ok(Some(0)),
                 }
-                None => Ok(Some(0)),
+            };
+            match (
+                limit.map(|l| eval_int(Some(l))).transpose()?.flatten(),
+                eval_int(offset)?,
+            ) {
+                (Some(l), Some(o)) if l >= 0 && o >= 0 => Some(l.saturating_add(o) as usize),
+                _ => None,
             }
+        } else {
+            None
         };
-        match (
-            limit.map(|l| eval_int(Some(l))).transpose()?.flatten(),
-            eval_int(offset)?,
-        ) {
-            (Some(l), Some(o)) if l >= 0 && o >= 0 => Some(l.saturating_add(o) as usize),
-            _ => None,
-        }
-    } else {
-        None
-    };
     let mut loaded: Vec<Vec<Row>> = Vec::with_capacity(sources.len());
     if !ctx.describe_only {
         for (i, src) in sources.iter().enumerate() {
@@ -1446,7 +1632,7 @@ async fn plan_select(
                     // A lookup join: constrain the join column by the values seen on the left.
                     if i > 0
                         && let Some((col, values)) =
-                            lookup_values(ctx, &steps[i - 1], &loaded, &offsets)?
+                            lookup_values(ctx, &steps[i - 1], &loaded, offsets)?
                     {
                         conj.push(Expr::InList(
                             Box::new(Expr::Col(col)),
@@ -1476,18 +1662,17 @@ async fn plan_select(
             }
         }
     }
-    let filter = and_all(filter_rest);
     Ok(Planned {
-        columns,
+        columns: t.columns.clone(),
         body: Body::Select(Box::new(SelectPlan {
             sources: loaded,
-            steps,
-            filter,
-            grouping: group_plan,
-            having,
-            projection,
-            distinct,
-            widths,
+            steps: steps.clone(),
+            filter: t.filter.clone(),
+            grouping: t.grouping.clone(),
+            having: t.having.clone(),
+            projection: t.projection.clone(),
+            distinct: t.distinct,
+            widths: t.widths.clone(),
             deferred: sources
                 .iter()
                 .map(|s| match &s.kind {
@@ -1496,7 +1681,7 @@ async fn plan_select(
                 })
                 .collect(),
         })),
-        order: sort,
+        order: t.sort.clone(),
         limit: None,
         offset: None,
     })
@@ -2174,5 +2359,82 @@ impl SelectPlan {
             }
             None => Ok(self.sources[i].clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::descriptors::{ColumnDesc, IndexDirection};
+
+    fn table() -> TableDesc {
+        let col = |id, name: &str| ColumnDesc {
+            id,
+            name: name.into(),
+            typ: SqlType::Int,
+            nullable: true,
+            default_expr: None,
+            hidden: false,
+        };
+        TableDesc {
+            id: 104,
+            database_id: 100,
+            name: "t".into(),
+            columns: vec![col(1, "a"), col(2, "b"), col(3, "c")],
+            primary_index: IndexDesc {
+                id: 1,
+                name: "t_pkey".into(),
+                unique: true,
+                columns: vec![(1, IndexDirection::Asc), (2, IndexDirection::Asc)],
+            },
+            secondary_indexes: vec![IndexDesc {
+                id: 2,
+                name: "t_c_key".into(),
+                unique: true,
+                columns: vec![(3, IndexDirection::Asc)],
+            }],
+            next_column_id: 4,
+            next_index_id: 3,
+            version: 1,
+        }
+    }
+
+    fn eq(values: &[i64]) -> ColConstraint {
+        ColConstraint {
+            eq: Some(values.iter().map(|v| Datum::Int(*v)).collect()),
+            ..Default::default()
+        }
+    }
+
+    // Goal (issue 15 item 7): equality on every column of the primary key (or of a unique
+    // index) is read with point gets of exact keys, one per value combination; a prefix of
+    // the key is still a span scan. Method: choose the access for constraints on the full
+    // primary key, an IN list on it, a unique secondary index and a key prefix; the point
+    // accesses' spans start at the exact row (or index entry) keys.
+    #[test]
+    fn full_unique_key_equality_is_a_point_get() {
+        let t = table();
+        let full = HashMap::from([(0, eq(&[1])), (1, eq(&[2]))]);
+        let a = choose_access(&t, &full).expect("access");
+        assert!(a.point && a.primary, "{}", a.description);
+        let key = rows::index_key_prefix(&t, &t.primary_index, &[Datum::Int(1), Datum::Int(2)]);
+        assert_eq!(a.spans.iter().map(|s| &s.start).collect::<Vec<_>>(), [&key]);
+
+        let in_list = HashMap::from([(0, eq(&[1, 3])), (1, eq(&[2]))]);
+        let a = choose_access(&t, &in_list).expect("access");
+        assert!(a.point, "{}", a.description);
+        assert_eq!(a.spans.len(), 2);
+
+        let unique = HashMap::from([(2, eq(&[9]))]);
+        let a = choose_access(&t, &unique).expect("access");
+        assert!(a.point && !a.primary, "{}", a.description);
+
+        let prefix = HashMap::from([(0, eq(&[1]))]);
+        let a = choose_access(&t, &prefix).expect("access");
+        assert!(
+            !a.point,
+            "a key prefix became a point get: {}",
+            a.description
+        );
     }
 }

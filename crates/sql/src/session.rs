@@ -12,6 +12,7 @@ use crate::error::{SqlError, SqlResult, code};
 use crate::exec::{ColType, Column, QueryResult, Session, SqlServer};
 use crate::expr::{ParamTypes, SessionInfo};
 use crate::parser::{Grantable, Statement};
+use crate::plan_cache::PlanSlot;
 use crate::query::{self, Ctx};
 use hlc::Timestamp;
 use std::sync::Arc;
@@ -161,6 +162,7 @@ impl SqlServer {
         session: &mut Session,
         stmt: &Statement,
         params: &[Datum],
+        plan: Option<&PlanSlot>,
     ) -> SqlResult<QueryResult> {
         let conn = session.conn.clone();
         let mut guard = conn.lock().await;
@@ -202,7 +204,7 @@ impl SqlServer {
                 if open.aborted {
                     return Ok(command("ROLLBACK", None));
                 }
-                open.txn.commit().await?;
+                self.commit(open.txn).await?;
                 return Ok(command("COMMIT", None));
             }
             Statement::Rollback => {
@@ -232,7 +234,7 @@ impl SqlServer {
             let info = self.session_info(session, open.micros)?;
             let read_only = open.read_only;
             let r = self
-                .run_stmt(session, &mut open.txn, info, stmt, params, read_only, false)
+                .run_stmt(session, &mut open.txn, info, stmt, params, read_only, plan)
                 .await;
             match r {
                 Ok((result, db)) => {
@@ -253,17 +255,17 @@ impl SqlServer {
             let (mut txn, read_only) = self.begin_txn(session, as_of)?;
             let info = self.session_info(session, micros_of(txn.read_ts()))?;
             let r = self
-                .run_stmt(session, &mut txn, info, stmt, params, read_only, false)
+                .run_stmt(session, &mut txn, info, stmt, params, read_only, plan)
                 .await;
             let retry = match r {
-                Ok((result, db)) => match txn.commit().await {
+                Ok((result, db)) => match self.commit(txn).await {
                     Ok(_) => {
                         if let Some(db) = db {
                             session.database = db;
                         }
                         return Ok(result);
                     }
-                    Err(e) => SqlError::from(e),
+                    Err(e) => e,
                 },
                 Err(e) => e,
             };
@@ -279,10 +281,12 @@ impl SqlServer {
     }
 
     /// The parameter types and result columns of a statement, without running it.
+    /// A query's plan is made here and kept in `plan` (Parse), when it can be reused.
     pub async fn describe(
         &self,
         session: &Session,
         stmt: &Statement,
+        plan: Option<&PlanSlot>,
     ) -> SqlResult<(Vec<SqlType>, Vec<Column>)> {
         if matches!(
             stmt,
@@ -297,7 +301,7 @@ impl SqlServer {
             let (mut txn, _) = self.begin_txn(session, None)?;
             let info = self.session_info(session, micros_of(txn.read_ts()))?;
             let (r, _) = self
-                .run_stmt(session, &mut txn, info, stmt, &[], false, false)
+                .run_stmt(session, &mut txn, info, stmt, &[], false, None)
                 .await?;
             let cols = match r {
                 QueryResult::Typed { columns, .. } => columns,
@@ -327,7 +331,13 @@ impl SqlServer {
         else {
             return Ok((Vec::new(), Vec::new()));
         };
-        let cols = sql_statement(&mut ctx, s, *upsert).await?.columns();
+        if let (Some(slot), sqlparser::ast::Statement::Query(q)) = (plan, s.as_ref())
+            && let Some(t) = crate::plan_cache::prepare(&mut ctx, q, slot).await?
+        {
+            let cols = out_columns(t.columns());
+            return Ok((ctx.param_types.resolved(), cols));
+        }
+        let cols = sql_statement(&mut ctx, s, *upsert, None).await?.columns();
         Ok((ctx.param_types.resolved(), cols))
     }
 
@@ -341,7 +351,7 @@ impl SqlServer {
         stmt: &Statement,
         params: &[Datum],
         read_only: bool,
-        describe_only: bool,
+        plan: Option<&PlanSlot>,
     ) -> SqlResult<(QueryResult, Option<String>)> {
         let writes = !matches!(
             stmt,
@@ -381,13 +391,15 @@ impl SqlServer {
             session: info,
             params: params.to_vec(),
             param_types: ParamTypes::default(),
-            describe_only,
+            describe_only: false,
             explain: Vec::new(),
         };
         let result = match stmt {
             Statement::Sql { stmt, upsert, .. } => {
                 return Ok((
-                    sql_statement(&mut ctx, stmt, *upsert).await?.into_result(),
+                    sql_statement(&mut ctx, stmt, *upsert, plan)
+                        .await?
+                        .into_result(),
                     None,
                 ));
             }
@@ -611,16 +623,20 @@ enum SqlOutcome {
     Command(&'static str),
 }
 
+/// Result columns of a query's output columns (an untyped one is text).
+fn out_columns(cols: &[query::OutCol]) -> Vec<Column> {
+    cols.iter()
+        .map(|c| Column {
+            name: c.name.clone(),
+            typ: ColType::Sql(c.typ.clone().unwrap_or(SqlType::String { max_len: None })),
+        })
+        .collect()
+}
+
 impl SqlOutcome {
     fn columns(&self) -> Vec<Column> {
         match self {
-            SqlOutcome::Rows(cols, _) => cols
-                .iter()
-                .map(|c| Column {
-                    name: c.name.clone(),
-                    typ: ColType::Sql(c.typ.clone().unwrap_or(SqlType::String { max_len: None })),
-                })
-                .collect(),
+            SqlOutcome::Rows(cols, _) => out_columns(cols),
             _ => Vec::new(),
         }
     }
@@ -652,13 +668,17 @@ async fn sql_statement(
     ctx: &mut Ctx<'_>,
     stmt: &sqlparser::ast::Statement,
     upsert: bool,
+    plan: Option<&PlanSlot>,
 ) -> SqlResult<SqlOutcome> {
     use sqlparser::ast::Statement as S;
     Ok(match stmt {
         S::Query(q) => {
-            // Reading a table needs SELECT on it (checked per table at plan time would need
-            // the plan to expose its tables; checked here for single-table reads).
-            let plan = query::plan_query(ctx, q, None).await?;
+            // Reading a table needs SELECT on it (checked as each table is resolved, and
+            // again when a prepared statement's kept plan is loaded).
+            let plan = match plan {
+                Some(slot) if !ctx.describe_only => crate::plan_cache::plan(ctx, q, slot).await?,
+                _ => query::plan_query(ctx, q, None).await?,
+            };
             let rows = if ctx.describe_only {
                 Vec::new()
             } else {
@@ -708,7 +728,7 @@ async fn sql_statement(
             let was = ctx.describe_only;
             ctx.describe_only = true;
             ctx.explain.clear();
-            let inner = Box::pin(sql_statement(ctx, statement, upsert)).await;
+            let inner = Box::pin(sql_statement(ctx, statement, upsert, None)).await;
             ctx.describe_only = was;
             inner?;
             let mut lines = vec![format!(

@@ -95,6 +95,12 @@ pub const SETTINGS: &[SettingDef] = &[
         description: "how long a new connection may take to send its first byte and finish its TLS handshake (SQL: also startup and authentication; HTTP: the request headers) before it is closed; at least 500ms",
     },
     SettingDef {
+        name: "sql.catalog.schema_change_wait_timeout",
+        typ: SettingType::Duration,
+        default: "10s",
+        description: "how long a schema change, GRANT/REVOKE or user change waits, after it commits, for every reachable node to apply it before it returns (it fails with XXA00 if one does not)",
+    },
+    SettingDef {
         name: "sql.drop_virtual_cluster.enabled",
         typ: SettingType::Bool,
         default: "true",

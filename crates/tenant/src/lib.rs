@@ -30,4 +30,4 @@ pub use keys::{
     tenant_of_key,
 };
 pub use record::{DataState, ServiceMode, TenantRecord, validate_name};
-pub use scoped::{TenantKv, TenantTxn};
+pub use scoped::{Extension, TenantKv, TenantTxn};

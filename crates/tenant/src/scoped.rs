@@ -5,8 +5,13 @@ use crate::keys::{TENANT_KEYSPACE_END, TENANT_KEYSPACE_START};
 use crate::{TenantError, TenantId, TenantResult, pretty_key};
 use hlc::Timestamp;
 use kv::{KvNode, RangeId, Txn};
+use std::any::Any;
 use std::sync::Arc;
 use storage::{KeyValue, ScanResult, Span};
+
+/// What a layer above attaches to a client and its transactions (the SQL layer: its node's
+/// catalog cache), opaque here.
+pub type Extension = Arc<dyn Any + Send + Sync>;
 
 /// A KV client confined to one virtual cluster's keyspace. Keys given to it are the tenant's
 /// own (without the `/Tenant/<id>/` prefix), and keys it returns are too.
@@ -14,12 +19,23 @@ use storage::{KeyValue, ScanResult, Span};
 pub struct TenantKv {
     node: Arc<KvNode>,
     tenant: TenantId,
+    extension: Option<Extension>,
 }
 
 impl TenantKv {
     /// A client of `tenant` through `node`.
     pub fn new(node: Arc<KvNode>, tenant: TenantId) -> Self {
-        TenantKv { node, tenant }
+        TenantKv {
+            node,
+            tenant,
+            extension: None,
+        }
+    }
+
+    /// The same client, handing `extension` to every transaction it begins.
+    pub fn with_extension(mut self, extension: Extension) -> Self {
+        self.extension = Some(extension);
+        self
     }
 
     /// The tenant.
@@ -34,6 +50,9 @@ impl TenantKv {
             tenant: self.tenant,
             node: self.node.clone(),
             clear_after_commit: Vec::new(),
+            extension: self.extension.clone(),
+            historical: false,
+            cached_keys_written: false,
         })
     }
 }
@@ -46,6 +65,9 @@ impl TenantKv {
             tenant: self.tenant,
             node: self.node.clone(),
             clear_after_commit: Vec::new(),
+            extension: self.extension.clone(),
+            historical: true,
+            cached_keys_written: false,
         })
     }
 }
@@ -59,9 +81,51 @@ pub struct TenantTxn {
     /// Global spans whose keys are deleted once this transaction commits (see
     /// [`TenantTxn::clear_span_after_commit`]).
     clear_after_commit: Vec<Span>,
+    /// Handed down from the [`TenantKv`] that began it.
+    extension: Option<Extension>,
+    /// Begun at a given timestamp ([`TenantKv::begin_at`]): it may read the past.
+    historical: bool,
+    /// It wrote keys that a layer above caches (see [`TenantTxn::note_cached_write`]).
+    cached_keys_written: bool,
 }
 
 impl TenantTxn {
+    /// The tenant.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// What the layer above attached to the client that began this transaction.
+    pub fn extension(&self) -> Option<&Extension> {
+        self.extension.as_ref()
+    }
+
+    /// Whether this transaction was begun at a given timestamp ([`TenantKv::begin_at`]),
+    /// which may lie in the past: a cache of present values does not serve it.
+    pub fn is_historical(&self) -> bool {
+        self.historical
+    }
+
+    /// Records that this transaction wrote keys a layer above caches (the SQL catalog):
+    /// its own reads of them must see its writes, not the cache, and its commit must reach
+    /// every node before it is reported (see [`TenantTxn::wrote_cached_keys`]).
+    pub fn note_cached_write(&mut self) {
+        self.cached_keys_written = true;
+    }
+
+    /// Whether [`TenantTxn::note_cached_write`] was called.
+    pub fn wrote_cached_keys(&self) -> bool {
+        self.cached_keys_written
+    }
+
+    /// Adds the tenant's `key` to the read set without reading it, for a value the caller
+    /// holds from a cache: the commit still fails if `key` changed after the read timestamp.
+    pub fn record_read(&mut self, key: &[u8]) -> TenantResult<()> {
+        let global = self.global_key(key)?;
+        self.txn.record_read(&global);
+        Ok(())
+    }
+
     /// The snapshot every read sees.
     pub fn read_ts(&self) -> Timestamp {
         self.txn.read_ts()

@@ -12,6 +12,8 @@ use tokio::net::TcpListener;
 pub struct SqlTestServer {
     pub addr: String,
     pub node: Arc<KvNode>,
+    /// The node's SQL layer (its metrics and caches).
+    pub sql: Arc<SqlServer>,
     _dir: TempDir,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -37,7 +39,7 @@ impl SqlTestServer {
             .await
             .expect("profile");
         let sql_server = Arc::new(SqlServer::new(filled_slot(node.clone()), true));
-        let handlers = Arc::new(PgHandlers::new(sql_server));
+        let handlers = Arc::new(PgHandlers::new(sql_server.clone()));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr").to_string();
         let accept = tokio::spawn(async move {
@@ -51,6 +53,7 @@ impl SqlTestServer {
         SqlTestServer {
             addr,
             node,
+            sql: sql_server,
             _dir: dir,
             accept,
         }
