@@ -19,8 +19,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{R, TestCluster};
-use kv::{KvError, KvNode};
+use common::TestCluster;
+use kv::{KvError, Store};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,7 +64,7 @@ fn sorted(mut samples: Vec<f64>) -> Vec<f64> {
 }
 
 /// Samples `node`'s closed timestamp lag in ms every 10 ms for `how_long`.
-async fn sample_lag_ms(node: Arc<KvNode>, how_long: Duration) -> Vec<f64> {
+async fn sample_lag_ms(node: Arc<Store>, how_long: Duration) -> Vec<f64> {
     let until = Instant::now() + how_long;
     let mut ticker = tokio::time::interval(LAG_SAMPLE_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -89,7 +89,7 @@ struct WriterResult {
 
 /// Commits single-key puts through `nodes` in turn until `until`.
 async fn write_until(
-    nodes: Vec<Arc<KvNode>>,
+    nodes: Vec<Arc<Store>>,
     writer: usize,
     values: Arc<Vec<Vec<u8>>>,
     until: Instant,
@@ -108,7 +108,7 @@ async fn write_until(
         i += 1;
         let start = Instant::now();
         let outcome: Result<_, KvError> = async {
-            let mut txn = node.begin(R)?;
+            let mut txn = node.begin()?;
             txn.put(key, values[v].clone());
             txn.commit().await
         }
@@ -128,7 +128,7 @@ async fn write_until(
 
 async fn run(plan: Plan) {
     let cluster = TestCluster::must_start(3).await;
-    let nodes: Vec<Arc<KvNode>> = (1..=3).map(|id| cluster.node(id)).collect();
+    let nodes: Vec<Arc<Store>> = (1..=3).map(|id| cluster.node(id)).collect();
     common::must_put(&nodes[0], "bench/warmup", "x").await;
     let leader = cluster.leader().expect("a leader");
     let follower = cluster.node((1..=3).find(|id| *id != leader).expect("a follower"));
@@ -211,12 +211,12 @@ async fn run(plan: Plan) {
 }
 
 /// Point reads of random keys through `gateway` until `until`; returns how many succeeded.
-async fn read_until(gateway: Arc<KvNode>, reader: usize, until: Instant) -> u64 {
+async fn read_until(gateway: Arc<Store>, reader: usize, until: Instant) -> u64 {
     let mut reads = 0;
     let mut errors = 0;
     while Instant::now() < until {
         let key = format!("bench/{:08}", rand::rng().random_range(0..KEYS));
-        let mut txn = match gateway.begin(R) {
+        let mut txn = match gateway.begin() {
             Ok(t) => t,
             Err(_) => {
                 errors += 1;

@@ -4,8 +4,8 @@
 //! CockroachDB's "wait for one version", with every node holding a full replica.
 
 use crate::convert::{ts_from_pb, ts_to_pb};
-use crate::limits::KV_MESSAGE_BYTES_MAX;
-use crate::{KvError, KvNode, KvResult, NodeId, RangeId};
+use crate::replica::Replica;
+use crate::{KvError, KvResult, NodeId};
 use hlc::Timestamp;
 use proto::kv as pb;
 use std::time::Duration;
@@ -17,19 +17,15 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-impl KvNode {
+impl Replica {
     /// Waits until this replica has applied everything at or below `ts` (its closed
     /// timestamp reached `ts`), at most `timeout`, then forwards this node's clock past `ts`
     /// so that its later transactions read above it. Returns the closed timestamp.
     pub async fn wait_applied_local(
         &self,
-        range: RangeId,
         ts: Timestamp,
         timeout: Duration,
     ) -> KvResult<Timestamp> {
-        if range != RangeId::FIRST {
-            return Err(KvError::UnknownRange(range));
-        }
         let mut closed = self.feed().closed_ts.subscribe();
         let reached = match tokio::time::timeout(timeout, closed.wait_for(|c| *c >= ts)).await {
             Ok(Ok(c)) => *c,
@@ -53,24 +49,20 @@ impl KvNode {
     /// reachable but did not confirm in time.
     pub async fn wait_applied_everywhere(
         &self,
-        range: RangeId,
         ts: Timestamp,
         timeout: Duration,
     ) -> KvResult<Vec<NodeId>> {
         let waits = self.members().into_iter().map(|(id, addr)| async move {
-            if id == self.id() {
+            if id == self.node_id() {
                 return self
-                    .wait_applied_local(range, ts, timeout)
+                    .wait_applied_local(ts, timeout)
                     .await
                     .map(|_| None)
                     .map_err(|e| (id, e.to_string()));
             }
-            let channel = self.channel(&addr).map_err(|e| (id, e.to_string()))?;
-            let mut client = pb::kv_client::KvClient::new(channel)
-                .max_decoding_message_size(KV_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(KV_MESSAGE_BYTES_MAX);
+            let mut client = self.kv_client(&addr).map_err(|e| (id, e.to_string()))?;
             let request = pb::WaitAppliedRequest {
-                range_id: range.0,
+                range_id: self.range_id().0,
                 ts: Some(ts_to_pb(ts)),
                 timeout_ms: millis(timeout),
             };
@@ -80,7 +72,7 @@ impl KvNode {
                 Ok(Ok(r)) if ts_from_pb(r.get_ref().closed_ts) >= ts => Ok(None),
                 Ok(Ok(_)) => Err((id, "answered below the timestamp".to_string())),
                 Ok(Err(s)) if s.code() == tonic::Code::Unavailable => {
-                    tracing::info!(node_id = self.id().0, member = id.0, error = %s.message(),
+                    tracing::info!(node_id = self.node_id().0, member = id.0, error = %s.message(),
                         "member unreachable while waiting for it to apply; skipped");
                     Ok(Some(id))
                 }

@@ -65,6 +65,16 @@ pub enum KvError {
     /// The request named a range this node does not have.
     #[error("unknown range {0}")]
     UnknownRange(crate::RangeId),
+    /// No range of this node holds the key.
+    #[error("no range holds key {key}")]
+    NoRange { key: storage::encoding::PrettyKey },
+    /// A request (a span, a transaction, an ingest batch) reaches outside the range that
+    /// holds its first key `start`; requests are not split across ranges.
+    #[error("request from key {start} reaches outside range {range}")]
+    CrossesRanges {
+        start: storage::encoding::PrettyKey,
+        range: crate::RangeId,
+    },
     /// `init` on a cluster that is already initialised.
     #[error("cluster has already been initialized")]
     AlreadyInitialized,
@@ -128,7 +138,7 @@ pub enum KvError {
     #[error("store {path} is incompatible: {reason}")]
     IncompatibleStore { path: String, reason: String },
     /// A reachable member did not confirm, in time, that it applied a timestamp (see
-    /// [`crate::KvNode::wait_applied_everywhere`]).
+    /// [`crate::Store::wait_applied_everywhere`]).
     #[error("node {node} did not confirm applying {ts} within {waited_ms} ms: {reason}")]
     NotApplied {
         node: NodeId,

@@ -2,7 +2,7 @@
 //! (CockroachDB's mvccGCQueue and range GC threshold, one span per virtual cluster).
 //!
 //! - The **policy** (which spans, with which `gc.ttl`, how often) is pushed by the layer that
-//!   owns the settings ([`crate::KvNode::set_gc_policy`]); until then nothing is collected.
+//!   owns the settings ([`crate::Store::set_gc_policy`]); until then nothing is collected.
 //! - The **queue** runs on the leader every `kv.gc.interval`: for each span it proposes
 //!   [`crate::Command::Gc`] steps at `now - ttl`, each removing a bounded number of versions
 //!   and returning where the next one resumes.
@@ -18,7 +18,8 @@
 //!   history.
 
 use crate::command::{Command, CommandResult};
-use crate::{KvError, KvNode, KvResult, RangeId, Txn};
+use crate::replica::Replica;
+use crate::{KvError, KvResult, RangeId, Txn};
 use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock, Weak};
@@ -238,11 +239,11 @@ pub(crate) fn plan_step(
 /// whose threshold follows the clock, and a transaction that read them all would abort with
 /// every run.
 pub(crate) async fn check_in_txn(txn: &mut Txn, span: &Span, ts: Timestamp) -> KvResult<()> {
-    let range = RangeId::FIRST;
+    let store = txn.store().clone();
+    let range = store.replica_for_span(span)?.range_id();
     let prefix = range_prefix(range);
-    let node = txn.node.clone();
-    let all = node
-        .scan(range, &Span::prefix(&prefix), txn.read_ts(), THRESHOLDS_MAX)
+    let all = store
+        .scan(&Span::prefix(&prefix), txn.read_ts(), THRESHOLDS_MAX)
         .await?;
     let mut keys: Vec<Vec<u8>> = all
         .rows
@@ -273,25 +274,11 @@ pub(crate) async fn check_in_txn(txn: &mut Txn, span: &Span, ts: Timestamp) -> K
     Ok(())
 }
 
-impl KvNode {
-    /// Sets what the GC queue collects and how often (the SQL layer pushes `gc.ttl`, its
-    /// per-virtual-cluster overrides and `kv.gc.interval` here); a change wakes the queue.
-    pub fn set_gc_policy(&self, policy: GcPolicy) {
-        self.gc_policy.set(policy);
-    }
-
-    /// What the GC queue collects and how often.
-    pub fn gc_policy(&self) -> GcPolicy {
-        self.gc_policy.get()
-    }
-
-    fn gc_policy_changed(&self) -> Arc<tokio::sync::Notify> {
-        self.gc_policy.changed()
-    }
-
+impl Replica {
     /// Collects one span on the leader: GC entries at `now - ttl` until the span is done.
-    async fn gc_span(&self, range: RangeId, gc: &GcSpan) -> KvResult<GcRunStats> {
-        let now = self.now();
+    async fn gc_span(&self, gc: &GcSpan) -> KvResult<GcRunStats> {
+        let range = self.range_id();
+        let now = self.clock().now();
         let ttl_ns = u64::try_from(gc.ttl.as_nanos()).unwrap_or(u64::MAX);
         let requested = Timestamp::new(now.wall_time_ns.saturating_sub(ttl_ns), 0);
         let mut stats = GcRunStats::default();
@@ -335,24 +322,25 @@ impl KvNode {
         }
     }
 
-    /// One run of the GC queue over every span of the policy, on the leader (elsewhere it does
-    /// nothing). Returns what it removed.
+    /// One run of the GC queue over every span of the policy that overlaps this range, on
+    /// the leader (elsewhere it does nothing). Returns what it removed.
     pub async fn run_gc(&self) -> KvResult<GcRunStats> {
         let status = self.status();
-        if status.leader != Some(self.id()) {
+        if status.leader != Some(self.node_id()) {
             return Ok(GcRunStats::default());
         }
-        let policy = self.gc_policy();
+        let policy = self.settings().gc_policy.get();
         let mut total = GcRunStats::default();
-        for gc in &policy.spans {
-            let s = self.gc_span(RangeId::FIRST, gc).await?;
+        for gc in policy.spans.iter().filter(|g| g.span.overlaps(self.span())) {
+            let s = self.gc_span(gc).await?;
             total.steps += s.steps;
             total.versions_removed += s.versions_removed;
             total.bytes_removed += s.bytes_removed;
         }
         self.metrics().gc_runs.inc();
         tracing::debug!(
-            node_id = self.id().0,
+            node_id = self.node_id().0,
+            range_id = self.range_id().0,
             steps = total.steps,
             versions_removed = total.versions_removed,
             bytes_removed = total.bytes_removed,
@@ -378,12 +366,15 @@ impl KvNode {
     }
 }
 
-/// The GC queue of a node: runs [`KvNode::run_gc`] every `kv.gc.interval` (sooner when the
-/// policy changes) and keeps the threshold lag gauge.
-pub(crate) async fn gc_queue(node: Weak<KvNode>) {
+/// The GC queue of a replica: runs [`Replica::run_gc`] every `kv.gc.interval` (sooner when
+/// the policy changes) and keeps the threshold lag gauge.
+pub(crate) async fn gc_queue(node: Weak<Replica>) {
     loop {
         let (interval, changed) = match node.upgrade() {
-            Some(n) => (n.gc_policy().interval, n.gc_policy_changed()),
+            Some(n) => (
+                n.settings().gc_policy.get().interval,
+                n.settings().gc_policy.changed(),
+            ),
             None => return,
         };
         tokio::select! {
@@ -392,7 +383,7 @@ pub(crate) async fn gc_queue(node: Weak<KvNode>) {
         }
         let Some(n) = node.upgrade() else { return };
         if let Err(e) = n.run_gc().await {
-            tracing::info!(node_id = n.id().0, error = %e, "gc run failed; retrying at the next interval");
+            tracing::info!(node_id = n.node_id().0, range_id = n.range_id().0, error = %e, "gc run failed; retrying at the next interval");
         }
         let lag_ns = n.feed().gc_thresholds.oldest().map_or(0, |t| {
             n.clock().physical_now_ns().saturating_sub(t.wall_time_ns)
@@ -403,7 +394,7 @@ pub(crate) async fn gc_queue(node: Weak<KvNode>) {
     }
 }
 
-/// The policy and its change notification, held by the node.
+/// The policy and its change notification, held by the store.
 #[derive(Debug, Default)]
 pub(crate) struct GcPolicyCell {
     policy: RwLock<GcPolicy>,

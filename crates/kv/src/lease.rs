@@ -14,7 +14,7 @@
 //!
 //! Hence every write applied under a lease was proposed by its holder, and every write of a
 //! later holder has a commit timestamp above the lease's expiration. A holder serves a read at
-//! `read_ts` locally once (see [`crate::KvNode`]): its clock is forwarded to `read_ts` (so its
+//! `read_ts` locally once (see [`crate::Replica`]): its clock is forwarded to `read_ts` (so its
 //! later proposals are stamped above it), its own proposals stamped at or below `read_ts` have
 //! applied ([`ProposalTracker`]), it has applied an entry of its current Raft term (so every
 //! entry of earlier terms is applied or gone), and its clock is below the expiration minus the

@@ -36,7 +36,10 @@
 //!   to it; a snapshot is the replica's state at exactly its applied index; a replica is never
 //!   left, across a crash, with part of a snapshot installed (an install marker finishes it at
 //!   start-up).
-//! - Every API names a [`RangeId`]; there is one range, [`RangeId::FIRST`], for now.
+//! - Callers address keys: a [`Store`] (one per node) routes each request to the [`Replica`]
+//!   whose range holds the keys; only the replica API names a [`RangeId`]. There is one
+//!   range, [`RangeId::FIRST`], for now. A replica's own state (log, vote, applied state,
+//!   lease) lives under keys prefixed by its range id.
 
 // openraft's storage traits fix `openraft::StorageError` (large) as the error type; helpers that
 // feed those traits return it too.
@@ -56,15 +59,16 @@ mod log_store;
 mod log_truncation;
 mod metrics;
 mod network;
-mod node;
 pub mod protectedts;
 mod rangefeed;
 mod read;
+mod replica;
 mod service;
 mod snapshot;
 mod state_machine;
 #[cfg(test)]
 mod storage_suite;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod txn;
@@ -80,9 +84,10 @@ pub use ids::{NodeId, RangeId};
 pub use lease::Lease;
 pub use log_truncation::{TRUNCATION_MAX_BYTES_FLOOR, TRUNCATION_MAX_ENTRIES_FLOOR};
 pub use metrics::KvMetrics;
-pub use node::{KvNode, NodeStatus};
 pub use rangefeed::RangefeedEvent;
+pub use replica::{NodeStatus, Replica};
 pub use service::{KvService, NodeSlot, RaftService, filled_slot};
 pub use snapshot::SnapshotData;
 pub use state_machine::Applied;
+pub use store::Store;
 pub use txn::Txn;

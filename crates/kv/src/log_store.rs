@@ -6,8 +6,9 @@
 //! (the log replays them), so before a purge drops entries this store first makes the data
 //! store durable: the entries purged are then applied on disk, not only in its journal buffer.
 
+use crate::ids::ReplicaKeys;
 use crate::metrics::KvMetrics;
-use crate::{KvError, KvResult, TypeConfig};
+use crate::{KvError, KvResult, RangeId, TypeConfig};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, StorageError, StorageIOError, Vote};
@@ -25,9 +26,6 @@ pub(crate) const LOG_DIR: &str = "raft-log";
 /// The keyspace of the log (in its own database now; earlier versions kept it, under the same
 /// name, in the data database).
 const KEYSPACE: &str = "raft_log";
-const VOTE_KEY: &[u8] = b"m/vote";
-const PURGED_KEY: &[u8] = b"m/purged";
-const ENTRY_PREFIX: u8 = b'e';
 /// The encoded bytes of entries one Raft append carries to a follower, unless its first entry
 /// alone is larger. openraft batches up to `max_payload_entries` (300) entries per append and
 /// gives an append one heartbeat interval to complete; without a byte bound, a follower
@@ -35,25 +33,12 @@ const ENTRY_PREFIX: u8 = b'e';
 /// load) gigabytes in one message that could never arrive in time.
 const APPEND_BYTES_TARGET: usize = 4 << 20;
 
-fn entry_key(index: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = ENTRY_PREFIX;
-    k[1..].copy_from_slice(&index.to_be_bytes());
-    k
-}
-
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, StorageError<NodeIdRaw>> {
     postcard::to_allocvec(v).map_err(|e| StorageIOError::write_logs(AnyError::new(&e)).into())
 }
 
 fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, StorageError<NodeIdRaw>> {
     postcard::from_bytes(b).map_err(|e| StorageIOError::read_logs(AnyError::new(&e)).into())
-}
-
-fn index_of(key: &[u8]) -> u64 {
-    key.get(1..9)
-        .and_then(|b| b.try_into().ok())
-        .map_or(0, u64::from_be_bytes)
 }
 
 fn saturating_i64(v: u64) -> i64 {
@@ -73,6 +58,9 @@ fn write_err(e: fjall::Error) -> StorageError<NodeIdRaw> {
 pub struct LogStore {
     db: Database,
     ks: Keyspace,
+    /// Where this replica's entries, vote and purge point are, in a database that will hold
+    /// every replica's of the store.
+    keys: ReplicaKeys,
     /// The data store, made durable before a purge.
     data: Arc<FjallEngine>,
     metrics: KvMetrics,
@@ -90,7 +78,7 @@ impl LogStore {
     /// Opens (creating if needed) the log database of the store `data`, in [`LOG_DIR`] under
     /// its directory. A store whose log lives in the data database (an earlier version) is
     /// refused: its log cannot be read here, and starting without it would lose entries.
-    pub fn open(data: Arc<FjallEngine>, metrics: KvMetrics) -> KvResult<Self> {
+    pub fn open(data: Arc<FjallEngine>, metrics: KvMetrics, range: RangeId) -> KvResult<Self> {
         let store_path = data.backend().path().to_path_buf();
         if data.backend().database().keyspace_exists(KEYSPACE) {
             return Err(KvError::IncompatibleStore {
@@ -109,6 +97,7 @@ impl LogStore {
         let store = LogStore {
             db,
             ks,
+            keys: ReplicaKeys::new(range),
             data,
             metrics,
             append_bytes_target: APPEND_BYTES_TARGET,
@@ -125,7 +114,7 @@ impl LogStore {
     fn measure(&self, from: u64, to: u64) -> Result<(u64, u64), StorageError<NodeIdRaw>> {
         let mut entries = 0u64;
         let mut bytes = 0u64;
-        for guard in self.ks.range(entry_key(from)..=entry_key(to)) {
+        for guard in self.ks.range(self.keys.entry(from)..=self.keys.entry(to)) {
             let (_, v) = guard.into_inner().map_err(read_err)?;
             entries += 1;
             bytes += v.len() as u64;
@@ -151,10 +140,13 @@ impl LogStore {
         if entries <= entries_max && bytes <= bytes_max {
             return Ok(None);
         }
-        for guard in self.ks.range(entry_key(0)..=entry_key(u64::MAX)) {
+        for guard in self
+            .ks
+            .range(self.keys.entry(0)..=self.keys.entry(u64::MAX))
+        {
             let (k, v) = guard.into_inner().map_err(read_err)?;
             if entries <= entries_max && bytes <= bytes_max {
-                return Ok(Some(index_of(&k)));
+                return Ok(Some(ReplicaKeys::index_of(&k)));
             }
             entries = entries.saturating_sub(1);
             bytes = bytes.saturating_sub(v.len() as u64);
@@ -175,7 +167,7 @@ impl LogStore {
     fn last_entry_id(&self) -> Result<Option<LogId<NodeIdRaw>>, StorageError<NodeIdRaw>> {
         let last = self
             .ks
-            .range(entry_key(0)..=entry_key(u64::MAX))
+            .range(self.keys.entry(0)..=self.keys.entry(u64::MAX))
             .next_back();
         match last {
             None => Ok(None),
@@ -192,7 +184,7 @@ impl LogStore {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         let mut entries = 0i64;
         let mut bytes = 0i64;
-        for guard in self.ks.range(entry_key(from)..=entry_key(to)) {
+        for guard in self.ks.range(self.keys.entry(from)..=self.keys.entry(to)) {
             let (k, v) = guard.into_inner().map_err(read_err)?;
             entries += 1;
             bytes += saturating_i64(v.len() as u64);
@@ -215,12 +207,15 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => 0,
         };
         let end = match range.end_bound() {
-            Bound::Included(i) => Bound::Included(entry_key(*i)),
-            Bound::Excluded(i) => Bound::Excluded(entry_key(*i)),
-            Bound::Unbounded => Bound::Included(entry_key(u64::MAX)),
+            Bound::Included(i) => Bound::Included(self.keys.entry(*i)),
+            Bound::Excluded(i) => Bound::Excluded(self.keys.entry(*i)),
+            Bound::Unbounded => Bound::Included(self.keys.entry(u64::MAX)),
         };
         let mut out = Vec::new();
-        for guard in self.ks.range((Bound::Included(entry_key(start)), end)) {
+        for guard in self
+            .ks
+            .range((Bound::Included(self.keys.entry(start)), end))
+        {
             let (_, v) = guard.into_inner().map_err(read_err)?;
             out.push(decode(&v)?);
         }
@@ -236,7 +231,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeIdRaw>> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
-        for guard in self.ks.range(entry_key(start)..entry_key(end)) {
+        for guard in self.ks.range(self.keys.entry(start)..self.keys.entry(end)) {
             let (_, v) = guard.into_inner().map_err(read_err)?;
             if !out.is_empty() && bytes.saturating_add(v.len()) > self.append_bytes_target {
                 break;
@@ -252,7 +247,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeIdRaw>> {
-        let last_purged_log_id: Option<LogId<NodeIdRaw>> = self.get_meta(PURGED_KEY)?;
+        let last_purged_log_id: Option<LogId<NodeIdRaw>> = self.get_meta(&self.keys.purged())?;
         let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
@@ -266,14 +261,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeIdRaw>) -> Result<(), StorageError<NodeIdRaw>> {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        batch.insert(&self.ks, VOTE_KEY, encode(vote)?);
+        batch.insert(&self.ks, self.keys.vote(), encode(vote)?);
         batch
             .commit()
             .map_err(|e| StorageIOError::write_vote(AnyError::new(&e)).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeIdRaw>>, StorageError<NodeIdRaw>> {
-        self.get_meta(VOTE_KEY)
+        self.get_meta(&self.keys.vote())
     }
 
     async fn append<I>(
@@ -292,7 +287,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let encoded = encode(&entry)?;
             count += 1;
             bytes += saturating_i64(encoded.len() as u64);
-            batch.insert(&self.ks, entry_key(entry.log_id.index), encoded);
+            batch.insert(&self.ks, self.keys.entry(entry.log_id.index), encoded);
         }
         // Durable before the callback: Raft counts this replica towards a quorum only then.
         let result = batch
@@ -322,7 +317,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .persist()
             .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)))?;
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        batch.insert(&self.ks, PURGED_KEY, encode(&log_id)?);
+        batch.insert(&self.ks, self.keys.purged(), encode(&log_id)?);
         batch.commit().map_err(write_err)?;
         self.remove_range(0, log_id.index)
     }
@@ -342,7 +337,8 @@ mod tests {
     async fn limited_reads_are_bounded_by_bytes() {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = Arc::new(FjallEngine::open(dir.path()).expect("open store"));
-        let mut store = LogStore::open(engine, KvMetrics::unregistered()).expect("open log store");
+        let mut store = LogStore::open(engine, KvMetrics::unregistered(), RangeId::FIRST)
+            .expect("open log store");
         store.append_bytes_target = 2_560;
         for index in 1..=5u64 {
             let entry = Entry::<TypeConfig> {
@@ -354,7 +350,7 @@ mod tests {
             };
             store
                 .ks
-                .insert(entry_key(index), encode(&entry).expect("encode"))
+                .insert(store.keys.entry(index), encode(&entry).expect("encode"))
                 .expect("insert");
         }
         let got = store.limited_get_log_entries(1, 6).await.expect("read");
@@ -402,19 +398,20 @@ mod tests {
         {
             let engine = Arc::new(FjallEngine::open(dir.path()).expect("open store"));
             let mut store =
-                LogStore::open(engine.clone(), KvMetrics::unregistered()).expect("open log store");
+                LogStore::open(engine.clone(), KvMetrics::unregistered(), RangeId::FIRST)
+                    .expect("open log store");
             let vote = Vote::new(3, 1);
             store.save_vote(&vote).await.expect("save vote");
             store
                 .ks
-                .insert(entry_key(1), encode(&entry(1, 10)).expect("encode"))
+                .insert(store.keys.entry(1), encode(&entry(1, 10)).expect("encode"))
                 .expect("insert");
             assert!(!engine.backend().database().keyspace_exists(KEYSPACE));
         }
         assert!(dir.path().join(LOG_DIR).is_dir());
         let engine = Arc::new(FjallEngine::open(dir.path()).expect("reopen store"));
-        let mut store =
-            LogStore::open(engine, KvMetrics::unregistered()).expect("reopen log store");
+        let mut store = LogStore::open(engine, KvMetrics::unregistered(), RangeId::FIRST)
+            .expect("reopen log store");
         assert_eq!(
             store.read_vote().await.expect("vote"),
             Some(Vote::new(3, 1))
@@ -429,7 +426,7 @@ mod tests {
             .database()
             .keyspace(KEYSPACE, KeyspaceCreateOptions::default)
             .expect("old layout");
-        match LogStore::open(engine, KvMetrics::unregistered()) {
+        match LogStore::open(engine, KvMetrics::unregistered(), RangeId::FIRST) {
             Err(e @ KvError::IncompatibleStore { .. }) => {
                 assert!(e.to_string().contains("earlier version"), "{e}");
             }
@@ -447,18 +444,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let engine = Arc::new(FjallEngine::open(dir.path()).expect("open store"));
         let size = {
-            let store =
-                LogStore::open(engine.clone(), KvMetrics::unregistered()).expect("open log store");
+            let store = LogStore::open(engine.clone(), KvMetrics::unregistered(), RangeId::FIRST)
+                .expect("open log store");
             let mut size = 0;
             for index in 1..=10u64 {
                 let bytes = encode(&entry(index, 1_000)).expect("encode");
                 size = bytes.len() as u64;
-                store.ks.insert(entry_key(index), bytes).expect("insert");
+                store
+                    .ks
+                    .insert(store.keys.entry(index), bytes)
+                    .expect("insert");
             }
             size
         };
         let metrics = KvMetrics::unregistered();
-        let mut store = LogStore::open(engine, metrics.clone()).expect("reopen log store");
+        let mut store =
+            LogStore::open(engine, metrics.clone(), RangeId::FIRST).expect("reopen log store");
         assert_eq!(metrics.raft_log_entries.get(), 10);
         assert_eq!(metrics.raft_log_bytes.get() as u64, 10 * size);
         assert_eq!(store.first_index_within(10, u64::MAX).expect("fit"), None);

@@ -17,7 +17,7 @@
 //! openraft's own snapshot policy and post-snapshot purge are off (see `KvConfig`).
 
 use crate::log_store::LogStore;
-use crate::node::KvNode;
+use crate::replica::Replica;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -52,7 +52,7 @@ impl TruncationCaps {
         }
     }
 
-    fn get(&self) -> (u64, u64) {
+    pub(crate) fn get(&self) -> (u64, u64) {
         (
             self.entries_max.load(Ordering::Relaxed),
             self.bytes_max.load(Ordering::Relaxed),
@@ -60,12 +60,12 @@ impl TruncationCaps {
     }
 }
 
-impl KvNode {
+impl crate::Store {
     /// Sets `kv.raft_log.truncation_max_entries` and `kv.raft_log.truncation_max_bytes` on
     /// this node, raised to [`TRUNCATION_MAX_ENTRIES_FLOOR`] and [`TRUNCATION_MAX_BYTES_FLOOR`];
     /// returns the values in effect. The next truncation check uses them.
     pub fn set_raft_log_truncation_caps(&self, entries_max: u64, bytes_max: u64) -> (u64, u64) {
-        let caps = self.truncation_caps();
+        let caps = &self.settings().truncation_caps;
         let entries_max = entries_max.max(TRUNCATION_MAX_ENTRIES_FLOOR);
         let bytes_max = bytes_max.max(TRUNCATION_MAX_BYTES_FLOOR);
         caps.entries_max.store(entries_max, Ordering::Relaxed);
@@ -76,7 +76,7 @@ impl KvNode {
     /// The log caps in effect: (`kv.raft_log.truncation_max_entries`,
     /// `kv.raft_log.truncation_max_bytes`).
     pub fn raft_log_truncation_caps(&self) -> (u64, u64) {
-        self.truncation_caps().get()
+        self.settings().truncation_caps.get()
     }
 }
 
@@ -145,7 +145,7 @@ impl FollowerActivity {
 }
 
 /// Runs the queue until the node is dropped.
-pub(crate) async fn run(node: Weak<KvNode>, log: LogStore) {
+pub(crate) async fn run(node: Weak<Replica>, log: LogStore) {
     let mut activity = FollowerActivity::default();
     loop {
         let interval = match node.upgrade() {
@@ -155,13 +155,13 @@ pub(crate) async fn run(node: Weak<KvNode>, log: LogStore) {
         tokio::time::sleep(interval).await;
         let Some(node) = node.upgrade() else { return };
         if let Err(e) = truncate_once(&node, &log, &mut activity).await {
-            tracing::debug!(node_id = node.id().0, error = %e, "raft log truncation failed");
+            tracing::debug!(node_id = node.node_id().0, error = %e, "raft log truncation failed");
         }
     }
 }
 
 async fn truncate_once(
-    node: &Arc<KvNode>,
+    node: &Arc<Replica>,
     log: &LogStore,
     activity: &mut FollowerActivity,
 ) -> Result<(), String> {
@@ -171,7 +171,7 @@ async fn truncate_once(
         return Ok(());
     }
     let reader = log.clone();
-    let (entries_max, bytes_max) = node.raft_log_truncation_caps();
+    let (entries_max, bytes_max) = node.settings().truncation_caps.get();
     let cap_first_index =
         tokio::task::spawn_blocking(move || reader.first_index_within(entries_max, bytes_max))
             .await
@@ -210,7 +210,7 @@ async fn truncate_once(
         .map_err(|e| e.to_string())?;
     node.metrics().raft_log_truncations.inc();
     tracing::debug!(
-        node_id = node.id().0,
+        node_id = node.node_id().0,
         upto,
         applied = input.applied,
         over_cap = input.cap_first_index.is_some(),

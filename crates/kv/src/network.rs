@@ -29,7 +29,7 @@ pub(crate) struct Connections {
     tls: Option<ClientTlsConfig>,
     channels: Mutex<HashMap<String, Channel>>,
     /// Fault injection for tests: no RPC leaves or reaches the node (see
-    /// [`crate::KvNode::set_isolated`]).
+    /// [`crate::Store::set_isolated`]).
     isolated: AtomicBool,
 }
 
@@ -83,6 +83,7 @@ impl Connections {
 /// Creates Raft clients for peers.
 #[derive(Debug, Clone)]
 pub(crate) struct NetworkFactory {
+    pub range_id: RangeId,
     pub conns: Arc<Connections>,
     pub metrics: crate::KvMetrics,
 }
@@ -92,6 +93,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 
     async fn new_client(&mut self, target: NodeIdRaw, node: &BasicNode) -> Self::Network {
         PeerClient {
+            range_id: self.range_id,
             target,
             addr: node.addr.clone(),
             conns: self.conns.clone(),
@@ -103,6 +105,9 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// Sends Raft messages to one peer.
 #[derive(Debug)]
 pub(crate) struct PeerClient {
+    /// The range whose Raft group this client carries messages for (the receiving store
+    /// hands them to its replica of that range).
+    range_id: RangeId,
     target: NodeIdRaw,
     addr: String,
     conns: Arc<Connections>,
@@ -133,7 +138,7 @@ impl PeerClient {
             .max_encoding_message_size(RAFT_MESSAGE_BYTES_MAX)
             .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX);
         let request = pb::RaftRequest {
-            range_id: RangeId::FIRST.0,
+            range_id: self.range_id.0,
             payload,
         };
         if self.conns.is_isolated() {

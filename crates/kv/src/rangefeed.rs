@@ -1,8 +1,9 @@
 //! Rangefeeds: every committed version of a span above a start time, in timestamp order,
 //! with checkpoints; served from storage first (catch-up), then from the applied log.
 
+use crate::replica::Replica;
 use crate::state_machine::Applied;
-use crate::{KvError, KvNode, KvResult};
+use crate::{KvError, KvResult};
 use hlc::Timestamp;
 use std::sync::Arc;
 use storage::{Engine, ExportMode, MvccVersion, Span};
@@ -24,7 +25,7 @@ const OUTPUT_BUFFER: usize = 1024;
 /// Starts a rangefeed task; its events arrive on the returned channel. The channel ends after
 /// an error.
 pub(crate) fn start(
-    node: Arc<KvNode>,
+    node: Arc<Replica>,
     span: Span,
     from_ts: Timestamp,
 ) -> mpsc::Receiver<KvResult<RangefeedEvent>> {
@@ -46,7 +47,7 @@ async fn send(tx: &mpsc::Sender<KvResult<RangefeedEvent>>, ev: RangefeedEvent) -
 }
 
 async fn run(
-    node: &KvNode,
+    node: &Replica,
     span: &Span,
     from_ts: Timestamp,
     tx: &mpsc::Sender<KvResult<RangefeedEvent>>,

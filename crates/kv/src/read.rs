@@ -25,7 +25,8 @@
 //! transaction its window is normally empty.
 
 use crate::convert::{span_to_pb, ts_from_pb, ts_to_pb};
-use crate::{KvError, KvNode, KvResult, RangeId};
+use crate::replica::Replica;
+use crate::{KvError, KvResult};
 use hlc::Timestamp;
 use proto::kv as pb;
 use storage::encoding::PrettyKey;
@@ -160,28 +161,25 @@ enum Route {
     Remote(String),
 }
 
-impl KvNode {
+impl Replica {
     /// Serves `op` as `spec` says, routing it as the module documentation describes.
     /// `forwarded` marks a request another node forwarded here (never forwarded again).
     pub(crate) async fn read(
         &self,
-        range: RangeId,
         op: ReadOp,
         spec: ReadSpec,
         forwarded: bool,
     ) -> KvResult<(ReadValue, Served)> {
         // Boxed: the routing future is deep, and every SQL statement's future embeds it.
-        Box::pin(self.read_routed(range, op, spec, forwarded)).await
+        Box::pin(self.read_routed(op, spec, forwarded)).await
     }
 
     async fn read_routed(
         &self,
-        range: RangeId,
         op: ReadOp,
         spec: ReadSpec,
         forwarded: bool,
     ) -> KvResult<(ReadValue, Served)> {
-        Self::check_range(range)?;
         match self.route_read(spec, forwarded).await? {
             Route::Local(spec, path) => {
                 self.metrics().reads.with_label_values(&[path]).inc();
@@ -189,11 +187,11 @@ impl KvNode {
             }
             Route::Remote(addr) => {
                 self.metrics().reads.with_label_values(&["forwarded"]).inc();
-                match self.read_remote(&addr, range, &op, spec).await {
+                match self.read_remote(&addr, &op, spec).await {
                     Ok(r) => Ok(r),
                     // The target moved or is unreachable: serve it here through Raft.
                     Err(KvError::Rpc { .. }) | Err(KvError::NotLeaseholder { .. }) => {
-                        let spec = self.close_for_read(range, spec).await?;
+                        let spec = self.close_for_read(spec).await?;
                         self.metrics()
                             .reads
                             .with_label_values(&["close_wait"])
@@ -223,7 +221,7 @@ impl KvNode {
         if !forwarded && let Some(addr) = self.read_target() {
             return Ok(Route::Remote(addr));
         }
-        let spec = self.close_for_read(RangeId::FIRST, spec).await?;
+        let spec = self.close_for_read(spec).await?;
         Ok(Route::Local(spec, "close_wait"))
     }
 
@@ -262,7 +260,7 @@ impl KvNode {
             Some(l) if l.expiration > now => l.holder,
             _ => self.status().leader?.0,
         };
-        if target == self.id().0 {
+        if target == self.node_id().0 {
             return None;
         }
         self.members()
@@ -277,9 +275,9 @@ impl KvNode {
     /// push the leader's clock up to the maximum offset into the future. So this path (taken
     /// only while no node holds a valid lease) is exact for clocks in sync, and otherwise
     /// as good as the replica's progress.
-    async fn close_for_read(&self, range: RangeId, spec: ReadSpec) -> KvResult<ReadSpec> {
+    async fn close_for_read(&self, spec: ReadSpec) -> KvResult<ReadSpec> {
         let mut spec = spec;
-        self.ensure_closed(range, spec.read_ts).await?;
+        self.ensure_closed(spec.read_ts).await?;
         let applied = self.closed_ts();
         if spec.may_bump {
             spec.read_ts = spec.read_ts.max(applied);
@@ -336,7 +334,6 @@ impl KvNode {
     async fn read_remote(
         &self,
         addr: &str,
-        range: RangeId,
         op: &ReadOp,
         spec: ReadSpec,
     ) -> KvResult<(ReadValue, Served)> {
@@ -346,7 +343,7 @@ impl KvNode {
             ReadOp::Get(key) => {
                 let r = client
                     .get(pb::GetRequest {
-                        range_id: range.0,
+                        range_id: self.range_id().0,
                         key: key.clone(),
                         read_ts: Some(ts_to_pb(spec.read_ts)),
                         options: Some(spec.to_pb(true)),
@@ -359,7 +356,7 @@ impl KvNode {
             ReadOp::Scan(span, limit) => {
                 let r = client
                     .scan(pb::ScanRequest {
-                        range_id: range.0,
+                        range_id: self.range_id().0,
                         span: Some(span_to_pb(span)),
                         read_ts: Some(ts_to_pb(spec.read_ts)),
                         limit: u32::try_from(*limit).unwrap_or(u32::MAX),
@@ -443,9 +440,9 @@ mod tests {
     use std::time::{Duration, Instant};
     use storage::FjallEngine;
 
-    async fn single_node(dir: &std::path::Path) -> Arc<KvNode> {
+    async fn single_node(dir: &std::path::Path) -> (Arc<crate::Store>, Arc<Replica>) {
         let engine = Arc::new(FjallEngine::open(dir).expect("open the test store"));
-        let node = KvNode::start(
+        let store = crate::Store::start(
             NodeId(1),
             "127.0.0.1:1".into(),
             engine,
@@ -456,20 +453,24 @@ mod tests {
         )
         .await
         .expect("start");
-        node.bootstrap().await.expect("bootstrap");
+        store.bootstrap().await.expect("bootstrap");
+        let node = store
+            .replica(crate::RangeId::FIRST)
+            .expect("the first range");
         let deadline = Instant::now() + Duration::from_secs(20);
         while node.lease_term().is_none() {
             assert!(Instant::now() < deadline, "no lease within 20 s");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        node
+        (store, node)
     }
 
-    async fn get(node: &KvNode, key: &[u8], spec: ReadSpec) -> KvResult<(Option<Vec<u8>>, Served)> {
-        match node
-            .read(RangeId::FIRST, ReadOp::Get(key.to_vec()), spec, false)
-            .await?
-        {
+    async fn get(
+        node: &Replica,
+        key: &[u8],
+        spec: ReadSpec,
+    ) -> KvResult<(Option<Vec<u8>>, Served)> {
+        match node.read(ReadOp::Get(key.to_vec()), spec, false).await? {
             (ReadValue::Get(v), served) => Ok((v, served)),
             (other, _) => panic!("get answered {other:?}"),
         }
@@ -484,8 +485,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_value_in_the_uncertainty_window_restarts_the_read() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let node = single_node(dir.path()).await;
-        let mut txn = node.begin(RangeId::FIRST).expect("begin");
+        let (store, node) = single_node(dir.path()).await;
+        let mut txn = store.begin().expect("begin");
         txn.put(b"k".to_vec(), b"v".to_vec());
         let written = txn.commit().await.expect("commit");
         let behind = Timestamp::new(written.wall_time_ns - 100_000_000, 0);
@@ -532,12 +533,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_close_wait_read_keeps_the_clock_in_time() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let node = single_node(dir.path()).await;
+        let (_store, node) = single_node(dir.path()).await;
         let spec = ReadSpec::present(node.clock().now(), node.clock().max_offset());
-        let served = node
-            .close_for_read(RangeId::FIRST, spec)
-            .await
-            .expect("close wait");
+        let served = node.close_for_read(spec).await.expect("close wait");
         assert!(served.read_ts >= spec.read_ts);
         let ahead_ns = node
             .clock()
@@ -557,12 +555,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_waits_share_one_close_proposal() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let node = single_node(dir.path()).await;
+        let (_store, node) = single_node(dir.path()).await;
         let before = node.metrics().close_proposals.get();
         let stamps: Vec<Timestamp> = (0..50).map(|_| node.clock().now()).collect();
-        let waits = stamps
-            .into_iter()
-            .map(|ts| node.ensure_closed(RangeId::FIRST, ts));
+        let waits = stamps.into_iter().map(|ts| node.ensure_closed(ts));
         for r in futures::future::join_all(waits).await {
             r.expect("closed");
         }

@@ -4,8 +4,9 @@ use crate::command::Command;
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
 use crate::limits::{KV_MESSAGE_BYTES_MAX, RAFT_MESSAGE_BYTES_MAX};
 use crate::read::{ReadOp, ReadSpec, ReadValue, scan_to_pb};
+use crate::replica::Replica;
 use crate::txn::{TxnBuffer, response_from_outcome};
-use crate::{KvError, KvNode, NodeId, RangeId, RangefeedEvent};
+use crate::{KvError, NodeId, RangeId, RangefeedEvent, Store};
 use proto::kv as pb;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -25,11 +26,11 @@ fn encode<T: Serialize>(v: &T) -> Result<Response<pb::RaftResponse>, Status> {
     Ok(Response::new(pb::RaftResponse { payload }))
 }
 
-fn check_range(range_id: u64) -> Result<RangeId, Status> {
-    if range_id != RangeId::FIRST.0 {
-        return Err(Status::not_found(format!("unknown range r{range_id}")));
-    }
-    Ok(RangeId::FIRST)
+/// The store's replica of the range a request names.
+fn replica_of(store: &Store, range_id: u64) -> Result<Arc<Replica>, Status> {
+    store
+        .replica(RangeId(range_id))
+        .map_err(|_| Status::not_found(format!("unknown range r{range_id}")))
 }
 
 /// Maps KV errors to gRPC statuses; callers retry `FailedPrecondition` and `Unavailable`.
@@ -110,19 +111,19 @@ pub(crate) fn error_from_status(target: &str, s: Status) -> KvError {
     }
 }
 
-/// Where a node's replica will be once the node knows its id. The RPC services are served
+/// Where a node's store will be once the node knows its id. The RPC services are served
 /// from start-up (so `init` and joins can reach the node) and answer `Unavailable` until the
 /// slot is filled.
-pub type NodeSlot = Arc<OnceLock<Arc<KvNode>>>;
+pub type NodeSlot = Arc<OnceLock<Arc<Store>>>;
 
-/// A slot already holding `node`.
-pub fn filled_slot(node: Arc<KvNode>) -> NodeSlot {
+/// A slot already holding `node`'s store.
+pub fn filled_slot(node: Arc<Store>) -> NodeSlot {
     let slot = NodeSlot::default();
     let _ = slot.set(node);
     slot
 }
 
-fn node_of(slot: &NodeSlot) -> Result<&Arc<KvNode>, Status> {
+fn node_of(slot: &NodeSlot) -> Result<&Arc<Store>, Status> {
     let node = slot.get().ok_or_else(|| {
         Status::unavailable(
             "node has not joined a cluster yet (run `roach init`, or wait for it to join)",
@@ -165,8 +166,9 @@ impl RaftService {
         Fut: std::future::Future<Output = Resp>,
     {
         let req = req.into_inner();
-        check_range(req.range_id)?;
-        let raft = node_of(&self.slot)?.raft().clone();
+        let raft = replica_of(node_of(&self.slot)?, req.range_id)?
+            .raft()
+            .clone();
         encode(&call(raft, decode(&req.payload)?).await)
     }
 }
@@ -213,7 +215,7 @@ impl KvService {
     }
 
     /// The node, counting the request.
-    fn node(&self, method: &str) -> Result<&Arc<KvNode>, Status> {
+    fn node(&self, method: &str) -> Result<&Arc<Store>, Status> {
         let node = node_of(&self.slot)?;
         node.metrics()
             .rpc_requests
@@ -230,10 +232,10 @@ impl pb::kv_server::Kv for KvService {
     async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
         let node = self.node("get")?;
         let req = req.into_inner();
-        let range = check_range(req.range_id)?;
+        let replica = replica_of(node, req.range_id)?;
         let (spec, forwarded) = ReadSpec::from_pb(req.read_ts, req.options);
-        match node
-            .read(range, ReadOp::Get(req.key), spec, forwarded)
+        match replica
+            .read(ReadOp::Get(req.key), spec, forwarded)
             .await
             .map_err(status)?
         {
@@ -251,16 +253,11 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<pb::ScanResponse>, Status> {
         let node = self.node("scan")?;
         let req = req.into_inner();
-        let range = check_range(req.range_id)?;
+        let replica = replica_of(node, req.range_id)?;
         let limit = usize::try_from(req.limit.max(1)).unwrap_or(usize::MAX);
         let (spec, forwarded) = ReadSpec::from_pb(req.read_ts, req.options);
-        match node
-            .read(
-                range,
-                ReadOp::Scan(span_from_pb(req.span), limit),
-                spec,
-                forwarded,
-            )
+        match replica
+            .read(ReadOp::Scan(span_from_pb(req.span), limit), spec, forwarded)
             .await
             .map_err(status)?
         {
@@ -275,14 +272,14 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<pb::CommitResponse>, Status> {
         let node = self.node("commit")?;
         let req = req.into_inner();
-        check_range(req.range_id)?;
+        let replica = replica_of(node, req.range_id)?;
         // Clients ask for routing; nodes forwarding to the leader do not (no loops).
         let route_to_leader = req.route_to_leader;
         let txn = TxnBuffer::from_request(req);
         let outcome = if route_to_leader {
-            node.commit(RangeId::FIRST, &txn).await
+            replica.commit(&txn).await
         } else {
-            node.commit_local(txn).await
+            replica.commit_local(txn).await
         }
         .map_err(status)?;
         Ok(Response::new(response_from_outcome(outcome)))
@@ -294,8 +291,10 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<pb::CloseResponse>, Status> {
         let node = self.node("close")?;
         let req = req.into_inner();
-        check_range(req.range_id)?;
-        let ts = node.close_local(ts_from_pb(req.ts)).await.map_err(status)?;
+        let ts = replica_of(node, req.range_id)?
+            .close_local(ts_from_pb(req.ts))
+            .await
+            .map_err(status)?;
         Ok(Response::new(pb::CloseResponse {
             closed_ts: Some(ts_to_pb(ts)),
         }))
@@ -309,9 +308,8 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<EventStream>, Status> {
         let node = self.node("rangefeed")?;
         let req = req.into_inner();
-        let range = check_range(req.range_id)?;
-        let rx = node
-            .rangefeed(range, span_from_pb(req.span), ts_from_pb(req.from_ts))
+        let rx = replica_of(node, req.range_id)?
+            .rangefeed(span_from_pb(req.span), ts_from_pb(req.from_ts))
             .map_err(status)?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         let stream = tokio_stream::StreamExt::map(stream, |ev| match ev {
@@ -369,7 +367,7 @@ impl pb::kv_server::Kv for KvService {
         req: Request<pb::BeginRequest>,
     ) -> Result<Response<pb::BeginResponse>, Status> {
         let node = self.node("begin")?;
-        check_range(req.into_inner().range_id)?;
+        replica_of(node, req.into_inner().range_id)?;
         Ok(Response::new(pb::BeginResponse {
             read_ts: Some(ts_to_pb(node.now())),
         }))
@@ -381,10 +379,8 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<pb::FingerprintResponse>, Status> {
         let node = self.node("fingerprint")?;
         let req = req.into_inner();
-        let range = check_range(req.range_id)?;
-        let fingerprint = node
+        let fingerprint = replica_of(node, req.range_id)?
             .fingerprint(
-                range,
                 &span_from_pb(req.span),
                 ts_from_pb(req.start_ts),
                 ts_from_pb(req.end_ts),
@@ -400,12 +396,12 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<pb::ProposeResponse>, Status> {
         let node = self.node("propose")?;
         let req = req.into_inner();
-        check_range(req.range_id)?;
+        let replica = replica_of(node, req.range_id)?;
         let command: Command = postcard::from_bytes(&req.command)
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
         let command_name = command.name();
         // Between nodes only: the receiver must be the leader (no forwarding loops).
-        let result = node
+        let result = replica
             .propose_stamped_local(command)
             .await
             .map_err(|e| {
@@ -423,8 +419,9 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<pb::ReleaseLeaseResponse>, Status> {
         let node = self.node("release_lease")?;
         let req = req.into_inner();
-        check_range(req.range_id)?;
-        let released_at = node.release_lease(req.sequence).map_err(status)?;
+        let released_at = replica_of(node, req.range_id)?
+            .release_lease(req.sequence)
+            .map_err(status)?;
         Ok(Response::new(pb::ReleaseLeaseResponse {
             released_at: Some(ts_to_pb(released_at)),
         }))
@@ -452,11 +449,10 @@ impl pb::kv_server::Kv for KvService {
     ) -> Result<Response<pb::WaitAppliedResponse>, Status> {
         let node = self.node("wait_applied")?;
         let req = req.into_inner();
-        check_range(req.range_id)?;
         let timeout = std::time::Duration::from_millis(req.timeout_ms)
             .min(crate::applied_wait::WAIT_APPLIED_MAX);
-        let closed = node
-            .wait_applied_local(crate::RangeId(req.range_id), ts_from_pb(req.ts), timeout)
+        let closed = replica_of(node, req.range_id)?
+            .wait_applied_local(ts_from_pb(req.ts), timeout)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::WaitAppliedResponse {

@@ -21,8 +21,9 @@
 //! records `[1][u32 key len][key][u32 value len][value]` of the data partition's encoded keys
 //! and values in key order, then `[0][u64 records][u64 xxh3 of the records' bytes]`.
 
+use crate::ids::ReplicaKeys;
 use crate::limits::{COMMAND_BYTES_CEILING, SNAPSHOT_BYTES_MAX};
-use crate::state_machine::{APPLIED_KEY, AppliedState};
+use crate::state_machine::AppliedState;
 use crate::{KvError, KvResult};
 use openraft::SnapshotMeta;
 use prometheus::IntCounter;
@@ -45,8 +46,6 @@ pub(crate) type Meta = SnapshotMeta<NodeIdRaw, openraft::BasicNode>;
 
 /// The directory, under the store's, that holds snapshot files.
 pub(crate) const SNAPSHOT_DIR: &str = "raft-snapshots";
-/// Local metadata key of the install marker.
-const INSTALLING_KEY: &[u8] = b"raft/installing-snapshot";
 const MAGIC: &[u8; 8] = b"RSNAP\x00\x00\x01";
 const TAG_RECORD: u8 = 1;
 const TAG_END: u8 = 0;
@@ -77,9 +76,10 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> KvError {
     }
 }
 
-/// The snapshot directory of the store at `store_path`, created if missing.
-pub(crate) fn snapshot_dir(store_path: &Path) -> KvResult<PathBuf> {
-    let dir = store_path.join(SNAPSHOT_DIR);
+/// The snapshot directory of `range`'s replica in the store at `store_path`, created if
+/// missing.
+pub(crate) fn snapshot_dir(store_path: &Path, range: crate::RangeId) -> KvResult<PathBuf> {
+    let dir = store_path.join(SNAPSHOT_DIR).join(range.to_string());
     std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
     Ok(dir)
 }
@@ -350,6 +350,7 @@ pub(crate) struct InstallHooks {
 /// metadata is `meta`, crash-safely (blocking). Returns the applied state installed.
 pub(crate) fn install(
     engine: &FjallEngine,
+    keys: ReplicaKeys,
     dir: &Path,
     path: &Path,
     meta: &Meta,
@@ -375,11 +376,11 @@ pub(crate) fn install(
     let marker = InstallMarker { file, state };
     let mut batch = WriteBatch::new();
     batch.put_local(
-        INSTALLING_KEY,
+        keys.installing_snapshot(),
         postcard::to_allocvec(&marker).map_err(|e| KvError::Codec(e.to_string()))?,
     );
     engine.write(batch, Durability::Sync)?;
-    finish(engine, dir, marker, hooks)
+    finish(engine, keys, dir, marker, hooks)
 }
 
 /// Reads `path` whole: structure, keys, checksum, and the applied index `meta` names.
@@ -412,8 +413,12 @@ pub(crate) fn adopt(dir: &Path, path: PathBuf) -> KvResult<PathBuf> {
 
 /// Finishes an install a crash interrupted, if the store records one (blocking; before the
 /// replica serves). Returns the applied state it installed.
-pub(crate) fn resume(engine: &FjallEngine, dir: &Path) -> KvResult<Option<AppliedState>> {
-    let Some(bytes) = engine.get_local(INSTALLING_KEY)? else {
+pub(crate) fn resume(
+    engine: &FjallEngine,
+    keys: ReplicaKeys,
+    dir: &Path,
+) -> KvResult<Option<AppliedState>> {
+    let Some(bytes) = engine.get_local(&keys.installing_snapshot())? else {
         return Ok(None);
     };
     let marker: InstallMarker = postcard::from_bytes(&bytes)
@@ -423,13 +428,14 @@ pub(crate) fn resume(engine: &FjallEngine, dir: &Path) -> KvResult<Option<Applie
         last_index = marker.state.last_applied.map_or(0, |l| l.index),
         "finishing a snapshot install a restart interrupted"
     );
-    finish(engine, dir, marker, InstallHooks::default()).map(Some)
+    finish(engine, keys, dir, marker, InstallHooks::default()).map(Some)
 }
 
 /// Replaces the data partition with the marker's file, then writes the applied state and
 /// removes the marker in one durable batch. Idempotent: a crash in here repeats it whole.
 fn finish(
     engine: &FjallEngine,
+    keys: ReplicaKeys,
     dir: &Path,
     marker: InstallMarker,
     hooks: InstallHooks,
@@ -477,10 +483,10 @@ fn finish(
     }
     let mut last = WriteBatch::new();
     last.put_local(
-        APPLIED_KEY,
+        keys.applied(),
         postcard::to_allocvec(&state).map_err(|e| KvError::Codec(e.to_string()))?,
     );
-    last.delete_local(INSTALLING_KEY);
+    last.delete_local(keys.installing_snapshot());
     // Durable, and with it every write above (they share the store's journal).
     engine.write(last, Durability::Sync)?;
     let _ = std::fs::remove_file(&path);
@@ -791,6 +797,7 @@ mod tests {
     fn must_open(dir: tempfile::TempDir, hooks: InstallHooks) -> Replica {
         let engine = Arc::new(FjallEngine::open(dir.path()).expect("open store"));
         let sm = StateMachine::open(
+            crate::RangeId::FIRST,
             engine.clone(),
             Arc::new(Clock::system()),
             Arc::new(AppliedFeed::new(16)),
@@ -960,7 +967,7 @@ mod tests {
         assert!(
             follower
                 .engine
-                .get_local(INSTALLING_KEY)
+                .get_local(&ReplicaKeys::new(crate::RangeId::FIRST).installing_snapshot())
                 .expect("read marker")
                 .is_some(),
             "the install is recorded as in progress"
@@ -980,7 +987,7 @@ mod tests {
         assert!(
             restarted
                 .engine
-                .get_local(INSTALLING_KEY)
+                .get_local(&ReplicaKeys::new(crate::RangeId::FIRST).installing_snapshot())
                 .expect("read marker")
                 .is_none()
         );
@@ -1034,7 +1041,7 @@ mod tests {
         assert!(
             follower
                 .engine
-                .get_local(INSTALLING_KEY)
+                .get_local(&ReplicaKeys::new(crate::RangeId::FIRST).installing_snapshot())
                 .expect("read marker")
                 .is_none()
         );

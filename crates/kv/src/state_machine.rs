@@ -2,6 +2,7 @@
 //! timestamps, validates transactions, and publishes what it applied to rangefeeds.
 
 use crate::command::{Command, CommandResult, IngestFence, TypeConfig, WireSpan};
+use crate::ids::{RangeId, ReplicaKeys};
 use crate::lease::{self, Lease, LeaseDecision};
 use crate::metrics::KvMetrics;
 use crate::snapshot::{self, BuiltSnapshot, InstallHooks, SnapshotData};
@@ -22,12 +23,11 @@ type NodeIdRaw = u64;
 type Membership = StoredMembership<NodeIdRaw, openraft::BasicNode>;
 
 /// Local metadata key of the applied state, written atomically with each entry's writes.
-pub(crate) const APPLIED_KEY: &[u8] = b"raft/applied";
 /// The replicated node id counter (an MVCC key in the system keyspace, so snapshots carry it).
 pub(crate) const NODE_ID_SEQ_KEY: &[u8] = b"\x02sys/node-id-seq";
 
 /// What one applied entry changed on a replica, as the applied-entry broadcast carries it
-/// (rangefeeds tail it; see [`crate::KvNode::subscribe_applied`]). Entries arrive in log
+/// (rangefeeds tail it; see [`crate::Store::subscribe_applied`]). Entries arrive in log
 /// order, so their timestamps strictly grow.
 #[derive(Debug)]
 pub enum Applied {
@@ -108,10 +108,17 @@ pub(crate) struct AppliedFeed {
 }
 
 impl AppliedFeed {
+    #[cfg(test)]
     pub fn new(buffer_entries: usize) -> Self {
+        Self::with_events(broadcast::channel(buffer_entries.max(16)).0)
+    }
+
+    /// A feed that publishes into `events`, shared by every replica of a store (see
+    /// [`crate::Store::subscribe_applied`]).
+    pub fn with_events(events: broadcast::Sender<Arc<Applied>>) -> Self {
         AppliedFeed {
             closed_ts: watch::channel(Timestamp::ZERO).0,
-            events: broadcast::channel(buffer_entries.max(16)).0,
+            events,
             applied_index: AtomicU64::new(0),
             applied_term: AtomicU64::new(0),
             lease: std::sync::Mutex::new(None),
@@ -158,6 +165,8 @@ fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeIdRaw> {
 /// The state machine of a range.
 #[derive(Debug)]
 pub struct StateMachine {
+    range: RangeId,
+    keys: ReplicaKeys,
     engine: Arc<FjallEngine>,
     clock: Arc<Clock>,
     feed: Arc<AppliedFeed>,
@@ -181,24 +190,27 @@ fn lock_snapshot(s: &CurrentSnapshot) -> std::sync::MutexGuard<'_, Option<Arc<Bu
 }
 
 impl StateMachine {
-    /// Opens the state machine over `engine`. An install a crash interrupted is finished
-    /// first, from its file, so the replica starts from the old state or the new one.
+    /// Opens the state machine of `range`'s replica over `engine`. An install a crash
+    /// interrupted is finished first, from its file, so the replica starts from the old state
+    /// or the new one.
     pub(crate) fn open(
+        range: RangeId,
         engine: Arc<FjallEngine>,
         clock: Arc<Clock>,
         feed: Arc<AppliedFeed>,
         metrics: KvMetrics,
         hooks: InstallHooks,
     ) -> crate::KvResult<Self> {
-        let snapshot_dir = snapshot::snapshot_dir(engine.backend().path())?;
-        if snapshot::resume(&engine, &snapshot_dir)?.is_some() {
+        let keys = ReplicaKeys::new(range);
+        let snapshot_dir = snapshot::snapshot_dir(engine.backend().path(), range)?;
+        if snapshot::resume(&engine, keys, &snapshot_dir)?.is_some() {
             metrics.snapshots_installed.inc();
         }
         snapshot::remove_stale_files(&snapshot_dir)?;
-        let state: AppliedState = match engine.get_local(APPLIED_KEY)? {
+        let state: AppliedState = match engine.get_local(&keys.applied())? {
             Some(bytes) => {
                 postcard::from_bytes(&bytes).map_err(|_| storage::StorageError::CorruptValue {
-                    key: storage::encoding::PrettyKey(APPLIED_KEY.to_vec()),
+                    key: storage::encoding::PrettyKey(keys.applied()),
                     reason: "undecodable raft applied state",
                 })?
             }
@@ -207,9 +219,10 @@ impl StateMachine {
         feed.closed_ts.send_replace(state.last_ts);
         feed.set_applied(&state);
         let _ = clock.update(state.last_ts);
-        feed.gc_thresholds
-            .reload(engine.as_ref(), crate::RangeId::FIRST)?;
+        feed.gc_thresholds.reload(engine.as_ref(), range)?;
         Ok(StateMachine {
+            range,
+            keys,
             engine,
             clock,
             feed,
@@ -449,7 +462,7 @@ impl StateMachine {
                 let gc_span = Span { start, end };
                 let step = crate::gc::plan_step(
                     self.engine.as_ref(),
-                    crate::RangeId::FIRST,
+                    self.range,
                     gc_span.clone(),
                     resume_key,
                     threshold,
@@ -476,7 +489,7 @@ impl StateMachine {
         self.state.last_ts = ts;
         self.state.last_applied = Some(entry.log_id);
         let applied_state = postcard::to_allocvec(&self.state).map_err(sm_err)?;
-        batch.put_local(APPLIED_KEY, applied_state.clone());
+        batch.put_local(self.keys.applied(), applied_state.clone());
         // The Raft log is durable; the applied state is written atomically with the data (for
         // ingests and reverts too: the engine commits `batch` in the same atomic batch as the
         // ingested versions or the removals), so a crash replays the log from exactly where
@@ -549,7 +562,7 @@ impl StateMachine {
                 // Not written, so not published either (a GC step's threshold record).
                 versions.clear();
                 let mut state_only = WriteBatch::new();
-                state_only.put_local(APPLIED_KEY, applied_state);
+                state_only.put_local(self.keys.applied(), applied_state);
                 self.engine
                     .write(state_only, Durability::NoSync)
                     .map_err(sm_err)?;
@@ -667,10 +680,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let engine = self.engine.clone();
         let dir = self.snapshot_dir.clone();
         let meta_owned = meta.clone();
-        let hooks = self.hooks;
+        let (hooks, keys) = (self.hooks, self.keys);
         let installed = tokio::task::spawn_blocking(move || {
             let path = snapshot::adopt(&dir, path)?;
-            snapshot::install(&engine, &dir, &path, &meta_owned, hooks)
+            snapshot::install(&engine, keys, &dir, &path, &meta_owned, hooks)
         })
         .await
         .map_err(sm_err)?
@@ -682,7 +695,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         *lock_snapshot(&self.current_snapshot) = Some(current);
         self.feed
             .gc_thresholds
-            .reload(self.engine.as_ref(), crate::RangeId::FIRST)
+            .reload(self.engine.as_ref(), self.range)
             .map_err(sm_err)?;
         self.feed.set_applied(&self.state);
         self.feed.closed_ts.send_replace(self.state.last_ts);

@@ -25,8 +25,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
         let dir = tempfile::tempdir().map_err(build_err)?;
         let engine = Arc::new(FjallEngine::open(dir.path()).map_err(build_err)?);
         let metrics = KvMetrics::unregistered();
-        let log = LogStore::open(engine.clone(), metrics.clone()).map_err(build_err)?;
+        let log = LogStore::open(engine.clone(), metrics.clone(), crate::RangeId::FIRST)
+            .map_err(build_err)?;
         let sm = StateMachine::open(
+            crate::RangeId::FIRST,
             engine,
             Arc::new(Clock::system()),
             Arc::new(AppliedFeed::new(16)),

@@ -4,7 +4,7 @@
 use crate::command::Command;
 use crate::convert::{span_from_pb, span_to_pb, ts_from_pb, ts_to_pb};
 use crate::read::{ReadOp, ReadSpec, ReadValue, Served};
-use crate::{KvError, KvNode, KvResult, RangeId};
+use crate::{KvError, KvResult, RangeId, Store};
 use hlc::Timestamp;
 use proto::kv as pb;
 use std::collections::BTreeMap;
@@ -180,18 +180,21 @@ pub(crate) fn response_from_outcome(outcome: CommitOutcome) -> pb::CommitRespons
 /// An open transaction. Dropping it without [`Txn::commit`] abandons it (nothing was written).
 #[derive(Debug)]
 pub struct Txn {
-    pub(crate) node: Arc<KvNode>,
-    range: RangeId,
+    store: Arc<Store>,
     buf: TxnBuffer,
 }
 
 impl Txn {
-    pub(crate) fn new(node: Arc<KvNode>, range: RangeId, spec: ReadSpec) -> Self {
+    pub(crate) fn new(store: Arc<Store>, spec: ReadSpec) -> Self {
         Txn {
-            node,
-            range,
+            store,
             buf: TxnBuffer::new(spec),
         }
+    }
+
+    /// The store this transaction reads and commits through.
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// The snapshot every read of this transaction sees. Before the first read of a
@@ -206,13 +209,9 @@ impl Txn {
             return Ok(own);
         }
         let (value, served) = self
-            .node
-            .read(
-                self.range,
-                ReadOp::Get(key.to_vec()),
-                self.buf.spec(),
-                false,
-            )
+            .store
+            .replica_for_key(key)?
+            .read(ReadOp::Get(key.to_vec()), self.buf.spec(), false)
             .await?;
         self.buf.served(&served);
         match value {
@@ -224,13 +223,9 @@ impl Txn {
     /// Scans `span` at the snapshot, merged with this transaction's own writes.
     pub async fn scan(&mut self, span: &Span, limit: usize) -> KvResult<ScanResult> {
         let (value, served) = self
-            .node
-            .read(
-                self.range,
-                ReadOp::Scan(span.clone(), limit),
-                self.buf.spec(),
-                false,
-            )
+            .store
+            .replica_for_span(span)?
+            .read(ReadOp::Scan(span.clone(), limit), self.buf.spec(), false)
             .await?;
         self.buf.served(&served);
         let read_ts = self.buf.read_ts;
@@ -302,7 +297,10 @@ impl Txn {
         if self.buf.writes.is_empty() {
             return Ok(self.buf.read_ts);
         }
-        let outcome = self.node.commit(self.range, &self.buf).await?;
+        // One range holds every key the transaction read or wrote (with one range, always):
+        // it commits in one phase through that range's leader.
+        let replica = self.store.replica_for_txn(&self.buf)?;
+        let outcome = replica.commit(&self.buf).await?;
         self.buf.finish(outcome)
     }
 }

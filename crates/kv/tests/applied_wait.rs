@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{R, TestCluster, must_put};
+use common::{TestCluster, must_put};
 use hlc::Timestamp;
 use kv::KvError;
 use std::time::Duration;
@@ -23,7 +23,7 @@ async fn waits_for_every_member_and_skips_unreachable_ones() {
     let ts = must_put(&leader, "a", "1").await;
     let gateway = cluster.node(1);
     let skipped = gateway
-        .wait_applied_everywhere(R, ts, Duration::from_secs(10))
+        .wait_applied_everywhere(ts, Duration::from_secs(10))
         .await
         .expect("every node applies the write");
     assert!(skipped.is_empty(), "live members skipped: {skipped:?}");
@@ -39,14 +39,14 @@ async fn waits_for_every_member_and_skips_unreachable_ones() {
     cluster.stop(3).await;
     let ts = must_put(&gateway, "b", "2").await;
     let skipped = gateway
-        .wait_applied_everywhere(R, ts, Duration::from_secs(10))
+        .wait_applied_everywhere(ts, Duration::from_secs(10))
         .await
         .expect("a stopped member is skipped");
     assert_eq!(skipped, [kv::NodeId(3)]);
 
     let future = Timestamp::new(gateway.now().wall_time_ns + 3_600_000_000_000, 0);
     let e = gateway
-        .wait_applied_everywhere(R, future, Duration::from_millis(300))
+        .wait_applied_everywhere(future, Duration::from_millis(300))
         .await
         .expect_err("nobody applies an hour ahead");
     assert!(matches!(e, KvError::NotApplied { .. }), "{e}");

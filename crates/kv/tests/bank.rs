@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{R, TestCluster};
+use common::TestCluster;
 use hlc::Timestamp;
-use kv::{KvError, KvNode};
+use kv::{KvError, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::Arc;
@@ -65,11 +65,11 @@ impl ClientStats {
 }
 
 /// One transfer attempt: `Ok(true)` committed, `Ok(false)` nothing to move.
-async fn transfer(node: &Arc<KvNode>, rng: &mut StdRng) -> Result<bool, KvError> {
+async fn transfer(node: &Arc<Store>, rng: &mut StdRng) -> Result<bool, KvError> {
     let a = rng.random_range(0..ACCOUNTS);
     let b = (a + rng.random_range(1..ACCOUNTS)) % ACCOUNTS;
     let (key_a, key_b) = (account_key(a), account_key(b));
-    let mut txn = node.begin(R)?;
+    let mut txn = node.begin()?;
     let balance_a = parse_balance(&key_a, txn.get(&key_a).await?);
     let balance_b = parse_balance(&key_b, txn.get(&key_b).await?);
     // Move from the richer side, so an empty account still takes part.
@@ -88,7 +88,7 @@ async fn transfer(node: &Arc<KvNode>, rng: &mut StdRng) -> Result<bool, KvError>
     Ok(true)
 }
 
-async fn run_client(node: Arc<KvNode>, client: usize, seed: u64, until: Instant) -> ClientStats {
+async fn run_client(node: Arc<Store>, client: usize, seed: u64, until: Instant) -> ClientStats {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(client as u64));
     let mut stats = ClientStats::default();
     let mut last_error: Option<String> = None;
@@ -110,8 +110,8 @@ async fn run_client(node: Arc<KvNode>, client: usize, seed: u64, until: Instant)
 }
 
 /// Every balance and their total, read in one transaction through `node`.
-async fn must_read_balances(node: &Arc<KvNode>) -> (Timestamp, Vec<i64>) {
-    let mut txn = node.begin(R).expect("begin");
+async fn must_read_balances(node: &Arc<Store>) -> (Timestamp, Vec<i64>) {
+    let mut txn = node.begin().expect("begin");
     let span = Span::prefix(ACCOUNT_PREFIX);
     let page = txn.scan(&span, ACCOUNTS * 2).await.expect("scan accounts");
     assert!(page.resume_key.is_none(), "one page holds every account");
@@ -142,7 +142,7 @@ async fn bank_transfers_keep_the_total_exact() {
     println!("bank seed: {seed} (replay with ROACH_BANK_SEED={seed})");
     let cluster = TestCluster::must_start(3).await;
 
-    let mut txn = cluster.node(1).begin(R).expect("begin");
+    let mut txn = cluster.node(1).begin().expect("begin");
     for i in 0..ACCOUNTS {
         txn.put(account_key(i), INITIAL_BALANCE.to_string());
     }
@@ -209,7 +209,7 @@ async fn bank_transfers_keep_the_total_exact() {
         fingerprints.push(
             cluster
                 .node(id)
-                .fingerprint(R, &span, Timestamp::ZERO, common_ts)
+                .fingerprint(&span, Timestamp::ZERO, common_ts)
                 .await
                 .expect("fingerprint"),
         );

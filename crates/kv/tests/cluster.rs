@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{R, TestCluster, config, must_put, poll};
+use common::{TestCluster, config, must_put, poll};
 use hlc::Timestamp;
 use kv::KvConfig;
 use kv::{KvError, RangefeedEvent};
@@ -19,12 +19,12 @@ async fn writes_replicate_to_every_node() {
     let follower = (1..=3).find(|i| *i != leader).expect("a follower");
     let ts = must_put(&cluster.node(follower), "greeting", "hello").await;
     for id in 1..=3 {
-        let got = cluster.node(id).get(R, b"greeting", ts).await.expect("get");
+        let got = cluster.node(id).get(b"greeting", ts).await.expect("get");
         assert_eq!(got.as_deref(), Some(&b"hello"[..]), "node {id}");
         assert_eq!(
             cluster
                 .node(id)
-                .get(R, b"greeting", ts.prev())
+                .get(b"greeting", ts.prev())
                 .await
                 .expect("get"),
             None
@@ -58,8 +58,8 @@ async fn writes_replicate_to_every_node() {
 async fn conflicting_transactions_one_commits() {
     let cluster = TestCluster::must_start(3).await;
     must_put(&cluster.node(1), "counter", "0").await;
-    let mut a = cluster.node(2).begin(R).expect("begin");
-    let mut b = cluster.node(3).begin(R).expect("begin");
+    let mut a = cluster.node(2).begin().expect("begin");
+    let mut b = cluster.node(3).begin().expect("begin");
     let va = a.get(b"counter").await.expect("read");
     let vb = b.get(b"counter").await.expect("read");
     assert_eq!(va, vb);
@@ -76,7 +76,7 @@ async fn conflicting_transactions_one_commits() {
     assert_eq!(
         cluster
             .node(1)
-            .get(R, b"counter", ts)
+            .get(b"counter", ts)
             .await
             .expect("get")
             .as_deref(),
@@ -95,7 +95,7 @@ async fn leader_failover_and_restart_catch_up() {
     let survivor = (1..=3).find(|i| *i != old_leader).expect("survivor");
     let start = Instant::now();
     let ts = loop {
-        let mut txn = cluster.node(survivor).begin(R).expect("begin");
+        let mut txn = cluster.node(survivor).begin().expect("begin");
         txn.put("after", "2");
         match txn.commit().await {
             Ok(ts) => break ts,
@@ -113,7 +113,7 @@ async fn leader_failover_and_restart_catch_up() {
     cluster.restart(old_leader, &addr).await;
     let restarted = cluster.node(old_leader);
     restarted
-        .ensure_closed(R, last)
+        .ensure_closed(&Span::all(), last)
         .await
         .expect("restarted node catches up");
     let fp = |id: u64| {
@@ -125,11 +125,7 @@ async fn leader_failover_and_restart_catch_up() {
     };
     assert_eq!(fp(old_leader), fp(survivor));
     assert_eq!(
-        restarted
-            .get(R, b"last", last)
-            .await
-            .expect("get")
-            .as_deref(),
+        restarted.get(b"last", last).await.expect("get").as_deref(),
         Some(&b"y"[..])
     );
 }
@@ -154,7 +150,7 @@ async fn rangefeed_delivers_every_version_in_order() {
     must_put(&cluster.node(1), "other", "x").await;
     let mut feed = cluster
         .node(3)
-        .rangefeed(R, Span::prefix(b"feed/"), before)
+        .rangefeed(Span::prefix(b"feed/"), before)
         .expect("rangefeed");
     for i in 10..20 {
         let ts = must_put(
@@ -214,7 +210,10 @@ async fn lagging_node_catches_up_from_a_snapshot() {
     }
     cluster.restart(3, &addr).await;
     let restarted = cluster.node(3);
-    restarted.ensure_closed(R, last).await.expect("catches up");
+    restarted
+        .ensure_closed(&Span::all(), last)
+        .await
+        .expect("catches up");
     assert!(
         restarted.metrics().snapshots_installed.get() >= 1,
         "the restarted node installed a snapshot"
@@ -229,7 +228,7 @@ async fn lagging_node_catches_up_from_a_snapshot() {
     assert_eq!(fp(3), fp(1));
     assert_eq!(
         restarted
-            .get(R, b"key0299", last)
+            .get(b"key0299", last)
             .await
             .expect("get")
             .as_deref(),
@@ -250,7 +249,7 @@ async fn five_voters_then_learners() {
     assert_eq!(
         cluster
             .node(learner)
-            .get(R, b"k", ts)
+            .get(b"k", ts)
             .await
             .expect("get")
             .as_deref(),
@@ -273,7 +272,7 @@ async fn slow_rangefeed_consumer_gets_an_overflow_error() {
     let start = must_put(&cluster.node(1), "slow/start", "x").await;
     let mut feed = cluster
         .node(2)
-        .rangefeed(R, Span::prefix(b"slow/"), start)
+        .rangefeed(Span::prefix(b"slow/"), start)
         .expect("rangefeed");
     // Write far more than the feed's buffers hold while nobody reads.
     let mut written = Vec::new();
@@ -333,13 +332,13 @@ async fn oversized_commands_are_refused_and_the_cluster_keeps_working() {
         other => panic!("{path}: expected CommandTooLarge, got {other:?}"),
     };
     for (id, path) in [(leader, "on the leader"), (follower, "through a follower")] {
-        let mut txn = cluster.node(id).begin(R).expect("begin");
+        let mut txn = cluster.node(id).begin().expect("begin");
         txn.put("big", big.clone());
         too_large(txn.commit().await, path);
     }
     // The follower would forward it; the leader refuses it and says why.
     cluster.node(follower).set_command_bytes_max(1 << 20);
-    let mut txn = cluster.node(follower).begin(R).expect("begin");
+    let mut txn = cluster.node(follower).begin().expect("begin");
     txn.put("big", big.clone());
     too_large(txn.commit().await, "refused by the leader");
     let follower_addr = cluster.nodes[(follower - 1) as usize]
@@ -361,9 +360,9 @@ async fn oversized_commands_are_refused_and_the_cluster_keeps_working() {
     let ts = must_put(&cluster.node(follower), "after", "ok").await;
     for id in 1..=3 {
         let node = cluster.node(id);
-        assert_eq!(node.get(R, b"big", ts).await.expect("get"), None);
+        assert_eq!(node.get(b"big", ts).await.expect("get"), None);
         assert_eq!(
-            node.get(R, b"after", ts).await.expect("get").as_deref(),
+            node.get(b"after", ts).await.expect("get").as_deref(),
             Some(&b"ok"[..])
         );
     }

@@ -4,16 +4,16 @@
 
 mod common;
 
-use common::{R, TestCluster, poll};
+use common::{TestCluster, poll};
 use hlc::Timestamp;
-use kv::{GcPolicy, GcSpan, KvError, KvNode, protectedts};
+use kv::{GcPolicy, GcSpan, KvError, Store, protectedts};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Engine, ExportMode, MvccVersion, Span};
 
 /// Writes `key = value` in a transaction; returns the commit timestamp.
-async fn must_write(node: &Arc<KvNode>, key: &str, value: Option<&str>) -> Timestamp {
-    let mut txn = node.begin(R).expect("begin");
+async fn must_write(node: &Arc<Store>, key: &str, value: Option<&str>) -> Timestamp {
+    let mut txn = node.begin().expect("begin");
     match value {
         Some(v) => txn.put(key, v),
         None => txn.delete(key),
@@ -22,7 +22,7 @@ async fn must_write(node: &Arc<KvNode>, key: &str, value: Option<&str>) -> Times
 }
 
 /// Every version of `span` on `node`'s replica, newest first per key.
-fn must_versions(node: &KvNode, span: &Span) -> Vec<MvccVersion> {
+fn must_versions(node: &Store, span: &Span) -> Vec<MvccVersion> {
     node.engine()
         .export(
             span,
@@ -80,7 +80,7 @@ async fn gc_removes_old_history_and_keeps_protected_history() {
         }
     }
     let first_write = written.iter().map(|v| v.ts).min().expect("writes");
-    let mut txn = leader.begin(R).expect("begin");
+    let mut txn = leader.begin().expect("begin");
     let pts_id = protectedts::protect(&mut txn, &protected, protect_at, 7)
         .await
         .expect("protect");
@@ -153,34 +153,34 @@ async fn gc_removes_old_history_and_keeps_protected_history() {
 
     // Reads below the threshold fail; at the present they succeed.
     let key = b"a/k1".to_vec();
-    match leader.get(R, &key, first_write).await {
+    match leader.get(&key, first_write).await {
         Err(KvError::BelowGcThreshold { threshold, .. }) => assert!(threshold > first_write),
         other => panic!("a read below the GC threshold returned {other:?}"),
     }
     assert!(matches!(
-        leader.scan(R, &plain, first_write, 100).await,
+        leader.scan(&plain, first_write, 100).await,
         Err(KvError::BelowGcThreshold { .. })
     ));
     assert_eq!(
-        leader.get(R, &key, leader.now()).await.expect("read now"),
+        leader.get(&key, leader.now()).await.expect("read now"),
         Some(b"v3".to_vec())
     );
     // So do a fingerprint as of a time below it and a rangefeed catching up from there.
     assert!(matches!(
         leader
-            .fingerprint(R, &plain, Timestamp::ZERO, first_write)
+            .fingerprint(&plain, Timestamp::ZERO, first_write)
             .await,
         Err(KvError::BelowGcThreshold { .. })
     ));
     let mut feed = leader
-        .rangefeed(R, plain.clone(), first_write)
+        .rangefeed(plain.clone(), first_write)
         .expect("rangefeed");
     match tokio::time::timeout(Duration::from_secs(10), feed.recv()).await {
         Ok(Some(Err(KvError::BelowGcThreshold { .. }))) => {}
         other => panic!("a rangefeed from below the GC threshold gave {other:?}"),
     }
     // A protection below the threshold is refused: that history is gone.
-    let mut txn = leader.begin(R).expect("begin");
+    let mut txn = leader.begin().expect("begin");
     assert!(matches!(
         protectedts::protect(&mut txn, &plain, first_write, 8).await,
         Err(KvError::BelowGcThreshold { .. })
@@ -188,7 +188,7 @@ async fn gc_removes_old_history_and_keeps_protected_history() {
     drop(txn);
 
     // Released, the protection no longer holds the history back.
-    let mut txn = leader.begin(R).expect("begin");
+    let mut txn = leader.begin().expect("begin");
     protectedts::release(&mut txn, pts_id);
     txn.commit().await.expect("release");
     let expected_released = newest_per_key(&protected, Timestamp::MAX.prev());
@@ -231,7 +231,7 @@ async fn gc_of_a_large_span_runs_in_bounded_entries() {
     let node = cluster.node(1);
     let span = Span::new("c/", "c0");
     for rev in 0..3 {
-        let mut txn = node.begin(R).expect("begin");
+        let mut txn = node.begin().expect("begin");
         for k in 0..KEYS {
             txn.put(format!("c/{k:05}"), format!("v{rev}"));
         }

@@ -6,7 +6,7 @@ mod common;
 
 use common::{R, TestCluster, config, must_put, poll};
 use hlc::Timestamp;
-use kv::{KvConfig, KvError, KvNode};
+use kv::{KvConfig, KvError, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,12 +18,12 @@ fn lease_config() -> KvConfig {
     }
 }
 
-fn counter(node: &Arc<KvNode>, path: &str) -> u64 {
+fn counter(node: &Arc<Store>, path: &str) -> u64 {
     node.metrics().reads.with_label_values(&[path]).get()
 }
 
-async fn read(node: &Arc<KvNode>, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-    let mut txn = node.begin(R)?;
+async fn read(node: &Arc<Store>, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    let mut txn = node.begin()?;
     txn.get(key.as_bytes()).await
 }
 
@@ -97,13 +97,13 @@ async fn leaseholder_reads_need_no_raft_round() {
     )
     .await;
     let closed_before = counter(&follower, "closed");
-    let mut txn = follower.begin_at(R, written).expect("begin_at");
+    let mut txn = follower.begin_at(written).expect("begin_at");
     assert_eq!(
         txn.get(b"k").await.expect("aost read").as_deref(),
         Some(&b"v1"[..])
     );
     let mut txn = follower
-        .begin_at(R, Timestamp::new(written.wall_time_ns - 1, 0))
+        .begin_at(Timestamp::new(written.wall_time_ns - 1, 0))
         .expect("begin_at");
     assert_eq!(
         txn.get(b"k").await.expect("aost read before the write"),
@@ -134,7 +134,7 @@ async fn a_partitioned_leaseholder_stops_serving_when_its_lease_ends() {
     // The majority elects a leader, which takes the lease once the old one expired.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut txn = other.begin(R).expect("begin");
+        let mut txn = other.begin().expect("begin");
         txn.put("k", "v2");
         match txn.commit().await {
             Ok(_) => break,
@@ -144,7 +144,11 @@ async fn a_partitioned_leaseholder_stops_serving_when_its_lease_ends() {
             }
         }
     }
-    let lease = other.lease().expect("a lease");
+    let lease = other
+        .replica(R)
+        .expect("the range")
+        .lease()
+        .expect("a lease");
     assert_ne!(lease.holder, holder, "the lease moved");
 
     // The isolated node still believes it leads, and it holds no valid lease any more.
@@ -193,17 +197,26 @@ async fn a_new_leader_takes_the_lease_released_by_the_old_holder() {
     )
     .await;
     let holder = wait_for_leaseholder(&c).await;
-    let old = c.node(holder).lease().expect("a lease");
+    let old = c
+        .node(holder)
+        .replica(R)
+        .expect("the range")
+        .lease()
+        .expect("a lease");
     let next = if holder == 1 { 2 } else { 1 };
     let candidate = c.node(next);
     let deadline = Instant::now() + Duration::from_secs(30);
     while c.leader() != Some(next) {
         assert!(Instant::now() < deadline, "node {next} never led");
-        let _ = candidate.campaign().await;
+        let _ = candidate.replica(R).expect("the range").campaign().await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     must_put(&candidate, "k", "v").await;
-    let new = candidate.lease().expect("a lease");
+    let new = candidate
+        .replica(R)
+        .expect("the range")
+        .lease()
+        .expect("a lease");
     assert_eq!(new.holder, next);
     assert_eq!(new.sequence, old.sequence + 1);
     assert!(

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{R, TestCluster};
+use common::TestCluster;
 use hlc::Timestamp;
-use kv::{KvClient, KvNode, RangefeedEvent};
+use kv::{KvClient, RangefeedEvent, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +27,7 @@ struct Attempt {
 /// Commits single-key writes through `node` until `stop` is set: most to the feed's span,
 /// every fifth outside it. Publishes the number of committed writes on `progress`.
 async fn write_until(
-    node: Arc<KvNode>,
+    node: Arc<Store>,
     stop: Arc<AtomicBool>,
     progress: watch::Sender<usize>,
 ) -> Vec<Attempt> {
@@ -41,7 +41,7 @@ async fn write_until(
             format!("resub/{:02}", i % 7).into_bytes()
         };
         let value = format!("v{i}").into_bytes();
-        let outcome = match node.begin(R) {
+        let outcome = match node.begin() {
             Ok(mut txn) => {
                 txn.put(key.clone(), value.clone());
                 txn.commit().await
@@ -122,7 +122,7 @@ async fn resubscribe_on_another_node_from_the_last_checkpoint_misses_nothing() {
     let from_ts = cluster.node(1).now();
     let mut feed_a = cluster
         .node(3)
-        .rangefeed(R, span.clone(), from_ts)
+        .rangefeed(span.clone(), from_ts)
         .expect("rangefeed on n3");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -300,7 +300,7 @@ async fn checkpoints_advance_while_idle() {
     let from_ts = node.now();
     let started = Instant::now();
     let mut feed = node
-        .rangefeed(R, Span::prefix(b"idle/"), from_ts)
+        .rangefeed(Span::prefix(b"idle/"), from_ts)
         .expect("rangefeed");
     let deadline = started + Duration::from_secs(10);
     let mut checkpoints: Vec<Timestamp> = Vec::new();

@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{R, TestCluster, config, must_put, poll};
+use common::{TestCluster, config, must_put, poll};
 use hlc::Timestamp;
-use kv::{Applied, KvConfig, KvError, KvNode};
+use kv::{Applied, KvConfig, KvError, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use storage::{Engine, MemEngine, MvccVersion, Span};
@@ -51,7 +51,7 @@ async fn must_fingerprints(cluster: &TestCluster, span: &Span, strip: usize) -> 
         out.push(
             cluster
                 .node(id)
-                .fingerprint_stripped(R, span, strip, Timestamp::ZERO, Timestamp::MAX)
+                .fingerprint_stripped(span, strip, Timestamp::ZERO, Timestamp::MAX)
                 .await
                 .expect("fingerprint"),
         );
@@ -60,7 +60,7 @@ async fn must_fingerprints(cluster: &TestCluster, span: &Span, strip: usize) -> 
 }
 
 /// An hour before `node`'s clock, in nanoseconds.
-fn an_hour_ago_ns(node: &Arc<KvNode>) -> u64 {
+fn an_hour_ago_ns(node: &Arc<Store>) -> u64 {
     node.now().wall_time_ns - 3_600_000_000_000
 }
 
@@ -79,7 +79,7 @@ async fn ingest_through_a_follower_lands_on_every_replica() {
     let expected = must_expected_fingerprint(&versions, &span);
     let mut applied = follower.subscribe_applied();
 
-    let ts = follower.ingest(R, versions.clone()).await.expect("ingest");
+    let ts = follower.ingest(versions.clone()).await.expect("ingest");
     let newest = versions.iter().map(|v| v.ts).max().expect("versions");
     assert!(ts > newest, "entry {ts} above the newest version {newest}");
     assert_eq!(must_fingerprints(&cluster, &span, 0).await, [expected; 3]);
@@ -88,16 +88,16 @@ async fn ingest_through_a_follower_lands_on_every_replica() {
         let k1 = b"/ingest/k001";
         let at = |n: u64| Timestamp::new(base + n * 1_000, 0);
         assert_eq!(
-            node.get(R, k1, at(3)).await.expect("get"),
+            node.get(k1, at(3)).await.expect("get"),
             Some(b"v1-0".to_vec())
         );
-        assert_eq!(node.get(R, k1, at(3).prev()).await.expect("get"), None);
+        assert_eq!(node.get(k1, at(3).prev()).await.expect("get"), None);
         assert_eq!(
-            node.get(R, k1, at(5)).await.expect("get"),
+            node.get(k1, at(5)).await.expect("get"),
             Some(b"v1-2".to_vec())
         );
         assert_eq!(
-            node.get(R, b"/ingest/k000", at(2)).await.expect("get"),
+            node.get(b"/ingest/k000", at(2)).await.expect("get"),
             None,
             "tombstone on node {id}"
         );
@@ -117,10 +117,7 @@ async fn ingest_through_a_follower_lands_on_every_replica() {
     }
 
     // Idempotent: the same versions again change nothing.
-    let again = follower
-        .ingest(R, versions.clone())
-        .await
-        .expect("re-ingest");
+    let again = follower.ingest(versions.clone()).await.expect("re-ingest");
     assert!(again > ts);
     assert_eq!(must_fingerprints(&cluster, &span, 0).await, [expected; 3]);
 
@@ -130,7 +127,7 @@ async fn ingest_through_a_follower_lands_on_every_replica() {
         MvccVersion::put(versions[4].key.clone(), versions[4].ts, "different"),
     ];
     let err = follower
-        .ingest(R, conflicting)
+        .ingest(conflicting)
         .await
         .expect_err("conflicting ingest");
     assert!(
@@ -143,7 +140,7 @@ async fn ingest_through_a_follower_lands_on_every_replica() {
     let written = must_put(&follower, "/after/conflict", "ok").await;
     let more = history(b"/ingest/more/", 3, base);
     follower
-        .ingest(R, more.clone())
+        .ingest(more.clone())
         .await
         .expect("ingest after a conflict");
     let all = [versions, more].concat();
@@ -155,7 +152,7 @@ async fn ingest_through_a_follower_lands_on_every_replica() {
         assert_eq!(
             cluster
                 .node(id)
-                .get(R, b"/after/conflict", written)
+                .get(b"/after/conflict", written)
                 .await
                 .expect("get"),
             Some(b"ok".to_vec())
@@ -174,13 +171,13 @@ async fn ingest_forwards_clocks_past_the_ingested_versions() {
     let gateway = cluster.node(gateway_id);
     let ahead = Timestamp::new(gateway.now().wall_time_ns + 300_000_000, 5);
     let ts = gateway
-        .ingest(R, vec![MvccVersion::put(b"future".to_vec(), ahead, "x")])
+        .ingest(vec![MvccVersion::put(b"future".to_vec(), ahead, "x")])
         .await
         .expect("ingest");
     assert!(ts > ahead);
     let leader = cluster.node(cluster.leader().expect("leader"));
     for node in [&gateway, &leader] {
-        let mut txn = node.begin(R).expect("begin");
+        let mut txn = node.begin().expect("begin");
         assert!(
             txn.read_ts() > ahead,
             "read timestamp above the ingested version"
@@ -210,7 +207,7 @@ async fn revert_span_through_a_follower_reverts_every_replica() {
     let follower = cluster.node(follower_of(&cluster));
     let span = Span::prefix(b"/rev/");
     follower
-        .ingest(R, history(b"/rev/old/", 4, an_hour_ago_ns(&follower)))
+        .ingest(history(b"/rev/old/", 4, an_hour_ago_ns(&follower)))
         .await
         .expect("ingest");
     for i in 0..5 {
@@ -219,7 +216,7 @@ async fn revert_span_through_a_follower_reverts_every_replica() {
     let t = must_put(&follower, "/rev/k0", "at-t").await;
     let outside_before = must_put(&follower, "/other/key", "stays").await;
     let fp_at_t = follower
-        .fingerprint_stripped(R, &span, 0, Timestamp::ZERO, t)
+        .fingerprint_stripped(&span, 0, Timestamp::ZERO, t)
         .await
         .expect("fingerprint at t");
     for i in 0..5 {
@@ -228,13 +225,10 @@ async fn revert_span_through_a_follower_reverts_every_replica() {
     }
     let above_t = Timestamp::new(t.wall_time_ns, t.logical + 1);
     follower
-        .ingest(
-            R,
-            vec![
-                MvccVersion::put(b"/rev/old/k001".to_vec(), above_t, "ingested after t"),
-                MvccVersion::tombstone(b"/rev/k1".to_vec(), above_t),
-            ],
-        )
+        .ingest(vec![
+            MvccVersion::put(b"/rev/old/k001".to_vec(), above_t, "ingested after t"),
+            MvccVersion::tombstone(b"/rev/k1".to_vec(), above_t),
+        ])
         .await
         .expect("ingest above t");
     let outside_after = must_put(&follower, "/other/key", "stays too").await;
@@ -247,7 +241,7 @@ async fn revert_span_through_a_follower_reverts_every_replica() {
         steps += 1;
         assert!(steps < 100, "revert does not finish");
         match follower
-            .revert_span(R, cursor.clone(), t, 3)
+            .revert_span(cursor.clone(), t, 3)
             .await
             .expect("revert step")
         {
@@ -269,38 +263,34 @@ async fn revert_span_through_a_follower_reverts_every_replica() {
         let node = cluster.node(id);
         let now = node.now();
         assert_eq!(
-            node.get(R, b"/rev/k0", now).await.expect("get"),
+            node.get(b"/rev/k0", now).await.expect("get"),
             Some(b"at-t".to_vec())
         );
         assert_eq!(
-            node.get(R, b"/rev/k1", now).await.expect("get"),
+            node.get(b"/rev/k1", now).await.expect("get"),
             Some(b"before".to_vec())
         );
-        assert_eq!(node.get(R, b"/rev/new0", now).await.expect("get"), None);
+        assert_eq!(node.get(b"/rev/new0", now).await.expect("get"), None);
         assert_eq!(
-            node.get(R, b"/other/key", outside_after)
-                .await
-                .expect("get"),
+            node.get(b"/other/key", outside_after).await.expect("get"),
             Some(b"stays too".to_vec()),
             "outside the span on node {id}"
         );
         assert_eq!(
-            node.get(R, b"/other/key", outside_before)
-                .await
-                .expect("get"),
+            node.get(b"/other/key", outside_before).await.expect("get"),
             Some(b"stays".to_vec())
         );
     }
     // Reverting a span with nothing above the target is a single step that removes nothing.
     assert_eq!(
         follower
-            .revert_span(R, span.clone(), t, 3)
+            .revert_span(span.clone(), t, 3)
             .await
             .expect("revert"),
         None
     );
     assert!(matches!(
-        follower.revert_span(R, span.clone(), t, 0).await,
+        follower.revert_span(span.clone(), t, 0).await,
         Err(KvError::Storage(storage::StorageError::ZeroLimit { .. }))
     ));
     // Writes still commit above everything afterwards.
@@ -319,11 +309,11 @@ async fn stripped_fingerprints_match_across_tenant_prefixes() {
     let (a, b) = (prefix(2), prefix(3));
     let base = an_hour_ago_ns(&follower);
     follower
-        .ingest(R, history(&a, 10, base))
+        .ingest(history(&a, 10, base))
         .await
         .expect("ingest a");
     follower
-        .ingest(R, history(&b, 10, base))
+        .ingest(history(&b, 10, base))
         .await
         .expect("ingest b");
     let (span_a, span_b) = (Span::prefix(&a), Span::prefix(&b));
@@ -336,7 +326,7 @@ async fn stripped_fingerprints_match_across_tenant_prefixes() {
         must_fingerprints(&cluster, &span_b, 0).await
     );
     let key = [&b[..], b"k003"].concat();
-    let mut txn = follower.begin(R).expect("begin");
+    let mut txn = follower.begin().expect("begin");
     txn.put(key, "diverged");
     txn.commit().await.expect("commit");
     assert_ne!(
@@ -384,7 +374,7 @@ async fn large_ingest_replicates_and_oversize_is_refused() {
     let base = an_hour_ago_ns(&gateway);
     let span = Span::prefix(b"/big/");
     let mut all = big_batch(0, base);
-    gateway.ingest(R, all.clone()).await.expect("8 MiB ingest");
+    gateway.ingest(all.clone()).await.expect("8 MiB ingest");
     let expected = must_expected_fingerprint(&all, &span);
     assert_eq!(must_fingerprints(&cluster, &span, 0).await, [expected; 3]);
 
@@ -392,7 +382,7 @@ async fn large_ingest_replicates_and_oversize_is_refused() {
     for batch in 1..=2 {
         let versions = big_batch(batch, base);
         gateway
-            .ingest(R, versions.clone())
+            .ingest(versions.clone())
             .await
             .expect("8 MiB ingest with a node down");
         all.extend(versions);
@@ -420,7 +410,7 @@ async fn large_ingest_replicates_and_oversize_is_refused() {
         vec![0u8; 33 << 20],
     )];
     assert!(matches!(
-        follower.ingest(R, oversize).await,
+        follower.ingest(oversize).await,
         Err(KvError::EntryTooLarge { .. })
     ));
 }
@@ -446,7 +436,7 @@ async fn fenced_ingest_is_refused_once_the_fence_moves() {
 
     let first = history(b"/fenced/a/", 5, base);
     follower
-        .ingest_fenced(R, fence("epoch-1"), first.clone())
+        .ingest_fenced(fence("epoch-1"), first.clone())
         .await
         .expect("ingest under the current epoch");
     let expected = must_expected_fingerprint(&first, &span);
@@ -455,7 +445,7 @@ async fn fenced_ingest_is_refused_once_the_fence_moves() {
     must_put(&follower, "/fence/tenant-3", "epoch-2").await;
     let stale = history(b"/fenced/b/", 5, base);
     let err = follower
-        .ingest_fenced(R, fence("epoch-1"), stale.clone())
+        .ingest_fenced(fence("epoch-1"), stale.clone())
         .await
         .expect_err("an ingest of an epoch that is over");
     assert!(
@@ -469,19 +459,19 @@ async fn fenced_ingest_is_refused_once_the_fence_moves() {
     );
 
     follower
-        .ingest_fenced(R, fence("epoch-2"), stale.clone())
+        .ingest_fenced(fence("epoch-2"), stale.clone())
         .await
         .expect("ingest under the new epoch");
     let both = [first.clone(), stale].concat();
     let expected = must_expected_fingerprint(&both, &span);
     assert_eq!(must_fingerprints(&cluster, &span, 0).await, [expected; 3]);
 
-    let mut txn = follower.begin(R).expect("begin");
+    let mut txn = follower.begin().expect("begin");
     txn.delete("/fence/tenant-3");
     txn.commit().await.expect("close the fence");
     let after = history(b"/fenced/c/", 5, base);
     assert!(matches!(
-        follower.ingest_fenced(R, fence("epoch-2"), after).await,
+        follower.ingest_fenced(fence("epoch-2"), after).await,
         Err(KvError::IngestFenced { .. })
     ));
     assert_eq!(must_fingerprints(&cluster, &span, 0).await, [expected; 3]);

@@ -4,14 +4,16 @@
 
 mod common;
 
-use common::{R, TestCluster, config, must_put, poll};
+use common::{TestCluster, config, must_put, poll};
 use hlc::Timestamp;
 use kv::KvConfig;
 use std::time::Duration;
 use storage::{Engine, Span};
 
 /// The local metadata key of the snapshot install marker (see `kv::snapshot`).
-const INSTALLING_KEY: &[u8] = b"raft/installing-snapshot";
+/// The install marker of range 1's replica: a replica-local key, `r` + the range id (8 bytes,
+/// big-endian) + `/installing-snapshot`.
+const INSTALLING_KEY: &[u8] = b"r\0\0\0\0\0\0\0\x01/installing-snapshot";
 
 fn fingerprint(cluster: &TestCluster, id: u64, ts: Timestamp) -> u64 {
     cluster
@@ -45,7 +47,7 @@ async fn the_log_is_truncated_without_writing_snapshots() {
     for id in 1..=3 {
         cluster
             .node(id)
-            .ensure_closed(R, last)
+            .ensure_closed(&Span::all(), last)
             .await
             .expect("caught up");
     }
@@ -108,14 +110,14 @@ async fn a_node_stopped_mid_install_finishes_it_at_restart() {
     let first = must_put(&cluster.node(1), "before", "x").await;
     cluster
         .node(3)
-        .ensure_closed(R, first)
+        .ensure_closed(&Span::all(), first)
         .await
         .expect("node 3 has it");
     let applied_before = cluster.node(3).status().applied_index;
     let addr = cluster.stop(3).await;
     let value = vec![b'v'; 4 << 10];
     for i in 0..120 {
-        let mut txn = cluster.node(1).begin(R).expect("begin");
+        let mut txn = cluster.node(1).begin().expect("begin");
         for k in 0..20 {
             txn.put(format!("key{i:04}-{k:02}"), value.clone());
         }
@@ -170,14 +172,17 @@ async fn a_node_stopped_mid_install_finishes_it_at_restart() {
     )
     .await;
     let last = must_put(&cluster.node(1), "after", "y").await;
-    restarted.ensure_closed(R, last).await.expect("catches up");
+    restarted
+        .ensure_closed(&Span::all(), last)
+        .await
+        .expect("catches up");
     assert_eq!(
         fingerprint(&cluster, 3, last),
         fingerprint(&cluster, 1, last)
     );
     assert_eq!(
         restarted
-            .get(R, b"key0119-19", last)
+            .get(b"key0119-19", last)
             .await
             .expect("get")
             .as_deref(),

@@ -14,7 +14,7 @@
 use crate::spec::StreamToken;
 use ::sql::error::{SqlError, SqlResult};
 use hlc::Timestamp;
-use kv::{KvNode, KvResult, RangeId};
+use kv::{KvResult, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use storage::Span;
@@ -67,7 +67,7 @@ pub fn remove(txn: &mut kv::Txn, job_id: u64) {
 
 /// Removes every version of job `job_id`'s secret from storage (on every replica), after
 /// the transaction that ended the job committed: no MVCC history of it is left to read.
-pub async fn purge(node: &Arc<KvNode>, job_id: u64) -> KvResult<()> {
+pub async fn purge(node: &Arc<Store>, job_id: u64) -> KvResult<()> {
     let k = key(job_id);
     let mut end = k.clone();
     end.push(0);
@@ -76,7 +76,7 @@ pub async fn purge(node: &Arc<KvNode>, job_id: u64) -> KvResult<()> {
         end: Some(end),
     };
     while let Some(resume) = node
-        .revert_span(RangeId::FIRST, span.clone(), Timestamp::ZERO, PURGE_BATCH)
+        .revert_span(span.clone(), Timestamp::ZERO, PURGE_BATCH)
         .await?
     {
         span.start = resume;
@@ -86,7 +86,7 @@ pub async fn purge(node: &Arc<KvNode>, job_id: u64) -> KvResult<()> {
 
 /// [`purge`], logging instead of failing: the job has ended either way, and the deleted
 /// record is no longer readable at the present time.
-pub async fn purge_or_log(node: &Arc<KvNode>, job_id: u64) {
+pub async fn purge_or_log(node: &Arc<Store>, job_id: u64) {
     if let Err(e) = purge(node, job_id).await {
         tracing::warn!(job_id, error = %e, "cannot purge the history of an ended job's secret");
     }

@@ -12,7 +12,7 @@ use ::sql::exec::{ColType, Column, QueryResult, Session, SqlServer};
 use ::sql::hooks::ReplicationHooks;
 use ::sql::parser::{ReplicationAction, Statement, Value};
 use hlc::Timestamp;
-use kv::{KvNode, RangeId};
+use kv::Store;
 use proto::replication as pb;
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,7 +134,7 @@ fn time_text(ts: Timestamp) -> Option<String> {
 }
 
 impl Replication {
-    async fn stop_everywhere(&self, node: &Arc<KvNode>, job_id: u64) {
+    async fn stop_everywhere(&self, node: &Arc<Store>, job_id: u64) {
         let me = node.id();
         for (id, addr) in node.live_members(Duration::from_secs(2)).await {
             if id == me {
@@ -175,7 +175,7 @@ impl Replication {
         let node = server.node()?;
         tenant::validate_name(name)?;
         {
-            let mut txn = node.begin(RangeId::FIRST)?;
+            let mut txn = node.begin()?;
             if registry::get_by_name(&mut txn, name).await?.is_some() {
                 if if_not_exists {
                     return Ok(command("CREATE VIRTUAL CLUSTER"));
@@ -226,7 +226,7 @@ impl Replication {
             redact(uri)
         );
         let created: SqlResult<u64> = async {
-            let mut txn = node.begin(RangeId::FIRST)?;
+            let mut txn = node.begin()?;
             let mut rec = registry::create(
                 &mut txn,
                 name,
@@ -269,8 +269,8 @@ impl Replication {
         Ok(command("CREATE VIRTUAL CLUSTER"))
     }
 
-    async fn job_of(&self, node: &Arc<KvNode>, name: &str) -> SqlResult<u64> {
-        let mut txn = node.begin(RangeId::FIRST)?;
+    async fn job_of(&self, node: &Arc<Store>, name: &str) -> SqlResult<u64> {
+        let mut txn = node.begin()?;
         let rec = registry::must_get_by_name(&mut txn, name).await?;
         rec.replication_job_id.ok_or_else(|| {
             SqlError::new(
@@ -328,7 +328,7 @@ impl Replication {
     ) -> SqlResult<QueryResult> {
         server.require_manage(session).await?;
         let node = server.node()?;
-        let mut txn = node.begin(RangeId::FIRST)?;
+        let mut txn = node.begin()?;
         let records = match name {
             Some(n) => vec![registry::must_get_by_name(&mut txn, n).await?],
             None => registry::list(&mut txn).await?,
@@ -397,7 +397,7 @@ impl Replication {
     ) -> SqlResult<QueryResult> {
         server.require_manage(session).await?;
         let node = server.node()?;
-        let mut txn = node.begin(RangeId::FIRST)?;
+        let mut txn = node.begin()?;
         let rec = registry::must_get_by_name(&mut txn, name).await?;
         if rec.id.is_system() {
             return Err(SqlError::new(
@@ -421,13 +421,7 @@ impl Replication {
             ));
         }
         let fp = node
-            .fingerprint_stripped(
-                RangeId::FIRST,
-                &rec.id.span(),
-                tenant::PREFIX_LEN,
-                start,
-                end,
-            )
+            .fingerprint_stripped(&rec.id.span(), tenant::PREFIX_LEN, start, end)
             .await?;
         // The columns Describe announced; the parser admits no other names.
         let columns = SqlServer::result_columns(&Statement::ShowFingerprints {
@@ -454,7 +448,7 @@ impl Replication {
         &self,
         server: &SqlServer,
         session: &Session,
-    ) -> SqlResult<Arc<KvNode>> {
+    ) -> SqlResult<Arc<Store>> {
         if !session.tenant.id.is_system() {
             return Err(SqlError::privilege(
                 "replication streams are served by the system virtual cluster (options=-ccluster=system)",
@@ -577,7 +571,7 @@ impl ReplicationHooks for Replication {
     async fn data_state(&self, server: &SqlServer, tenant: &TenantRecord) -> Option<String> {
         let job_id = tenant.replication_job_id?;
         let node = server.node().ok()?;
-        let mut txn = node.begin(RangeId::FIRST).ok()?;
+        let mut txn = node.begin().ok()?;
         let job = consumer::load(&mut txn, job_id).await.ok()?;
         job.is_active().then(|| job.shown_status())
     }

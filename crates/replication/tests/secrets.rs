@@ -1,7 +1,6 @@
 //! The secrets of replication jobs at rest, on a real single-node KV cluster (in process).
 
 use hlc::Timestamp;
-use kv::RangeId;
 use replication::client::SourceConn;
 use replication::consumer::{self, IngestionDetails};
 use replication::secrets::JobSecret;
@@ -14,7 +13,7 @@ const TOKEN: &str = "token-Secret-0815";
 
 /// Every version of every key in the store (all revisions, tombstones included) that holds
 /// `needle`, as `(key, ts)`.
-fn must_find_everywhere(node: &kv::KvNode, needle: &str) -> Vec<(String, Timestamp)> {
+fn must_find_everywhere(node: &kv::Store, needle: &str) -> Vec<(String, Timestamp)> {
     let all = Span {
         start: Vec::new(),
         end: None,
@@ -72,13 +71,13 @@ async fn a_jobs_password_and_token_live_only_in_its_secret_until_it_ends() {
             "{shown}"
         );
     }
-    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let mut txn = node.begin().expect("begin");
     let job_id = consumer::create_job(&mut txn, details, &secret, "a test job".into())
         .await
         .expect("create the job");
     txn.commit().await.expect("commit");
 
-    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let mut txn = node.begin().expect("begin");
     let job = consumer::load(&mut txn, job_id).await.expect("load");
     assert!(
         !job.record.details.contains(PASSWORD),

@@ -5,7 +5,7 @@ use crate::config::NodeConfig;
 use crate::tls::{ALPN_H2, CertsDir, ClientCertMode, node_pem, node_server_config, peer_identity};
 use crate::{ServerError, http, logging};
 use hlc::Clock;
-use kv::{KvClient, KvMetrics, KvNode, KvService, NodeId, NodeSlot, RaftService};
+use kv::{KvClient, KvMetrics, KvService, NodeId, NodeSlot, RaftService, Store};
 use proto::server as spb;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -96,8 +96,8 @@ impl Shared {
     }
 
     /// Starts the replica of node `id` and makes the RPC services serve it.
-    async fn start_replica(&self, id: NodeId) -> Result<Arc<KvNode>, ServerError> {
-        let node = KvNode::start(
+    async fn start_replica(&self, id: NodeId) -> Result<Arc<Store>, ServerError> {
+        let node = Store::start(
             id,
             self.advertise_addr.clone(),
             self.engine.clone(),
@@ -203,7 +203,7 @@ impl Shared {
         Ok(false)
     }
 
-    async fn wait_initialized(&self, node: &KvNode) -> bool {
+    async fn wait_initialized(&self, node: &Store) -> bool {
         for _ in 0..50 {
             if node.is_initialized().await {
                 return true;

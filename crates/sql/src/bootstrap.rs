@@ -3,7 +3,7 @@
 
 use crate::catalog;
 use crate::error::{SqlError, SqlResult};
-use kv::{KvNode, RangeId};
+use kv::Store;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,9 +64,9 @@ fn parse_mode(mode: &str) -> SqlResult<ServiceMode> {
 }
 
 /// Creates the system virtual cluster and applies `profile`.
-pub async fn apply(node: &Arc<KvNode>, profile: &Profile) -> SqlResult<()> {
+pub async fn apply(node: &Arc<Store>, profile: &Profile) -> SqlResult<()> {
     profile.validate()?;
-    let mut txn = node.begin(RangeId::FIRST)?;
+    let mut txn = node.begin()?;
     let now = node.now();
     if registry::get(&mut txn, TenantId::SYSTEM).await?.is_none() {
         registry::create_with_id(

@@ -3,7 +3,7 @@
 //! read and decode them from KV each time.
 //!
 //! Every node holds a full replica of the range, and its applied entries are broadcast
-//! (`KvNode::subscribe_applied`): a task drops an entry when a write to its key applies on this
+//! (`Store::subscribe_applied`): a task drops an entry when a write to its key applies on this
 //! node, and bumps the virtual cluster's *catalog version*, which prepared statements' plans
 //! are checked against (`plan_cache`). A schema change, GRANT or user change waits, before it
 //! returns, until every reachable node has applied it (`SqlServer::commit`), so a statement
@@ -27,7 +27,7 @@
 use crate::error::SqlResult;
 use crate::metrics::SqlMetrics;
 use hlc::Timestamp;
-use kv::{Applied, KvNode};
+use kv::{Applied, Store};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -95,7 +95,7 @@ impl State {
 #[derive(Debug)]
 struct Inner {
     state: Mutex<State>,
-    node: OnceLock<Weak<KvNode>>,
+    node: OnceLock<Weak<Store>>,
     metrics: SqlMetrics,
 }
 
@@ -131,7 +131,7 @@ impl CatalogCache {
 
     /// Starts following `node`'s applied entries (once; later calls return at once). Must
     /// run before anything is cached: values are cached only from reads at or after it.
-    pub fn watch(&self, node: &Arc<KvNode>) {
+    pub fn watch(&self, node: &Arc<Store>) {
         self.inner.node.get_or_init(|| {
             let mut applied = node.subscribe_applied();
             {
@@ -167,7 +167,7 @@ impl CatalogCache {
         });
     }
 
-    fn reset(&self, node: &Weak<KvNode>) {
+    fn reset(&self, node: &Weak<Store>) {
         let floor = node
             .upgrade()
             .map_or(Timestamp::MAX, |n| n.now().max(n.closed_ts()));
@@ -176,7 +176,7 @@ impl CatalogCache {
     }
 
     /// Handles one applied entry: drops the values its writes change.
-    fn handle(&self, applied: &Applied, node: &Weak<KvNode>) {
+    fn handle(&self, applied: &Applied, node: &Weak<Store>) {
         let (ts, versions) = match applied {
             Applied::Entry { ts, versions } => (*ts, versions),
             Applied::Reset => return self.reset(node),

@@ -4,7 +4,7 @@ use crate::catalog::{self, ADMIN_ROLE, ROOT, SYSTEM_PRIVILEGES, ScramVerifier, U
 use crate::error::{SqlError, SqlResult, code};
 use crate::parser::{Grantable, Statement, Value};
 use crate::settings::SETTINGS;
-use kv::{KvNode, NodeSlot, RangeId};
+use kv::{NodeSlot, Store};
 use pgwire::api::auth::sasl::scram::{ScramSecret, gen_salted_password};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -196,7 +196,7 @@ impl SqlServer {
         let timeout =
             crate::settings::parse_duration(&text).unwrap_or(std::time::Duration::from_secs(10));
         let node = self.node()?;
-        match node.wait_applied_everywhere(RangeId::FIRST, ts, timeout).await {
+        match node.wait_applied_everywhere(ts, timeout).await {
             Ok(skipped) => {
                 if !skipped.is_empty() {
                     tracing::info!(
@@ -264,7 +264,7 @@ impl SqlServer {
     }
 
     /// The node's replica, once it is part of an initialised cluster.
-    pub fn node(&self) -> SqlResult<Arc<KvNode>> {
+    pub fn node(&self) -> SqlResult<Arc<Store>> {
         self.slot.get().cloned().ok_or_else(|| {
             SqlError::new(
                 code::CANNOT_CONNECT_NOW,
@@ -288,7 +288,7 @@ impl SqlServer {
 
     /// The virtual cluster named `name`.
     pub async fn tenant_by_name(&self, name: &str) -> SqlResult<Option<TenantRecord>> {
-        let mut txn = self.node()?.begin(RangeId::FIRST)?;
+        let mut txn = self.node()?.begin()?;
         Ok(registry::get_by_name(&mut txn, name).await?)
     }
 
@@ -483,7 +483,7 @@ impl SqlServer {
             }
             Statement::ShowVirtualClusterSetting { name, tenant } => {
                 require_system(session, "SHOW CLUSTER SETTING")?;
-                let mut kv_txn = self.node()?.begin(RangeId::FIRST)?;
+                let mut kv_txn = self.node()?.begin()?;
                 let rec = registry::must_get_by_name(&mut kv_txn, tenant).await?;
                 drop(kv_txn);
                 let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
@@ -540,7 +540,7 @@ impl SqlServer {
                         "the system virtual cluster cannot be renamed",
                     ));
                 }
-                let mut txn = self.node()?.begin(RangeId::FIRST)?;
+                let mut txn = self.node()?.begin()?;
                 let rec = registry::must_get_by_name(&mut txn, name).await?;
                 if rec.service_mode != ServiceMode::None {
                     return Err(SqlError::new(
@@ -562,7 +562,7 @@ impl SqlServer {
             } => {
                 self.require_manage(session).await?;
                 let value = value(v)?;
-                let mut txn = self.node()?.begin(RangeId::FIRST)?;
+                let mut txn = self.node()?.begin()?;
                 let rec = registry::must_get_by_name(&mut txn, name).await?;
                 drop(txn);
                 let mut txn = self.kv(TenantId::SYSTEM)?.begin()?;
@@ -913,7 +913,7 @@ impl SqlServer {
         stmt: &Statement,
     ) -> SqlResult<QueryResult> {
         self.require_manage(session).await?;
-        let mut txn = self.node()?.begin(RangeId::FIRST)?;
+        let mut txn = self.node()?.begin()?;
         let records = match stmt {
             Statement::ShowVirtualCluster { name } => {
                 vec![registry::must_get_by_name(&mut txn, name).await?]
@@ -950,7 +950,7 @@ impl SqlServer {
     ) -> SqlResult<()> {
         self.require_manage(session).await?;
         let node = self.node()?;
-        let mut txn = node.begin(RangeId::FIRST)?;
+        let mut txn = node.begin()?;
         if let Some(template) = like {
             registry::must_get_by_name(&mut txn, template).await?;
         }
@@ -982,7 +982,7 @@ impl SqlServer {
         start_shared: bool,
     ) -> SqlResult<()> {
         self.require_manage(session).await?;
-        let mut txn = self.node()?.begin(RangeId::FIRST)?;
+        let mut txn = self.node()?.begin()?;
         let mut rec = registry::must_get_by_name(&mut txn, name).await?;
         if rec.id.is_system() {
             return Err(SqlError::new(
@@ -1023,7 +1023,7 @@ impl SqlServer {
             .with_hint("SET CLUSTER SETTING sql.drop_virtual_cluster.enabled = true allows it"));
         }
         let node = self.node()?;
-        let mut txn = node.begin(RangeId::FIRST)?;
+        let mut txn = node.begin()?;
         let Some(mut rec) = registry::get_by_name(&mut txn, name).await? else {
             if if_exists {
                 return Ok(());
@@ -1049,7 +1049,7 @@ impl SqlServer {
             // Stop the replication filling it first, so nothing writes while it is cleared.
             drop(txn);
             self.replication()?.clone().before_drop(self, &rec).await?;
-            txn = node.begin(RangeId::FIRST)?;
+            txn = node.begin()?;
             rec = registry::must_get_by_name(&mut txn, name).await?;
         }
         rec.data_state = DataState::Dropping;
@@ -1059,7 +1059,7 @@ impl SqlServer {
         // repeated DROP finishes the job.
         let span = rec.id.span();
         loop {
-            let mut txn = node.begin(RangeId::FIRST)?;
+            let mut txn = node.begin()?;
             let page = txn.scan(&span, CLEAR_BATCH).await?;
             if page.rows.is_empty() {
                 break;
@@ -1069,7 +1069,7 @@ impl SqlServer {
             }
             txn.commit().await?;
         }
-        let mut txn = node.begin(RangeId::FIRST)?;
+        let mut txn = node.begin()?;
         registry::remove(&mut txn, rec.id).await?;
         txn.commit().await?;
         Ok(())

@@ -1,4 +1,4 @@
-//! The cluster settings the KV layer honours, pushed into each node's [`KvNode`]: the KV layer
+//! The cluster settings the KV layer honours, pushed into each node's [`Store`]: the KV layer
 //! sits below the catalog and cannot read settings itself.
 //!
 //! Today those are `kv.raft.command.max_size`, `kv.raft_log.truncation_max_entries`,
@@ -15,7 +15,7 @@ use crate::settings::{
     self, COMMAND_MAX_SIZE, GC_INTERVAL, GC_TTL, RAFT_LOG_TRUNCATION_MAX_BYTES,
     RAFT_LOG_TRUNCATION_MAX_ENTRIES,
 };
-use kv::{Applied, GcPolicy, GcSpan, KvNode, RangeId};
+use kv::{Applied, GcPolicy, GcSpan, Store};
 use std::sync::Arc;
 use std::time::Duration;
 use tenant::{TenantId, TenantKv};
@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 const RETRY_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Reads the KV settings from the system virtual cluster and applies them to `node`.
-pub async fn apply(node: &Arc<KvNode>) -> SqlResult<()> {
+pub async fn apply(node: &Arc<Store>) -> SqlResult<()> {
     let mut txn = TenantKv::new(node.clone(), TenantId::SYSTEM).begin()?;
     let text = catalog::get_setting(&mut txn, COMMAND_MAX_SIZE).await?;
     let bytes = settings::parse_byte_size(&text).ok_or_else(|| {
@@ -72,7 +72,7 @@ fn duration(name: &str, text: &str) -> SqlResult<Duration> {
 
 /// The GC policy: the system keyspace at `gc.ttl`, each virtual cluster's keyspace at its
 /// override of `gc.ttl` or the cluster's.
-async fn gc_policy(node: &Arc<KvNode>, txn: &mut tenant::TenantTxn) -> SqlResult<GcPolicy> {
+async fn gc_policy(node: &Arc<Store>, txn: &mut tenant::TenantTxn) -> SqlResult<GcPolicy> {
     let ttl = duration(GC_TTL, &catalog::get_setting(txn, GC_TTL).await?)?;
     let interval = duration(GC_INTERVAL, &catalog::get_setting(txn, GC_INTERVAL).await?)?;
     let mut spans = vec![
@@ -85,7 +85,7 @@ async fn gc_policy(node: &Arc<KvNode>, txn: &mut tenant::TenantTxn) -> SqlResult
             ttl,
         },
     ];
-    let mut kv_txn = node.begin(RangeId::FIRST)?;
+    let mut kv_txn = node.begin()?;
     for rec in tenant::registry::list(&mut kv_txn).await? {
         if rec.id.is_system() {
             continue;
@@ -133,7 +133,7 @@ fn writes_kv_setting(applied: &Applied) -> bool {
 }
 
 /// Keeps `node`'s KV settings in line with the cluster settings until the node stops.
-pub fn watch(node: &Arc<KvNode>) -> tokio::task::JoinHandle<()> {
+pub fn watch(node: &Arc<Store>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(node);
     let mut applied = node.subscribe_applied();
     tokio::spawn(async move {

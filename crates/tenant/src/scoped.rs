@@ -4,7 +4,7 @@
 use crate::keys::{TENANT_KEYSPACE_END, TENANT_KEYSPACE_START};
 use crate::{TenantError, TenantId, TenantResult, pretty_key};
 use hlc::Timestamp;
-use kv::{KvNode, RangeId, Txn};
+use kv::{Store, Txn};
 use std::any::Any;
 use std::sync::Arc;
 use storage::{KeyValue, ScanResult, Span};
@@ -17,14 +17,14 @@ pub type Extension = Arc<dyn Any + Send + Sync>;
 /// own (without the `/Tenant/<id>/` prefix), and keys it returns are too.
 #[derive(Debug, Clone)]
 pub struct TenantKv {
-    node: Arc<KvNode>,
+    node: Arc<Store>,
     tenant: TenantId,
     extension: Option<Extension>,
 }
 
 impl TenantKv {
     /// A client of `tenant` through `node`.
-    pub fn new(node: Arc<KvNode>, tenant: TenantId) -> Self {
+    pub fn new(node: Arc<Store>, tenant: TenantId) -> Self {
         TenantKv {
             node,
             tenant,
@@ -46,7 +46,7 @@ impl TenantKv {
     /// Begins a transaction on the tenant's keyspace.
     pub fn begin(&self) -> TenantResult<TenantTxn> {
         Ok(TenantTxn {
-            txn: self.node.begin(RangeId::FIRST)?,
+            txn: self.node.begin()?,
             tenant: self.tenant,
             node: self.node.clone(),
             clear_after_commit: Vec::new(),
@@ -61,7 +61,7 @@ impl TenantKv {
     /// Begins a transaction reading the tenant's keyspace as of `read_ts`.
     pub fn begin_at(&self, read_ts: Timestamp) -> TenantResult<TenantTxn> {
         Ok(TenantTxn {
-            txn: self.node.begin_at(RangeId::FIRST, read_ts)?,
+            txn: self.node.begin_at(read_ts)?,
             tenant: self.tenant,
             node: self.node.clone(),
             clear_after_commit: Vec::new(),
@@ -77,7 +77,7 @@ impl TenantKv {
 pub struct TenantTxn {
     txn: Txn,
     tenant: TenantId,
-    node: Arc<KvNode>,
+    node: Arc<Store>,
     /// Global spans whose keys are deleted once this transaction commits (see
     /// [`TenantTxn::clear_span_after_commit`]).
     clear_after_commit: Vec<Span>,
@@ -253,7 +253,7 @@ impl TenantTxn {
     }
 
     /// Deletes every key of `span` once this transaction commits, in transactions of their
-    /// own of bounded size (see [`KvNode::clear_span`]), rather than as writes of this one:
+    /// own of bounded size (see [`Store::clear_span`]), rather than as writes of this one:
     /// one transaction must stay below `kv.raft.command.max_size`, and a table can be far
     /// larger. Nothing is deleted if this transaction does not commit. For spans nothing can
     /// write to once this transaction commits (a dropped table's, a truncated table's old
@@ -270,7 +270,7 @@ impl TenantTxn {
     pub async fn commit(self) -> TenantResult<Timestamp> {
         let ts = self.txn.commit().await?;
         for span in &self.clear_after_commit {
-            match self.node.clear_span(RangeId::FIRST, span).await {
+            match self.node.clear_span(span).await {
                 Ok(keys) => tracing::debug!(
                     tenant_id = self.tenant.0,
                     keys,

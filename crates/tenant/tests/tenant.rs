@@ -1,11 +1,11 @@
 //! The registry and tenant-scoped clients on a real single-node KV cluster (in process).
 
-use kv::{KvNode, RangeId};
+use kv::Store;
 use std::sync::Arc;
 use storage::Span;
 use tenant::{DataState, ServiceMode, TenantError, TenantId, TenantKv, registry};
 
-async fn must_node(dir: &tempfile::TempDir) -> Arc<KvNode> {
+async fn must_node(dir: &tempfile::TempDir) -> Arc<Store> {
     kv::testing::must_start_single_node(dir.path()).await
 }
 
@@ -16,7 +16,7 @@ async fn registry_lifecycle() {
     let dir = tempfile::tempdir().expect("dir");
     let node = must_node(&dir).await;
     let now = node.now();
-    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let mut txn = node.begin().expect("begin");
     registry::create_with_id(
         &mut txn,
         TenantId::SYSTEM,
@@ -54,7 +54,7 @@ async fn registry_lifecycle() {
     ));
     txn.commit().await.expect("commit");
 
-    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let mut txn = node.begin().expect("begin");
     let names: Vec<_> = registry::list(&mut txn)
         .await
         .expect("list")
@@ -125,7 +125,7 @@ fn boundary_keys() -> Vec<Vec<u8>> {
 async fn scoped_clients_stay_inside_their_keyspace() {
     let dir = tempfile::tempdir().expect("dir");
     let node = must_node(&dir).await;
-    let mut raw = node.begin(RangeId::FIRST).expect("begin");
+    let mut raw = node.begin().expect("begin");
     for k in boundary_keys() {
         raw.put(k.clone(), b"raw".to_vec());
     }
@@ -151,7 +151,7 @@ async fn scoped_clients_stay_inside_their_keyspace() {
     }
     txn.commit().await.expect("commit");
 
-    let mut check = node.begin(RangeId::FIRST).expect("begin");
+    let mut check = node.begin().expect("begin");
     for k in boundary_keys()
         .into_iter()
         .filter(|k| !TenantId(3).span().contains(k))
@@ -228,15 +228,15 @@ async fn ingestion_fence_refuses_stale_epochs_and_everything_after_cutover() {
     let key = |k: &str| [id.prefix(), k.as_bytes().to_vec()].concat();
     let old = hlc::Timestamp::new(node.now().wall_time_ns - 1_000_000_000, 0);
     let version = |k: &str| vec![storage::MvccVersion::put(key(k), old, "v")];
-    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let mut txn = node.begin().expect("begin");
     let e1 = ingest_fence::open(&mut txn, id, 7);
     txn.commit().await.expect("commit");
     assert_eq!(e1.epoch, 1);
-    node.ingest_fenced(RangeId::FIRST, e1.fence(id), version("a"))
+    node.ingest_fenced(e1.fence(id), version("a"))
         .await
         .expect("the current epoch ingests");
 
-    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let mut txn = node.begin().expect("begin");
     assert_eq!(
         ingest_fence::advance(&mut txn, id, 8)
             .await
@@ -250,41 +250,27 @@ async fn ingestion_fence_refuses_stale_epochs_and_everything_after_cutover() {
     txn.commit().await.expect("commit");
     assert_eq!(e2.epoch, 2);
     assert!(matches!(
-        node.ingest_fenced(RangeId::FIRST, e1.fence(id), version("b"))
-            .await,
+        node.ingest_fenced(e1.fence(id), version("b")).await,
         Err(kv::KvError::IngestFenced { .. })
     ));
-    assert_eq!(
-        node.get(RangeId::FIRST, &key("b"), node.now())
-            .await
-            .expect("get"),
-        None
-    );
-    node.ingest_fenced(RangeId::FIRST, e2.fence(id), version("c"))
+    assert_eq!(node.get(&key("b"), node.now()).await.expect("get"), None);
+    node.ingest_fenced(e2.fence(id), version("c"))
         .await
         .expect("the new epoch ingests");
 
-    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let mut txn = node.begin().expect("begin");
     ingest_fence::close(&mut txn, id);
     txn.commit().await.expect("commit");
     assert!(matches!(
-        node.ingest_fenced(RangeId::FIRST, e2.fence(id), version("d"))
-            .await,
+        node.ingest_fenced(e2.fence(id), version("d")).await,
         Err(kv::KvError::IngestFenced { .. })
     ));
+    assert_eq!(node.get(&key("d"), node.now()).await.expect("get"), None);
     assert_eq!(
-        node.get(RangeId::FIRST, &key("d"), node.now())
-            .await
-            .expect("get"),
-        None
-    );
-    assert_eq!(
-        node.get(RangeId::FIRST, &key("c"), node.now())
-            .await
-            .expect("get"),
+        node.get(&key("c"), node.now()).await.expect("get"),
         Some(b"v".to_vec())
     );
-    let mut txn = node.begin(RangeId::FIRST).expect("begin");
+    let mut txn = node.begin().expect("begin");
     assert_eq!(
         ingest_fence::advance(&mut txn, id, 7)
             .await

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use hlc::{Clock, Timestamp};
-use kv::{KvConfig, KvMetrics, KvNode, KvService, NodeId, RaftService, RangeId, filled_slot};
+use kv::{KvConfig, KvMetrics, KvService, NodeId, RaftService, RangeId, Store, filled_slot};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use storage::FjallEngine;
@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 pub const R: RangeId = RangeId::FIRST;
 
 pub struct TestNode {
-    pub node: Arc<KvNode>,
+    pub node: Arc<Store>,
     pub server: JoinHandle<()>,
     pub addr: String,
     /// Asks the RPC server to stop gracefully (closing its connections, which hold the node).
@@ -59,7 +59,7 @@ pub async fn must_start_node_with(
             Err(e) => panic!("open store: {e}"),
         }
     };
-    let node = KvNode::start(
+    let node = Store::start(
         NodeId(id),
         addr.clone(),
         engine,
@@ -136,7 +136,7 @@ impl TestCluster {
         }
     }
 
-    pub fn node(&self, id: u64) -> Arc<KvNode> {
+    pub fn node(&self, id: u64) -> Arc<Store> {
         self.nodes[(id - 1) as usize]
             .as_ref()
             .expect("node is running")
@@ -193,8 +193,8 @@ impl TestCluster {
     }
 }
 
-pub async fn must_put(node: &Arc<KvNode>, key: &str, value: &str) -> Timestamp {
-    let mut txn = node.begin(R).expect("begin");
+pub async fn must_put(node: &Arc<Store>, key: &str, value: &str) -> Timestamp {
+    let mut txn = node.begin().expect("begin");
     txn.put(key, value);
     txn.commit().await.expect("commit")
 }

@@ -10,7 +10,7 @@ use crate::spec::{StreamSpec, span_ts_from_pb};
 use ::sql::jobs::{self, status};
 use hlc::Timestamp;
 use kv::protectedts as pts;
-use kv::{KvNode, NodeId, RangeId};
+use kv::{NodeId, Store};
 use proto::replication as pb;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ const LIVENESS_TIMEOUT: Duration = Duration::from_secs(2);
 /// What a coordinator needs of its node.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
-    pub node: Arc<KvNode>,
+    pub node: Arc<Store>,
     pub ingest: IngestionService,
     pub metrics: ReplicationMetrics,
 }
@@ -105,7 +105,7 @@ fn backoff(attempt: u32) -> Duration {
 pub(crate) async fn run(ctx: Ctx, job_id: u64) {
     let me = ctx.node.id();
     let job = {
-        let mut txn = match ctx.node.begin(RangeId::FIRST) {
+        let mut txn = match ctx.node.begin() {
             Ok(t) => t,
             Err(_) => return,
         };
@@ -118,7 +118,7 @@ pub(crate) async fn run(ctx: Ctx, job_id: u64) {
         }
     };
     let secret = {
-        let secret = match ctx.node.begin(RangeId::FIRST) {
+        let secret = match ctx.node.begin() {
             Ok(mut txn) => crate::secrets::get(&mut txn, job_id).await,
             Err(e) => Err(e.into()),
         };
@@ -432,7 +432,7 @@ impl Coordinator {
     ) -> Result<Option<Outcome>, String> {
         let node = &self.ctx.node;
         let me = node.id().0;
-        let mut txn = node.begin(RangeId::FIRST).map_err(|e| e.to_string())?;
+        let mut txn = node.begin().map_err(|e| e.to_string())?;
         let mut job = load(&mut txn, self.job_id).await.map_err(|e| e.message)?;
         let now = node.clock().physical_now_ns();
         if job.record.status != status::RUNNING
@@ -566,11 +566,7 @@ impl Coordinator {
         let me = self.ctx.node.id().0;
         let mut last = String::new();
         for attempt in 0..20 {
-            let mut txn = self
-                .ctx
-                .node
-                .begin(RangeId::FIRST)
-                .map_err(|e| e.to_string())?;
+            let mut txn = self.ctx.node.begin().map_err(|e| e.to_string())?;
             let mut job = load(&mut txn, self.job_id).await.map_err(|e| e.message)?;
             if job.record.status != status::RUNNING || job.record.coordinator != Some(me) {
                 return Err(format!(
@@ -636,7 +632,7 @@ impl Coordinator {
             let step = self
                 .ctx
                 .node
-                .revert_span(RangeId::FIRST, remaining.to_storage(), t, REVERT_BATCH)
+                .revert_span(remaining.to_storage(), t, REVERT_BATCH)
                 .await;
             match step {
                 Ok(Some(resume)) => {
@@ -665,7 +661,7 @@ impl Coordinator {
         for attempt in 0..20 {
             // Ok(false): the job is no longer this coordinator's to finish.
             let r: Result<bool, String> = async {
-                let mut txn = node.begin(RangeId::FIRST).map_err(|e| e.to_string())?;
+                let mut txn = node.begin().map_err(|e| e.to_string())?;
                 let mut job = load(&mut txn, self.job_id).await.map_err(|e| e.message)?;
                 if job.record.status != status::RUNNING || job.record.coordinator != Some(me) {
                     return Ok(false);

@@ -8,7 +8,7 @@ use crate::frontier::SpanTs;
 use crate::metrics::ReplicationMetrics;
 use crate::spec::{decode_batch, span_ts_from_pb, span_ts_to_pb, ts_to_pb};
 use hlc::Timestamp;
-use kv::{KvNode, NodeSlot, RangeId};
+use kv::{NodeSlot, Store};
 use proto::replication as pb;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -180,7 +180,7 @@ impl IngestionService {
 struct Processor {
     /// What every ingest of this processor carries (its job and epoch).
     fence: kv::IngestFence,
-    node: Arc<KvNode>,
+    node: Arc<Store>,
     metrics: ReplicationMetrics,
     label: String,
     src_prefix: Vec<u8>,
@@ -192,7 +192,7 @@ struct Processor {
     min_free: Option<(u64, Instant)>,
 }
 
-fn age_seconds(node: &KvNode, ts: Timestamp) -> f64 {
+fn age_seconds(node: &Store, ts: Timestamp) -> f64 {
     node.clock()
         .physical_now_ns()
         .saturating_sub(ts.wall_time_ns) as f64
@@ -268,7 +268,7 @@ impl Processor {
         self.buf_bytes = 0;
         let n = versions.len();
         self.node
-            .ingest_fenced(RangeId::FIRST, self.fence.clone(), versions)
+            .ingest_fenced(self.fence.clone(), versions)
             .await
             .map_err(|e| match e {
                 kv::KvError::IngestFenced { .. } => ProcError::Fenced(format!(

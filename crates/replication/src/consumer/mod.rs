@@ -24,8 +24,8 @@ use crate::secrets::{self, JobSecret};
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::jobs::{self, JobRecord, status};
 use hlc::Timestamp;
+use kv::Store;
 use kv::protectedts as pts;
-use kv::{KvNode, RangeId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -250,8 +250,8 @@ fn not_active(name: &str, job: &IngestionJob) -> SqlError {
 }
 
 /// `ALTER VIRTUAL CLUSTER name PAUSE REPLICATION`.
-pub async fn pause(node: &Arc<KvNode>, name: &str, job_id: u64) -> SqlResult<()> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+pub async fn pause(node: &Arc<Store>, name: &str, job_id: u64) -> SqlResult<()> {
+    let mut txn = node.begin()?;
     let mut job = load(&mut txn, job_id).await?;
     if !job.is_active() {
         return Err(not_active(name, &job));
@@ -276,8 +276,8 @@ pub async fn pause(node: &Arc<KvNode>, name: &str, job_id: u64) -> SqlResult<()>
 
 /// Clears job `job_id`'s coordinator if it is still node `me`: called by a coordinator once
 /// none of its processors writes any more.
-pub(crate) async fn release(node: &Arc<KvNode>, job_id: u64, me: u64) -> SqlResult<()> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+pub(crate) async fn release(node: &Arc<Store>, job_id: u64, me: u64) -> SqlResult<()> {
+    let mut txn = node.begin()?;
     let mut job = load(&mut txn, job_id).await?;
     if job.record.coordinator != Some(me) {
         return Ok(());
@@ -291,11 +291,11 @@ pub(crate) async fn release(node: &Arc<KvNode>, job_id: u64, me: u64) -> SqlResu
 
 /// Waits until job `job_id` has no coordinator writing for it: released, or its lease expired
 /// (its node died or lost contact). Gives up after `within`; returns whether it saw that.
-pub(crate) async fn wait_released(node: &Arc<KvNode>, job_id: u64, within: Duration) -> bool {
+pub(crate) async fn wait_released(node: &Arc<Store>, job_id: u64, within: Duration) -> bool {
     let deadline = std::time::Instant::now() + within;
     loop {
         let released = async {
-            let mut txn = node.begin(RangeId::FIRST).ok()?;
+            let mut txn = node.begin().ok()?;
             let job = load(&mut txn, job_id).await.ok()?;
             let now = node.clock().physical_now_ns();
             Some(job.record.coordinator.is_none() || job.record.lease_expires_ns < now)
@@ -312,8 +312,8 @@ pub(crate) async fn wait_released(node: &Arc<KvNode>, job_id: u64, within: Durat
 }
 
 /// `ALTER VIRTUAL CLUSTER name RESUME REPLICATION`.
-pub async fn resume(node: &Arc<KvNode>, name: &str, job_id: u64) -> SqlResult<()> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+pub async fn resume(node: &Arc<Store>, name: &str, job_id: u64) -> SqlResult<()> {
+    let mut txn = node.begin()?;
     let mut job = load(&mut txn, job_id).await?;
     if !job.is_active() {
         return Err(not_active(name, &job));
@@ -340,12 +340,12 @@ pub async fn resume(node: &Arc<KvNode>, name: &str, job_id: u64) -> SqlResult<()
 /// `ALTER VIRTUAL CLUSTER name COMPLETE REPLICATION TO ...`: records the cutover time (`None`:
 /// the latest replicated time) and lets the job carry it out. Returns the cutover time.
 pub async fn request_cutover(
-    node: &Arc<KvNode>,
+    node: &Arc<Store>,
     name: &str,
     job_id: u64,
     to: Option<Timestamp>,
 ) -> SqlResult<Timestamp> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+    let mut txn = node.begin()?;
     let mut job = load(&mut txn, job_id).await?;
     if !job.is_active() {
         return Err(not_active(name, &job));
@@ -406,10 +406,10 @@ pub async fn request_cutover(
 /// Cancels the job (before its virtual cluster is dropped) and deletes its secret, every
 /// version of it; returns the job and the secret it had (to complete the source's stream).
 pub async fn cancel(
-    node: &Arc<KvNode>,
+    node: &Arc<Store>,
     job_id: u64,
 ) -> SqlResult<Option<(IngestionJob, Option<JobSecret>)>> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+    let mut txn = node.begin()?;
     let mut job = load(&mut txn, job_id).await?;
     if !job.is_active() {
         secrets::purge_or_log(node, job_id).await;

@@ -6,7 +6,7 @@ use super::coordinator::{self, Ctx, LEASE};
 use super::{IngestionService, JOB_TYPE};
 use crate::metrics::ReplicationMetrics;
 use ::sql::jobs::{self, status};
-use kv::{KvNode, NodeSlot, RangeId};
+use kv::{NodeSlot, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ const ADOPT_EVERY: Duration = Duration::from_secs(1);
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// The consumer heartbeat interval (`physical_replication.consumer.heartbeat_frequency`).
-pub(crate) async fn heartbeat_interval(node: &Arc<KvNode>) -> Duration {
+pub(crate) async fn heartbeat_interval(node: &Arc<Store>) -> Duration {
     crate::producer::duration_setting(node, "physical_replication.consumer.heartbeat_frequency")
         .await
         .unwrap_or(Duration::from_secs(1))
@@ -85,11 +85,11 @@ impl JobRunner {
 
     async fn adopt(
         &self,
-        node: &Arc<KvNode>,
+        node: &Arc<Store>,
         running: &mut HashMap<u64, tokio::task::JoinHandle<()>>,
     ) -> Result<(), String> {
         let me = node.id().0;
-        let mut txn = node.begin(RangeId::FIRST).map_err(|e| e.to_string())?;
+        let mut txn = node.begin().map_err(|e| e.to_string())?;
         let now = node.clock().physical_now_ns();
         let candidates: Vec<u64> = jobs::list(&mut txn)
             .await
@@ -101,7 +101,7 @@ impl JobRunner {
             .map(|j| j.id)
             .collect();
         for id in candidates {
-            let mut txn = node.begin(RangeId::FIRST).map_err(|e| e.to_string())?;
+            let mut txn = node.begin().map_err(|e| e.to_string())?;
             let Some(mut job) = jobs::get(&mut txn, id).await.map_err(|e| e.message)? else {
                 continue;
             };

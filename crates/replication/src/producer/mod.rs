@@ -12,8 +12,8 @@ use crate::spec::{Partition, StreamHandle, StreamSpec, StreamStatus, StreamToken
 use ::sql::error::{SqlError, SqlResult, code};
 use ::sql::jobs::{self, JobRecord, status};
 use hlc::Timestamp;
+use kv::Store;
 use kv::protectedts as pts;
-use kv::{KvNode, RangeId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,20 +52,20 @@ fn encode<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("job state always serializes")
 }
 
-async fn setting(node: &Arc<KvNode>, name: &str) -> SqlResult<String> {
+async fn setting(node: &Arc<Store>, name: &str) -> SqlResult<String> {
     let mut txn = TenantKv::new(node.clone(), TenantId::SYSTEM).begin()?;
     ::sql::catalog::get_setting(&mut txn, name).await
 }
 
 /// A duration cluster setting of the system virtual cluster.
-pub(crate) async fn duration_setting(node: &Arc<KvNode>, name: &str) -> SqlResult<Duration> {
+pub(crate) async fn duration_setting(node: &Arc<Store>, name: &str) -> SqlResult<Duration> {
     let text = setting(node, name).await?;
     ::sql::settings::parse_duration(&text)
         .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad duration {text:?}")))
 }
 
 /// A byte-size cluster setting of the system virtual cluster.
-pub(crate) async fn byte_size_setting(node: &Arc<KvNode>, name: &str) -> SqlResult<u64> {
+pub(crate) async fn byte_size_setting(node: &Arc<Store>, name: &str) -> SqlResult<u64> {
     let text = setting(node, name).await?;
     ::sql::settings::parse_byte_size(&text)
         .ok_or_else(|| SqlError::internal(format!("cluster setting {name}: bad size {text:?}")))
@@ -73,7 +73,7 @@ pub(crate) async fn byte_size_setting(node: &Arc<KvNode>, name: &str) -> SqlResu
 
 /// Starts a stream of the virtual cluster `tenant_name`: checks it can be replicated,
 /// records a producer job and a protected timestamp at the start time.
-pub async fn start_stream(node: &Arc<KvNode>, tenant_name: &str) -> SqlResult<StreamHandle> {
+pub async fn start_stream(node: &Arc<Store>, tenant_name: &str) -> SqlResult<StreamHandle> {
     if setting(node, "kv.rangefeed.enabled").await? != "true" {
         return Err(SqlError::new(
             code::OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -82,7 +82,7 @@ pub async fn start_stream(node: &Arc<KvNode>, tenant_name: &str) -> SqlResult<St
         .with_hint("on the primary's system virtual cluster run SET CLUSTER SETTING kv.rangefeed.enabled = true (the replication-source profile sets it)"));
     }
     let window = duration_setting(node, "physical_replication.producer.expiration_window").await?;
-    let mut txn = node.begin(RangeId::FIRST)?;
+    let mut txn = node.begin()?;
     let Some(tenant) = registry::get_by_name(&mut txn, tenant_name).await? else {
         return Err(SqlError::new(
             code::UNDEFINED_OBJECT,
@@ -180,11 +180,11 @@ async fn load(
 
 /// Checks a partition stream request's credentials; returns the stream's details.
 pub async fn authorize(
-    node: &Arc<KvNode>,
+    node: &Arc<Store>,
     stream_id: u64,
     token: &str,
 ) -> SqlResult<ProducerDetails> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+    let mut txn = node.begin()?;
     let (job, details, progress) = load(&mut txn, stream_id).await?;
     // An ended stream's secret is gone: it is refused for what it is, below.
     let secret = secrets::get(&mut txn, stream_id).await?;
@@ -216,7 +216,7 @@ pub async fn authorize(
 }
 
 /// Split points of `span` so that each of `n` parts holds about as many keys.
-fn split_span(node: &KvNode, span: &KeySpan, n: usize) -> SqlResult<Vec<KeySpan>> {
+fn split_span(node: &Store, span: &KeySpan, n: usize) -> SqlResult<Vec<KeySpan>> {
     if n <= 1 {
         return Ok(vec![span.clone()]);
     }
@@ -275,8 +275,8 @@ fn split_span(node: &KvNode, span: &KeySpan, n: usize) -> SqlResult<Vec<KeySpan>
 
 /// The stream's partitions over the live source nodes: the virtual cluster's keyspace split
 /// into one part per node, each served by that node.
-pub async fn plan(node: &Arc<KvNode>, stream_id: u64) -> SqlResult<StreamSpec> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+pub async fn plan(node: &Arc<Store>, stream_id: u64) -> SqlResult<StreamSpec> {
+    let mut txn = node.begin()?;
     let (job, details, _) = load(&mut txn, stream_id).await?;
     if job.status != status::RUNNING {
         return Err(SqlError::new(
@@ -314,7 +314,7 @@ pub async fn plan(node: &Arc<KvNode>, stream_id: u64) -> SqlResult<StreamSpec> {
 /// A heartbeat from the standby: moves the protected timestamp forward to `retained` (never
 /// back) and extends the expiration.
 pub async fn heartbeat(
-    node: &Arc<KvNode>,
+    node: &Arc<Store>,
     stream_id: u64,
     retained: Timestamp,
 ) -> SqlResult<StreamStatus> {
@@ -324,7 +324,7 @@ pub async fn heartbeat(
             "a heartbeat cannot protect the maximum timestamp",
         ));
     }
-    let mut txn = node.begin(RangeId::FIRST)?;
+    let mut txn = node.begin()?;
     let (mut job, details, mut progress) = load(&mut txn, stream_id).await?;
     if job.status != status::RUNNING {
         return Ok(StreamStatus {
@@ -389,8 +389,8 @@ async fn expire(
 }
 
 /// Ends the stream: the producer job finishes and its protection is released.
-pub async fn complete(node: &Arc<KvNode>, stream_id: u64, successful: bool) -> SqlResult<()> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+pub async fn complete(node: &Arc<Store>, stream_id: u64, successful: bool) -> SqlResult<()> {
+    let mut txn = node.begin()?;
     let (mut job, details, _) = load(&mut txn, stream_id).await?;
     if job.is_terminal() {
         return Ok(());
@@ -414,8 +414,8 @@ pub async fn complete(node: &Arc<KvNode>, stream_id: u64, successful: bool) -> S
 
 /// Expires every running producer job whose standby stopped heart-beating (run periodically
 /// by every node; transactions make concurrent sweeps harmless).
-pub async fn sweep_expired(node: &Arc<KvNode>) -> SqlResult<()> {
-    let mut txn = node.begin(RangeId::FIRST)?;
+pub async fn sweep_expired(node: &Arc<Store>) -> SqlResult<()> {
+    let mut txn = node.begin()?;
     let candidates: Vec<u64> = jobs::list(&mut txn)
         .await?
         .into_iter()
@@ -425,7 +425,7 @@ pub async fn sweep_expired(node: &Arc<KvNode>) -> SqlResult<()> {
     for stream_id in candidates {
         // Re-read inside the writing transaction, so that a heartbeat or a completion that
         // committed since the scan makes it conflict or see the stream alive.
-        let mut txn = node.begin(RangeId::FIRST)?;
+        let mut txn = node.begin()?;
         let expired = match load(&mut txn, stream_id).await {
             Ok((mut job, details, progress))
                 if job.status == status::RUNNING

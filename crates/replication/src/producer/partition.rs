@@ -11,7 +11,7 @@ use crate::spec::{
     BATCH_BYTES_MAX, WireVersion, encode_batch, span_ts_from_pb, span_ts_to_pb, ts_from_pb,
 };
 use hlc::Timestamp;
-use kv::{Applied, KvNode, NodeSlot, RangeId};
+use kv::{Applied, NodeSlot, Store};
 use proto::replication as pb;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,7 +52,7 @@ impl SourceService {
 type Tx = mpsc::Sender<Result<pb::StreamEvent, Status>>;
 
 struct Stream {
-    node: Arc<KvNode>,
+    node: Arc<Store>,
     tx: Tx,
     spans: Vec<KeySpan>,
     entries: Vec<SpanTs>,
@@ -228,6 +228,23 @@ impl Stream {
         Ok(Ok((events, resolved)))
     }
 
+    /// The smallest span holding every span of the partition (the KV layer routes by it).
+    fn hull(&self) -> storage::Span {
+        let start = self
+            .spans
+            .iter()
+            .map(|s| s.start.clone())
+            .min()
+            .unwrap_or_default();
+        let end = self
+            .spans
+            .iter()
+            .map(|s| s.end.clone())
+            .max()
+            .unwrap_or_default();
+        storage::Span::new(start, end)
+    }
+
     fn all_at(&self, ts: Timestamp) -> Vec<SpanTs> {
         self.spans
             .iter()
@@ -242,7 +259,7 @@ impl Stream {
         if self.initial_scan_ts > self.node.closed_ts()
             && let Err(e) = self
                 .node
-                .ensure_closed(RangeId::FIRST, self.initial_scan_ts)
+                .ensure_closed(&self.hull(), self.initial_scan_ts)
                 .await
         {
             return Ok(Err(e.to_string()));

@@ -1,7 +1,7 @@
 //! An in-process node serving SQL over pgwire on 127.0.0.1 (insecure), for SQL tests.
 #![allow(dead_code)]
 
-use kv::{KvNode, filled_slot};
+use kv::{Store, filled_slot};
 use sql::bootstrap::Profile;
 use sql::{PgHandlers, SqlServer};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 /// A running single-node cluster with its SQL port.
 pub struct SqlTestServer {
     pub addr: String,
-    pub node: Arc<KvNode>,
+    pub node: Arc<Store>,
     /// The node's SQL layer (its metrics and caches).
     pub sql: Arc<SqlServer>,
     _dir: TempDir,

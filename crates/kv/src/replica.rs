@@ -1,30 +1,31 @@
-//! A node's replica of the range and the KV API it serves: reads at a timestamp, commits
-//! (routed to the leader), closing timestamps, rangefeeds, membership changes.
+//! A replica: one range's Raft group on this node (its openraft instance, applied state,
+//! lease, closed timestamp and rangefeed broadcast) and what it serves: reads at a
+//! timestamp, commits (routed to the leader), closing timestamps, rangefeeds, membership
+//! changes. The [`crate::Store`] holds a node's replicas and routes key-addressed requests to
+//! them; only the replica API takes range ids.
 
 use crate::command::{Command, CommandResult, IngestFence, TypeConfig};
 use crate::convert::{ts_from_pb, ts_to_pb};
 use crate::lease::{Lease, ProposalTracker};
-use crate::limits::{
-    COMMAND_BYTES_CEILING, COMMAND_BYTES_DEFAULT, COMMAND_BYTES_FLOOR, KV_MESSAGE_BYTES_MAX,
-};
+use crate::limits::KV_MESSAGE_BYTES_MAX;
 use crate::log_store::LogStore;
 use crate::network::{Connections, NetworkFactory};
 use crate::rangefeed::{self, RangefeedEvent};
 use crate::read::{ReadOp, ReadSpec, ReadValue};
 use crate::state_machine::{Applied, AppliedFeed, StateMachine};
+use crate::store::StoreSettings;
 use crate::txn::{CommitOutcome, TxnBuffer, outcome_from_response};
-use crate::{KvConfig, KvError, KvMetrics, KvResult, NodeId, RangeId, Txn};
+use crate::{KvConfig, KvError, KvMetrics, KvResult, NodeId, RangeId};
 use hlc::{Clock, Timestamp};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Raft};
 use proto::kv as pb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use storage::{Engine, FjallEngine, MvccVersion, ScanResult, Span};
 use tokio::sync::{broadcast, mpsc};
-use tonic::transport::ClientTlsConfig;
 
 /// Voters a range keeps; further nodes join as learners.
 const VOTERS_MAX: usize = 5;
@@ -35,7 +36,7 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// The largest ingest entry (bytes of keys and values): well under the KV service's message
 /// limit, and small enough that a few of them fit one Raft append.
 pub(crate) const INGEST_ENTRY_BYTES_MAX: usize = 32 << 20;
-/// The most keys [`KvNode::clear_span`] reads per page.
+/// The most keys [`crate::Store::clear_span`] reads per page.
 pub(crate) const CLEAR_PAGE_KEYS: usize = 1_000;
 /// The most versions one revert entry removes (a larger request is cut to this).
 pub(crate) const REVERT_ENTRY_VERSIONS_MAX: u64 = 100_000;
@@ -52,8 +53,11 @@ pub struct NodeStatus {
     pub learners: Vec<NodeId>,
 }
 
-/// A node's replica of the range and its KV API.
-pub struct KvNode {
+/// One range's replica on this node.
+pub struct Replica {
+    range_id: RangeId,
+    /// The keys the range holds (its descriptor's span).
+    span: Span,
     id: NodeId,
     advertise_addr: String,
     raft: Raft<TypeConfig>,
@@ -66,9 +70,8 @@ pub struct KvNode {
     /// Milliseconds since `started` of the last proposal made by this node.
     last_proposal_ms: AtomicU64,
     started: Instant,
-    /// `kv.raft.command.max_size`: the largest encoded command this node proposes (as leader)
-    /// or forwards (as gateway). See [`KvNode::set_command_bytes_max`].
-    command_bytes_max: AtomicUsize,
+    /// The store's settings (`kv.raft.command.max_size`, the GC policy, the log caps).
+    settings: Arc<StoreSettings>,
     /// Held by the leader while it changes the membership: openraft refuses (and logs an
     /// ERROR for) a change while another is in progress, which nodes joining together cause.
     membership_change: tokio::sync::Mutex<()>,
@@ -80,39 +83,42 @@ pub struct KvNode {
     /// One close proposal at a time; holds the highest timestamp a finished proposal closed,
     /// so that concurrent waits for a closed timestamp share one proposal.
     close_gate: tokio::sync::Mutex<Timestamp>,
-    /// The highest lease sequence this node gave up early (see [`KvNode::release_lease`]): it
+    /// The highest lease sequence this node gave up early (see [`Replica::release_lease`]): it
     /// serves no read under it.
     released_lease: AtomicU64,
-    /// What the GC queue collects (see [`crate::gc`]).
-    pub(crate) gc_policy: crate::gc::GcPolicyCell,
-    /// `kv.raft_log.truncation_max_entries` and `_max_bytes` (see `log_truncation`).
-    truncation_caps: crate::log_truncation::TruncationCaps,
 }
 
-impl std::fmt::Debug for KvNode {
+impl std::fmt::Debug for Replica {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KvNode")
-            .field("id", &self.id)
+        f.debug_struct("Replica")
+            .field("range_id", &self.range_id)
+            .field("node_id", &self.id)
             .field("advertise_addr", &self.advertise_addr)
             .finish_non_exhaustive()
     }
 }
 
-impl KvNode {
-    /// Starts the replica of node `id` over `engine` (the Raft log goes in its own fjall
-    /// database under the store's directory). `tls` secures outgoing RPCs; `None` means insecure.
-    pub async fn start(
+impl Replica {
+    /// Opens `range_id`'s replica on node `id` over the store's `engine` (its Raft log goes in
+    /// the store's log database, under keys prefixed by the range id) and starts its
+    /// background work: the closed-timestamp and lease ticker, the GC queue, log truncation.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn open(
+        range_id: RangeId,
+        span: Span,
         id: NodeId,
         advertise_addr: String,
         engine: Arc<FjallEngine>,
         clock: Arc<Clock>,
+        conns: Arc<Connections>,
         config: KvConfig,
-        tls: Option<ClientTlsConfig>,
         metrics: KvMetrics,
+        settings: Arc<StoreSettings>,
+        events: broadcast::Sender<Arc<Applied>>,
     ) -> KvResult<Arc<Self>> {
-        let log_store = LogStore::open(engine.clone(), metrics.clone())?;
+        let log_store = LogStore::open(engine.clone(), metrics.clone(), range_id)?;
         let truncation_log = log_store.clone();
-        let feed = Arc::new(AppliedFeed::new(config.rangefeed_buffer_entries));
+        let feed = Arc::new(AppliedFeed::with_events(events));
         // Blocking: it may finish a snapshot install a crash interrupted.
         let sm = {
             let (engine, clock, feed, metrics) =
@@ -121,12 +127,11 @@ impl KvNode {
                 fail_after_batches: config.snapshot_install_fail_after_batches,
             };
             tokio::task::spawn_blocking(move || {
-                StateMachine::open(engine, clock, feed, metrics, hooks)
+                StateMachine::open(range_id, engine, clock, feed, metrics, hooks)
             })
             .await
             .map_err(|e| KvError::Raft(e.to_string()))??
         };
-        let conns = Arc::new(Connections::new(tls));
         let raft_config = config
             .raft_config()
             .validate()
@@ -135,6 +140,7 @@ impl KvNode {
             id.0,
             Arc::new(raft_config),
             NetworkFactory {
+                range_id,
                 conns: conns.clone(),
                 metrics: metrics.clone(),
             },
@@ -143,11 +149,9 @@ impl KvNode {
         )
         .await
         .map_err(|e| KvError::Raft(e.to_string()))?;
-        let truncation_caps = crate::log_truncation::TruncationCaps::new(
-            config.raft_log_truncation_max_entries,
-            config.raft_log_truncation_max_bytes,
-        );
-        let node = Arc::new(KvNode {
+        let replica = Arc::new(Replica {
+            range_id,
+            span,
             id,
             advertise_addr,
             raft,
@@ -159,36 +163,42 @@ impl KvNode {
             metrics,
             last_proposal_ms: AtomicU64::new(0),
             started: Instant::now(),
-            command_bytes_max: AtomicUsize::new(COMMAND_BYTES_DEFAULT),
+            settings,
             membership_change: tokio::sync::Mutex::new(()),
             tracker: ProposalTracker::default(),
             tainted_term: AtomicU64::new(0),
             close_gate: tokio::sync::Mutex::new(Timestamp::ZERO),
             released_lease: AtomicU64::new(0),
-            gc_policy: crate::gc::GcPolicyCell::default(),
-            truncation_caps,
         });
-        tokio::spawn(closed_ts_ticker(Arc::downgrade(&node)));
-        tokio::spawn(crate::gc::gc_queue(Arc::downgrade(&node)));
+        tokio::spawn(closed_ts_ticker(Arc::downgrade(&replica)));
+        tokio::spawn(crate::gc::gc_queue(Arc::downgrade(&replica)));
         tokio::spawn(crate::log_truncation::run(
-            Arc::downgrade(&node),
+            Arc::downgrade(&replica),
             truncation_log,
         ));
-        Ok(node)
+        Ok(replica)
+    }
+
+    /// The range this replica belongs to.
+    pub fn range_id(&self) -> RangeId {
+        self.range_id
+    }
+
+    /// The keys of the range.
+    pub fn span(&self) -> &Span {
+        &self.span
     }
 
     /// This node's id.
-    pub fn id(&self) -> NodeId {
+    pub fn node_id(&self) -> NodeId {
         self.id
     }
 
-    /// The node's clock.
-    pub fn clock(&self) -> &Arc<Clock> {
+    pub(crate) fn clock(&self) -> &Arc<Clock> {
         &self.clock
     }
 
-    /// The node's storage engine.
-    pub fn engine(&self) -> &Arc<FjallEngine> {
+    pub(crate) fn engine(&self) -> &Arc<FjallEngine> {
         &self.engine
     }
 
@@ -196,17 +206,15 @@ impl KvNode {
         &self.feed
     }
 
-    pub(crate) fn truncation_caps(&self) -> &crate::log_truncation::TruncationCaps {
-        &self.truncation_caps
+    pub(crate) fn settings(&self) -> &StoreSettings {
+        &self.settings
     }
 
-    /// The node's KV settings.
-    pub fn config(&self) -> &KvConfig {
+    pub(crate) fn config(&self) -> &KvConfig {
         &self.config
     }
 
-    /// The node's KV metrics.
-    pub fn metrics(&self) -> &KvMetrics {
+    pub(crate) fn metrics(&self) -> &KvMetrics {
         &self.metrics
     }
 
@@ -255,13 +263,6 @@ impl KvNode {
         let offset_ns = u64::try_from(self.clock.max_offset().as_nanos()).unwrap_or(u64::MAX);
         let now = self.clock.now();
         (now.wall_time_ns.saturating_add(offset_ns) < lease.expiration.wall_time_ns).then_some(term)
-    }
-
-    pub(crate) fn check_range(range: RangeId) -> KvResult<()> {
-        if range != RangeId::FIRST {
-            return Err(KvError::UnknownRange(range));
-        }
-        Ok(())
     }
 
     /// Initialises a new cluster with this node as its only voter. Fails with
@@ -331,26 +332,10 @@ impl KvNode {
         }
     }
 
-    /// The largest encoded command this node proposes or forwards (`kv.raft.command.max_size`).
-    pub fn command_bytes_max(&self) -> usize {
-        self.command_bytes_max.load(Ordering::Relaxed)
-    }
-
-    /// Sets `kv.raft.command.max_size` on this node, clamped to
-    /// [`COMMAND_BYTES_FLOOR`]..=[`COMMAND_BYTES_CEILING`] (so a command always fits a Raft
-    /// message); returns the value in effect. The SQL layer calls it when the setting changes.
-    pub fn set_command_bytes_max(&self, bytes: u64) -> usize {
-        let bytes = usize::try_from(bytes)
-            .unwrap_or(usize::MAX)
-            .clamp(COMMAND_BYTES_FLOOR, COMMAND_BYTES_CEILING);
-        self.command_bytes_max.store(bytes, Ordering::Relaxed);
-        bytes
-    }
-
     /// Refuses a command of `bytes` encoded bytes over `kv.raft.command.max_size`: one entry
     /// that large would have to cross every follower's Raft append, and the log, whole.
     fn check_command_bytes(&self, command: &str, bytes: usize) -> KvResult<()> {
-        let bytes_max = self.command_bytes_max();
+        let bytes_max = self.settings.command_bytes_max();
         if bytes > bytes_max {
             self.metrics.commands_too_large.inc();
             tracing::info!(
@@ -532,8 +517,7 @@ impl KvNode {
     /// Proposes `command` through the leader, which stamps it, and returns its result. A retry
     /// after a lost response may apply the command twice: only for commands where that is
     /// harmless (ingest, revert).
-    async fn propose(&self, range: RangeId, command: Command) -> KvResult<CommandResult> {
-        Self::check_range(range)?;
+    async fn propose(&self, command: Command) -> KvResult<CommandResult> {
         let payload = postcard::to_allocvec(&command).map_err(|e| KvError::Codec(e.to_string()))?;
         // Also checked before forwarding: the leader checks again once it has stamped it.
         self.check_command_bytes(command.name(), payload.len())?;
@@ -541,7 +525,7 @@ impl KvNode {
             || self.propose_stamped_local(command.clone()),
             |mut c| {
                 let request = pb::ProposeRequest {
-                    range_id: range.0,
+                    range_id: self.range_id.0,
                     command: payload.clone(),
                 };
                 async move {
@@ -619,30 +603,27 @@ impl KvNode {
     /// Waits until this replica has closed `ts`, asking the leader to close it if needed.
     /// Concurrent callers share proposals: one is in flight at a time, and a caller whose `ts`
     /// a finished proposal covered proposes nothing.
-    pub async fn ensure_closed(&self, range: RangeId, ts: Timestamp) -> KvResult<()> {
-        Self::check_range(range)?;
+    pub async fn ensure_closed(&self, ts: Timestamp) -> KvResult<()> {
         if self.closed_ts() >= ts {
             return Ok(());
         }
         {
             let mut promised = self.close_gate.lock().await;
             if *promised < ts && self.closed_ts() < ts {
-                let closed = match tokio::time::timeout(
-                    self.config.read_wait_max,
-                    self.propose_close(range, ts),
-                )
-                .await
-                {
-                    Ok(closed) => closed?,
-                    Err(_) => {
-                        return Err(KvError::ReadTimeout {
-                            wanted: ts,
-                            closed: self.closed_ts(),
-                            waited_ms: u64::try_from(self.config.read_wait_max.as_millis())
-                                .unwrap_or(u64::MAX),
-                        });
-                    }
-                };
+                let closed =
+                    match tokio::time::timeout(self.config.read_wait_max, self.propose_close(ts))
+                        .await
+                    {
+                        Ok(closed) => closed?,
+                        Err(_) => {
+                            return Err(KvError::ReadTimeout {
+                                wanted: ts,
+                                closed: self.closed_ts(),
+                                waited_ms: u64::try_from(self.config.read_wait_max.as_millis())
+                                    .unwrap_or(u64::MAX),
+                            });
+                        }
+                    };
                 *promised = (*promised).max(closed);
             }
         }
@@ -650,13 +631,13 @@ impl KvNode {
     }
 
     /// Has the leader close `ts`; returns the closing entry's timestamp.
-    async fn propose_close(&self, range: RangeId, ts: Timestamp) -> KvResult<Timestamp> {
+    async fn propose_close(&self, ts: Timestamp) -> KvResult<Timestamp> {
         self.on_leader(
             || self.close_local(ts),
             |mut c| async move {
                 let r = c
                     .close(pb::CloseRequest {
-                        range_id: range.0,
+                        range_id: self.range_id.0,
                         ts: Some(ts_to_pb(ts)),
                     })
                     .await?;
@@ -683,19 +664,9 @@ impl KvNode {
 
     /// The value of `key` as of exactly `read_ts` (no uncertainty), from this replica, the
     /// leaseholder, or once this replica closed `read_ts` (see [`crate::read`]).
-    pub async fn get(
-        &self,
-        range: RangeId,
-        key: &[u8],
-        read_ts: Timestamp,
-    ) -> KvResult<Option<Vec<u8>>> {
+    pub async fn get(&self, key: &[u8], read_ts: Timestamp) -> KvResult<Option<Vec<u8>>> {
         match self
-            .read(
-                range,
-                ReadOp::Get(key.to_vec()),
-                ReadSpec::fixed(read_ts),
-                false,
-            )
+            .read(ReadOp::Get(key.to_vec()), ReadSpec::fixed(read_ts), false)
             .await?
         {
             (ReadValue::Get(v), _) => Ok(v),
@@ -703,17 +674,15 @@ impl KvNode {
         }
     }
 
-    /// The live keys of `span` as of exactly `read_ts` (no uncertainty); see [`KvNode::get`].
+    /// The live keys of `span` as of exactly `read_ts` (no uncertainty); see [`Replica::get`].
     pub async fn scan(
         &self,
-        range: RangeId,
         span: &Span,
         read_ts: Timestamp,
         limit: usize,
     ) -> KvResult<ScanResult> {
         match self
             .read(
-                range,
                 ReadOp::Scan(span.clone(), limit),
                 ReadSpec::fixed(read_ts),
                 false,
@@ -725,24 +694,17 @@ impl KvNode {
         }
     }
 
-    /// A fresh timestamp from this node's clock (a gateway read timestamp).
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
     /// The fingerprint of `span` in `(start_ts, end_ts]` on this replica, once it has closed
     /// `end_ts` (an `end_ts` of [`Timestamp::MAX`] takes whatever is applied now).
     pub async fn fingerprint(
         &self,
-        range: RangeId,
         span: &Span,
         start_ts: Timestamp,
         end_ts: Timestamp,
     ) -> KvResult<u64> {
         if end_ts != Timestamp::MAX {
-            self.ensure_closed(range, end_ts).await?;
+            self.ensure_closed(end_ts).await?;
         }
-        Self::check_range(range)?;
         let fp = self.engine.fingerprint(span, start_ts, end_ts)?;
         if end_ts != Timestamp::MAX {
             self.check_gc_threshold(span, end_ts)?;
@@ -758,20 +720,18 @@ impl KvNode {
     /// [`Timestamp::MAX`].
     pub async fn fingerprint_stripped(
         &self,
-        range: RangeId,
         span: &Span,
         strip_prefix: usize,
         start_ts: Timestamp,
         end_ts: Timestamp,
     ) -> KvResult<u64> {
-        Self::check_range(range)?;
         let now = self.clock.now();
         let wait_ts = if end_ts == Timestamp::MAX {
             now
         } else {
             now.max(end_ts)
         };
-        self.ensure_closed(range, wait_ts).await?;
+        self.ensure_closed(wait_ts).await?;
         let fp = self
             .engine
             .fingerprint_stripped(span, strip_prefix, start_ts, end_ts)?;
@@ -794,35 +754,32 @@ impl KvNode {
     /// timestamp and are not published to rangefeeds' live tail (only to their catch-up
     /// scans), and transactions do not see them as conflicts: the span being ingested must not
     /// be served to transactions meanwhile (a standby's virtual cluster is offline).
-    pub async fn ingest(&self, range: RangeId, versions: Vec<MvccVersion>) -> KvResult<Timestamp> {
-        self.propose_ingest(range, None, versions).await
+    pub async fn ingest(&self, versions: Vec<MvccVersion>) -> KvResult<Timestamp> {
+        self.propose_ingest(None, versions).await
     }
 
-    /// [`KvNode::ingest`], applied only while `fence.key` holds exactly `fence.value` (checked
+    /// [`Replica::ingest`], applied only while `fence.key` holds exactly `fence.value` (checked
     /// at apply, in log order, on every replica): once the fence's owner moved it (a cutover,
     /// a new epoch of writers) the entry writes nothing and this returns
     /// [`KvError::IngestFenced`], which retrying with the same fence cannot change.
     pub async fn ingest_fenced(
         &self,
-        range: RangeId,
         fence: IngestFence,
         versions: Vec<MvccVersion>,
     ) -> KvResult<Timestamp> {
-        self.propose_ingest(range, Some(fence), versions).await
+        self.propose_ingest(Some(fence), versions).await
     }
 
     async fn propose_ingest(
         &self,
-        range: RangeId,
         fence: Option<IngestFence>,
         versions: Vec<MvccVersion>,
     ) -> KvResult<Timestamp> {
-        Self::check_range(range)?;
         let bytes: usize = versions.iter().map(MvccVersion::size_bytes).sum();
         if bytes > INGEST_ENTRY_BYTES_MAX {
             return Err(KvError::EntryTooLarge {
                 what: "ingest batch",
-                range,
+                range: self.range_id,
                 bytes,
                 bytes_max: INGEST_ENTRY_BYTES_MAX,
             });
@@ -845,7 +802,7 @@ impl KvNode {
                 versions,
             },
         };
-        match self.propose(range, command).await? {
+        match self.propose(command).await? {
             CommandResult::Applied { ts } => {
                 if let Err(e) = self.clock.update(ts) {
                     tracing::warn!(node_id = self.id.0, error = %e, "clock not forwarded past an ingest");
@@ -853,12 +810,12 @@ impl KvNode {
                 Ok(ts)
             }
             CommandResult::Fenced { .. } => Err(KvError::IngestFenced {
-                range,
+                range: self.range_id,
                 key: storage::encoding::PrettyKey(fence_key.unwrap_or_default()),
             }),
             CommandResult::Failed { error, .. } => Err(KvError::CommandRejected {
                 command: "ingest",
-                range,
+                range: self.range_id,
                 error,
             }),
             other => Err(KvError::Raft(format!("unexpected ingest result {other:?}"))),
@@ -871,12 +828,10 @@ impl KvNode {
     /// exactly as it did at `to_ts`.
     pub async fn revert_span(
         &self,
-        range: RangeId,
         span: Span,
         to_ts: Timestamp,
         max_versions: u64,
     ) -> KvResult<Option<Vec<u8>>> {
-        Self::check_range(range)?;
         span.validate()?;
         if max_versions == 0 {
             return Err(KvError::Storage(storage::StorageError::ZeroLimit {
@@ -890,76 +845,15 @@ impl KvNode {
             to_ts,
             max_versions: max_versions.min(REVERT_ENTRY_VERSIONS_MAX),
         };
-        match self.propose(range, command).await? {
+        match self.propose(command).await? {
             CommandResult::Reverted { resume_key, .. } => Ok(resume_key),
             CommandResult::Failed { error, .. } => Err(KvError::CommandRejected {
                 command: "revert_span",
-                range,
+                range: self.range_id,
                 error,
             }),
             other => Err(KvError::Raft(format!("unexpected revert result {other:?}"))),
         }
-    }
-
-    /// Deletes every live key of `span` (writes tombstones, as transactions do), in
-    /// transactions of their own, each at most a quarter of `kv.raft.command.max_size` and
-    /// [`CLEAR_PAGE_KEYS`] keys: a span of any size is cleared without one oversized Raft
-    /// command. The deletes are blind (no read set), so they never conflict; keys written to
-    /// the span meanwhile may survive, so callers clear spans nothing writes to any more.
-    /// Returns the number of keys deleted.
-    pub async fn clear_span(self: &Arc<Self>, range: RangeId, span: &Span) -> KvResult<u64> {
-        Self::check_range(range)?;
-        span.validate()?;
-        let budget = (self.command_bytes_max() / 4).max(1);
-        let mut span = span.clone();
-        let mut deleted = 0u64;
-        loop {
-            let page = self.scan(range, &span, self.now(), CLEAR_PAGE_KEYS).await?;
-            let mut txn = self.begin(range)?;
-            let mut bytes = 0usize;
-            for kv in page.rows {
-                // A deleted key costs its bytes plus a few of framing in the command.
-                let cost = kv.key.len() + 8;
-                if bytes > 0 && bytes + cost > budget {
-                    txn.commit().await?;
-                    txn = self.begin(range)?;
-                    bytes = 0;
-                }
-                bytes += cost;
-                deleted += 1;
-                txn.delete(kv.key);
-            }
-            txn.commit().await?;
-            match page.resume_key {
-                Some(k) => span.start = k,
-                None => return Ok(deleted),
-            }
-        }
-    }
-
-    /// Subscribes to this replica's applied entries, the broadcast rangefeeds tail: for a
-    /// consumer (a replication producer) that runs its own catch-up scans. A receiver that
-    /// falls more than `rangefeed_buffer_entries` behind gets `Lagged` and must restart from
-    /// its last checkpoint, as must one that receives [`Applied::Reset`].
-    pub fn subscribe_applied(&self) -> broadcast::Receiver<Arc<Applied>> {
-        self.feed.events.subscribe()
-    }
-
-    /// Begins a transaction reading at the current time (with clock uncertainty: see
-    /// [`crate::read`]).
-    pub fn begin(self: &Arc<Self>, range: RangeId) -> KvResult<Txn> {
-        Self::check_range(range)?;
-        Ok(Txn::new(
-            self.clone(),
-            range,
-            ReadSpec::present(self.clock.now(), self.clock.max_offset()),
-        ))
-    }
-
-    /// Begins a transaction reading at exactly `read_ts` (a historical read when in the past).
-    pub fn begin_at(self: &Arc<Self>, range: RangeId, read_ts: Timestamp) -> KvResult<Txn> {
-        Self::check_range(range)?;
-        Ok(Txn::new(self.clone(), range, ReadSpec::fixed(read_ts)))
     }
 
     /// On the leader: proposes a transaction. `Ok(Err(key))` is an abort on `key`.
@@ -974,12 +868,11 @@ impl KvNode {
     }
 
     /// Commits a transaction through the leader. `Ok(Err(key))` is an abort on `key`.
-    pub(crate) async fn commit(&self, range: RangeId, txn: &TxnBuffer) -> KvResult<CommitOutcome> {
-        Self::check_range(range)?;
+    pub(crate) async fn commit(&self, txn: &TxnBuffer) -> KvResult<CommitOutcome> {
         // Refused here, before a message of that size is sent to the leader (which checks
         // again with its own clock's timestamp).
         self.check_command_bytes("txn", txn.command_bytes(self.clock.now()))?;
-        let request = txn.to_request(range, false);
+        let request = txn.to_request(self.range_id, false);
         self.on_leader(
             || self.commit_local(txn.clone()),
             |mut c| {
@@ -993,11 +886,9 @@ impl KvNode {
     /// Streams every committed version of `span` above `from_ts`, with checkpoints.
     pub fn rangefeed(
         self: &Arc<Self>,
-        range: RangeId,
         span: Span,
         from_ts: Timestamp,
     ) -> KvResult<mpsc::Receiver<KvResult<RangefeedEvent>>> {
-        Self::check_range(range)?;
         Ok(rangefeed::start(self.clone(), span, from_ts))
     }
 
@@ -1100,13 +991,6 @@ impl KvNode {
             .collect()
     }
 
-    /// Fault injection for tests: while set, this node sends and accepts no RPC (Raft or KV),
-    /// as if a network partition cut it off; requests served in-process still run.
-    #[doc(hidden)]
-    pub fn set_isolated(&self, isolated: bool) {
-        self.conns.set_isolated(isolated);
-    }
-
     /// Fault injection for tests: makes this node start an election now.
     #[doc(hidden)]
     pub async fn campaign(&self) -> KvResult<()> {
@@ -1115,18 +999,6 @@ impl KvNode {
             .elect()
             .await
             .map_err(|e| KvError::Raft(e.to_string()))
-    }
-
-    /// Whether [`KvNode::set_isolated`] cut this node off.
-    #[doc(hidden)]
-    pub fn is_isolated(&self) -> bool {
-        self.conns.is_isolated()
-    }
-
-    /// A channel to another node of the cluster, with the node's TLS identity (for the
-    /// cluster's internal services).
-    pub fn channel(&self, addr: &str) -> KvResult<tonic::transport::Channel> {
-        self.conns.channel(addr)
     }
 
     /// Stops the Raft group.
@@ -1144,7 +1016,7 @@ fn retryable(s: &tonic::Status) -> bool {
 }
 
 /// Keeps closed timestamps moving while idle, and updates the Raft gauges.
-async fn closed_ts_ticker(node: std::sync::Weak<KvNode>) {
+async fn closed_ts_ticker(node: std::sync::Weak<Replica>) {
     let period = match node.upgrade() {
         Some(n) => (n.config.closed_ts_target_interval / 4).max(Duration::from_millis(5)),
         None => return,
