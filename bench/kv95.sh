@@ -9,8 +9,9 @@
 # are discarded, like the --ramp of CockroachDB's roachtests) and then --duration, and stops the
 # cluster by PID. Prints ops/s and p99 of every run, the means, and the head/base ratios.
 # The binaries are cached by commit under <target>/kv95-bin, so a second run builds nothing;
-# both builds share the cargo target directory's compiled dependencies. BASE_REV=HEAD on a
-# clean tree builds once and measures the run-to-run noise.
+# the base commit builds in <target>/kv95-base-target (a second source tree must not share
+# artifacts with the working tree's). BASE_REV=HEAD on a clean tree builds once and measures
+# the run-to-run noise.
 #
 # usage: bench/kv95.sh [BASE_REV] [--duration 30s] [--ramp 5s] [--rounds 2] [--concurrency 8]
 #                      [--rows 10000] [--dev] [--keep]
@@ -108,32 +109,38 @@ trap 'exit 143' TERM
 
 # --- the two binaries -----------------------------------------------------------------------
 
-# build SRC_DIR: builds roach-cli in SRC_DIR into the shared target directory.
+# build SRC_DIR TARGET_DIR: builds roach-cli in SRC_DIR into TARGET_DIR. The base commit gets
+# a target directory of its own: cargo identifies a workspace's path crates by their path
+# relative to the workspace, so two source trees sharing one target directory share artifacts,
+# and a build script whose inputs are older than the other tree's outputs (the .proto files)
+# would not rerun.
 build() {
     local args=(build -j2 -p roach-cli)
     [[ $profile == release ]] && args+=(--release)
-    (cd "$1" && CARGO_TARGET_DIR="$target" cargo "${args[@]}")
+    (cd "$1" && CARGO_TARGET_DIR="$2" cargo "${args[@]}")
 }
 
 base_bin="$cache/roach-$profile-${base_sha:0:12}"
 if [[ ! -x "$base_bin" ]]; then
     say "building roach at $base_rev (${base_sha:0:12}), $profile"
     src="$repo"
+    base_target="$target"
     if [[ $base_sha != "$head_sha" || -n "$dirty" ]]; then
-        # Another commit (or HEAD under local changes): its own source tree.
+        # Another commit (or HEAD under local changes): its own source tree and target.
         src="$tmp/base-src"
+        base_target="$target/kv95-base-target"
         mkdir -p "$src"
         git -C "$repo" archive "$base_sha" | tar -x -C "$src"
     fi
-    build "$src"
-    cp "$target/$out_dir/roach" "$base_bin.partial"
+    build "$src" "$base_target"
+    cp "$base_target/$out_dir/roach" "$base_bin.partial"
     mv "$base_bin.partial" "$base_bin"
 fi
 if [[ -z "$dirty" && -x "$cache/roach-$profile-${head_sha:0:12}" ]]; then
     head_bin="$cache/roach-$profile-${head_sha:0:12}"
 else
     say "building roach at the working tree (${head_sha:0:12}$dirty), $profile"
-    build "$repo"
+    build "$repo" "$target"
     head_bin="$tmp/roach-head"
     cp "$target/$out_dir/roach" "$head_bin"
     if [[ -z "$dirty" ]]; then

@@ -104,18 +104,42 @@ impl FrameTracker {
     }
 }
 
-/// A socket whose reads are checked by a [`FrameTracker`].
+/// Responses held back before they are sent: more than this goes out at once.
+const WRITE_COALESCE_BYTES: usize = 64 << 10;
+
+/// A socket whose reads are checked by a [`FrameTracker`], and whose writes are coalesced:
+/// pgwire flushes after every message it sends (a `BindComplete`, each `DataRow`, a
+/// `CommandComplete`, a `ReadyForQuery`), which would cost a send (and a wake-up of the
+/// client) per message. A flush here only sends once [`WRITE_COALESCE_BYTES`] are held; the
+/// connection loop sends the rest before it waits for the client ([`MessageLimit::poll_send`]),
+/// as PostgreSQL answers a whole pipeline up to `Sync` in one write.
 #[derive(Debug)]
 pub struct MessageLimit<IO> {
     io: IO,
     tracker: FrameTracker,
     refused: bool,
+    /// Written by pgwire, not yet sent.
+    out: Vec<u8>,
 }
 
 impl<IO> MessageLimit<IO> {
     fn refuse(&mut self, e: MessageTooLarge) -> io::Error {
         self.refused = true;
         io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> MessageLimit<IO> {
+    /// Sends every byte held back, then flushes the socket.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.io).poll_write(cx, &self.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.out.drain(..n);
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 }
 
@@ -152,15 +176,27 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for MessageLimit<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.out.len() >= WRITE_COALESCE_BYTES {
+            std::task::ready!(this.poll_send(cx))?;
+        }
+        this.out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        if this.out.len() >= WRITE_COALESCE_BYTES {
+            return this.poll_send(cx);
+        }
+        // Sent by the connection loop before it waits for the client.
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_send(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
 
@@ -232,77 +268,103 @@ pub async fn serve_with_limit<H: PgWireServerHandlers>(
             io: old.io,
             tracker,
             refused: false,
+            out: Vec::new(),
         },
         old.codec,
     );
     parts.read_buf = old.read_buf;
     parts.write_buf = old.write_buf;
     let mut socket = Framed::from_parts(parts);
-    if let Err(e) = buffered_ok {
-        return refuse(&mut socket, &e).await;
-    }
-
-    let startup_handler = handlers.startup_handler();
-    let simple_query_handler = handlers.simple_query_handler();
-    let extended_query_handler = handlers.extended_query_handler();
-    let copy_handler = handlers.copy_handler();
-    let cancel_handler = handlers.cancel_handler();
-    let error_handler = handlers.error_handler();
-    loop {
-        let msg = if matches!(
-            socket.state(),
-            PgWireConnectionState::AwaitingStartup
-                | PgWireConnectionState::AuthenticationInProgress
-        ) {
-            tokio::select! {
-                _ = &mut startup_deadline => None,
-                msg = socket.next() => msg,
-            }
-        } else {
-            socket.next().await
-        };
-        let msg = match msg {
-            Some(Ok(msg)) => msg,
-            Some(Err(e)) => {
-                if let Some(large) = too_large(&e) {
-                    return refuse(&mut socket, large).await;
+    let served = match buffered_ok {
+        Err(e) => refuse(&mut socket, &e).await,
+        Ok(()) => {
+            let socket = &mut socket;
+            let startup_deadline = &mut startup_deadline;
+            let startup_handler = handlers.startup_handler();
+            let simple_query_handler = handlers.simple_query_handler();
+            let extended_query_handler = handlers.extended_query_handler();
+            let copy_handler = handlers.copy_handler();
+            let cancel_handler = handlers.cancel_handler();
+            let error_handler = handlers.error_handler();
+            loop {
+                // A message the client already sent (a pipeline: Bind, Execute, Sync) is served at
+                // once; before waiting for more, the responses held back are sent.
+                let msg = match futures::FutureExt::now_or_never(socket.next()) {
+                    Some(msg) => msg,
+                    None => {
+                        if let Err(e) = send_held(socket).await {
+                            break Err(e);
+                        }
+                        if matches!(
+                            socket.state(),
+                            PgWireConnectionState::AwaitingStartup
+                                | PgWireConnectionState::AuthenticationInProgress
+                        ) {
+                            tokio::select! {
+                                _ = &mut *startup_deadline => None,
+                                msg = socket.next() => msg,
+                            }
+                        } else {
+                            socket.next().await
+                        }
+                    }
+                };
+                let msg = match msg {
+                    Some(Ok(msg)) => msg,
+                    Some(Err(e)) => {
+                        if let Some(large) = too_large(&e) {
+                            break refuse(socket, large).await;
+                        }
+                        break Ok(());
+                    }
+                    None => break Ok(()),
+                };
+                // The client is leaving: close (some clients wait for the server to hang up).
+                if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+                    break Ok(());
                 }
-                return Ok(());
+                let is_extended_query = match socket.state() {
+                    PgWireConnectionState::CopyInProgress(extended) => extended,
+                    _ => msg.is_extended_query(),
+                };
+                // A cancel request comes on a connection of its own, which ends after it.
+                let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
+                if let Err(mut e) = process_message(
+                    msg,
+                    socket,
+                    startup_handler.clone(),
+                    simple_query_handler.clone(),
+                    extended_query_handler.clone(),
+                    copy_handler.clone(),
+                    cancel_handler.clone(),
+                )
+                .await
+                {
+                    error_handler.on_error(&*socket, &mut e);
+                    let fatal = e.is_fatal();
+                    if let Err(e) = process_error(socket, e, is_extended_query).await {
+                        break Err(e);
+                    }
+                    if fatal {
+                        break Ok(());
+                    }
+                }
+                if is_cancel {
+                    break Ok(());
+                }
             }
-            None => return Ok(()),
-        };
-        // The client is leaving: close (some clients wait for the server to hang up).
-        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
-            return Ok(());
         }
-        let is_extended_query = match socket.state() {
-            PgWireConnectionState::CopyInProgress(extended) => extended,
-            _ => msg.is_extended_query(),
-        };
-        // A cancel request comes on a connection of its own, which ends after it.
-        let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
-        if let Err(mut e) = process_message(
-            msg,
-            &mut socket,
-            startup_handler.clone(),
-            simple_query_handler.clone(),
-            extended_query_handler.clone(),
-            copy_handler.clone(),
-            cancel_handler.clone(),
-        )
-        .await
-        {
-            error_handler.on_error(&socket, &mut e);
-            let fatal = e.is_fatal();
-            process_error(&mut socket, e, is_extended_query).await?;
-            if fatal {
-                return Ok(());
-            }
-        }
-        if is_cancel {
-            return Ok(());
-        }
-    }
+    };
+    // What the last messages answered (a final error, say) is still held back.
+    let sent = send_held(&mut socket).await;
+    served.and(sent)
+}
+
+/// Sends the responses [`MessageLimit`] held back.
+async fn send_held<C>(
+    socket: &mut Framed<MessageLimit<pgwire::tokio::server::MaybeTls>, C>,
+) -> io::Result<()> {
+    std::future::poll_fn(|cx| socket.get_mut().poll_send(cx)).await
 }
 
 /// Tells the client its message was too large (FATAL 08P01) and ends the connection.
