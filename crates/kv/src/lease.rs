@@ -15,8 +15,8 @@
 //! Hence every write applied under a lease was proposed by its holder, and every write of a
 //! later holder has a commit timestamp above the lease's expiration. A holder serves a read at
 //! `read_ts` locally once (see [`crate::Replica`]): its clock is forwarded to `read_ts` (so its
-//! later proposals are stamped above it), its own proposals stamped at or below `read_ts` have
-//! applied ([`ProposalTracker`]), it has applied an entry of its current Raft term (so every
+//! later proposals are stamped above it), its own proposals stamped at or below `read_ts` that
+//! may write into the keys it reads have applied ([`ProposalTracker`]), it has applied an entry of its current Raft term (so every
 //! entry of earlier terms is applied or gone), and its clock is below the expiration minus the
 //! maximum clock offset (so no other node can hold a lease yet, whatever its clock says).
 
@@ -24,6 +24,7 @@ use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use storage::Span;
 use tokio::sync::watch;
 
 /// A range lease as recorded in the replicated state.
@@ -82,13 +83,41 @@ pub(crate) fn decide(
     }
 }
 
-/// The commands a leaseholder proposed and that have not applied yet, by proposal timestamp: a
-/// read at `ts` waits for those stamped at or below `ts`, whose commit timestamps may be at or
-/// below it. Stamping and registering happen under one lock, as do a reader's clock forward
-/// and its look at the set, so a proposal is either seen by the read or stamped above it.
+/// The keys a proposal may write: spans, or `None` for any key.
+pub(crate) type Footprint = Option<Vec<Span>>;
+
+fn touches(footprint: &Footprint, span: &Span) -> bool {
+    footprint
+        .as_ref()
+        .is_none_or(|spans| spans.iter().any(|s| s.overlaps(span)))
+}
+
+/// The proposals in flight, by stamp (and a sequence number for equal stamps).
+#[derive(Debug, Default)]
+struct InFlightSet {
+    next: u64,
+    by_stamp: BTreeMap<(Timestamp, u64), Footprint>,
+}
+
+impl InFlightSet {
+    /// The oldest stamp in flight among the proposals that may write into `span`.
+    fn oldest_touching(&self, span: &Span) -> Option<Timestamp> {
+        self.by_stamp
+            .iter()
+            .find(|(_, f)| touches(f, span))
+            .map(|((ts, _), _)| *ts)
+    }
+}
+
+/// The commands a leaseholder proposed and that have not applied yet, by proposal timestamp,
+/// with the keys each may write: a read of a span at `ts` waits for those stamped at or below
+/// `ts` that may write into the span, whose commit timestamps may be at or below it (a
+/// proposal on other keys cannot change what the read returns). Stamping and registering
+/// happen under one lock, as do a reader's clock forward and its look at the set, so a
+/// proposal is either seen by the read or stamped above it.
 #[derive(Debug)]
 pub(crate) struct ProposalTracker {
-    in_flight: Mutex<BTreeMap<Timestamp, usize>>,
+    in_flight: Mutex<InFlightSet>,
     /// Bumped whenever a proposal leaves the set.
     done: watch::Sender<u64>,
 }
@@ -96,40 +125,52 @@ pub(crate) struct ProposalTracker {
 impl Default for ProposalTracker {
     fn default() -> Self {
         ProposalTracker {
-            in_flight: Mutex::new(BTreeMap::new()),
+            in_flight: Mutex::new(InFlightSet::default()),
             done: watch::channel(0).0,
         }
     }
 }
 
 impl ProposalTracker {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Timestamp, usize>> {
-        // The map is only ever updated whole per call; a poisoned lock still holds it intact.
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlightSet> {
+        // The set is only ever updated whole per call; a poisoned lock still holds it intact.
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Stamps a proposal with `stamp()` and registers it, atomically with respect to
-    /// [`ProposalTracker::oldest`]'s callers. The returned guard unregisters it when dropped.
-    pub fn register<F: FnOnce() -> Timestamp>(&self, stamp: F) -> InFlight<'_> {
-        let mut map = self.lock();
+    /// Stamps a proposal that may write `footprint` with `stamp()` and registers it,
+    /// atomically with respect to [`ProposalTracker::oldest`]'s callers. The returned guard
+    /// unregisters it when dropped.
+    pub fn register<F: FnOnce() -> Timestamp>(
+        &self,
+        stamp: F,
+        footprint: Footprint,
+    ) -> InFlight<'_> {
+        let mut set = self.lock();
         let ts = stamp();
-        *map.entry(ts).or_default() += 1;
-        InFlight { tracker: self, ts }
+        let key = (ts, set.next);
+        set.next = set.next.wrapping_add(1);
+        set.by_stamp.insert(key, footprint);
+        InFlight { tracker: self, key }
     }
 
-    /// Runs `forward` (the reader's clock update) and returns the oldest proposal stamp still
-    /// in flight, under the lock.
-    pub fn oldest<T, F: FnOnce() -> T>(&self, forward: F) -> (T, Option<Timestamp>) {
-        let map = self.lock();
+    /// Runs `forward` (the reader's clock update) and returns the oldest stamp still in flight
+    /// of a proposal that may write into `span`, under the lock.
+    pub fn oldest<T, F: FnOnce() -> T>(&self, forward: F, span: &Span) -> (T, Option<Timestamp>) {
+        let set = self.lock();
         let t = forward();
-        (t, map.keys().next().copied())
+        (t, set.oldest_touching(span))
     }
 
-    /// Waits until no proposal stamped at or below `ts` is in flight.
-    pub async fn wait_below(&self, ts: Timestamp) {
+    /// Waits until no proposal stamped at or below `ts` that may write into `span` is in
+    /// flight.
+    pub async fn wait_below(&self, ts: Timestamp, span: &Span) {
         let mut done = self.done.subscribe();
         loop {
-            if self.lock().keys().next().is_none_or(|oldest| *oldest > ts) {
+            if self
+                .lock()
+                .oldest_touching(span)
+                .is_none_or(|oldest| oldest > ts)
+            {
                 return;
             }
             // The sender lives as long as `self`.
@@ -144,26 +185,19 @@ impl ProposalTracker {
 #[derive(Debug)]
 pub(crate) struct InFlight<'a> {
     tracker: &'a ProposalTracker,
-    ts: Timestamp,
+    key: (Timestamp, u64),
 }
 
 impl InFlight<'_> {
     /// The proposal's stamp.
     pub fn ts(&self) -> Timestamp {
-        self.ts
+        self.key.0
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let mut map = self.tracker.lock();
-        if let Some(n) = map.get_mut(&self.ts) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.ts);
-            }
-        }
-        drop(map);
+        self.tracker.lock().by_stamp.remove(&self.key);
         self.tracker.done.send_modify(|v| *v = v.wrapping_add(1));
     }
 }
@@ -236,12 +270,13 @@ mod tests {
     #[tokio::test]
     async fn reads_wait_for_older_proposals_only() {
         let tracker = ProposalTracker::default();
-        let older = tracker.register(|| Timestamp::new(5, 0));
-        let newer = tracker.register(|| Timestamp::new(9, 0));
-        assert_eq!(tracker.oldest(|| ()).1, Some(Timestamp::new(5, 0)));
+        let all = Span::all();
+        let older = tracker.register(|| Timestamp::new(5, 0), None);
+        let newer = tracker.register(|| Timestamp::new(9, 0), None);
+        assert_eq!(tracker.oldest(|| (), &all).1, Some(Timestamp::new(5, 0)));
         // Nothing at or below 4 is in flight.
-        tracker.wait_below(Timestamp::new(4, 0)).await;
-        let waiter = tracker.wait_below(Timestamp::new(7, 0));
+        tracker.wait_below(Timestamp::new(4, 0), &all).await;
+        let waiter = tracker.wait_below(Timestamp::new(7, 0), &all);
         tokio::pin!(waiter);
         assert!(
             futures::poll!(&mut waiter).is_pending(),
@@ -253,6 +288,39 @@ mod tests {
             .expect("the read is woken once the older proposal applied");
         assert_eq!(newer.ts(), Timestamp::new(9, 0));
         drop(newer);
-        assert_eq!(tracker.oldest(|| ()).1, None);
+        assert_eq!(tracker.oldest(|| (), &all).1, None);
+    }
+
+    // issue 15 item 2 (kv95): a read waits only for proposals that may write into what it
+    // reads. Goal: a read of key `b` at 7 is not held up by an in-flight write of key `a`
+    // stamped 5, while a read of `a` (or of a span over it) waits, and so does every read for a
+    // proposal that may write anywhere (`None`). Method: register the proposals, poll the
+    // waits once.
+    #[tokio::test]
+    async fn reads_wait_only_for_proposals_on_their_keys() {
+        let key = |k: &[u8]| Span::new(k.to_vec(), [k, &[0][..]].concat());
+        let tracker = ProposalTracker::default();
+        let on_a = tracker.register(|| Timestamp::new(5, 0), Some(vec![key(b"a")]));
+        let at = Timestamp::new(7, 0);
+        assert_eq!(tracker.oldest(|| (), &key(b"b")).1, None);
+        tracker.wait_below(at, &key(b"b")).await;
+        for span in [key(b"a"), Span::new(b"".to_vec(), b"z".to_vec())] {
+            let waiter = tracker.wait_below(at, &span);
+            tokio::pin!(waiter);
+            assert!(
+                futures::poll!(&mut waiter).is_pending(),
+                "a read of {span:?} must wait for the write of a"
+            );
+        }
+        let anywhere = tracker.register(|| Timestamp::new(6, 0), None);
+        let b = key(b"b");
+        let waiter = tracker.wait_below(at, &b);
+        tokio::pin!(waiter);
+        assert!(futures::poll!(&mut waiter).is_pending());
+        drop(anywhere);
+        drop(on_a);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken once the proposals applied");
     }
 }

@@ -180,7 +180,11 @@ impl Replica {
         spec: ReadSpec,
         forwarded: bool,
     ) -> KvResult<(ReadValue, Served)> {
-        match self.route_read(spec, forwarded).await? {
+        let span = match &op {
+            ReadOp::Get(key) => crate::gc::key_span(key),
+            ReadOp::Scan(span, _) => span.clone(),
+        };
+        match self.route_read(spec, forwarded, &span).await? {
             Route::Local(spec, path) => {
                 self.metrics().reads.with_label_values(&[path]).inc();
                 self.read_local(op, spec).await
@@ -204,7 +208,7 @@ impl Replica {
         }
     }
 
-    async fn route_read(&self, spec: ReadSpec, forwarded: bool) -> KvResult<Route> {
+    async fn route_read(&self, spec: ReadSpec, forwarded: bool, span: &Span) -> KvResult<Route> {
         let closed = self.closed_ts();
         if spec.visible_up_to() <= closed {
             let mut spec = spec;
@@ -215,7 +219,7 @@ impl Replica {
             }
             return Ok(Route::Local(spec, "closed"));
         }
-        if let Some(spec) = self.lease_read(spec).await? {
+        if let Some(spec) = self.lease_read(spec, span).await? {
             return Ok(Route::Local(spec, "lease"));
         }
         if !forwarded && let Some(addr) = self.read_target() {
@@ -225,17 +229,21 @@ impl Replica {
         Ok(Route::Local(spec, "close_wait"))
     }
 
-    /// As the leaseholder: readies a present-time read (forwards the clock, waits for this
-    /// node's older proposals), or `None` when this node may not serve it under a lease.
-    async fn lease_read(&self, spec: ReadSpec) -> KvResult<Option<ReadSpec>> {
+    /// As the leaseholder: readies a present-time read of `span` (forwards the clock, waits
+    /// for this node's older proposals that may write into `span`), or `None` when this node
+    /// may not serve it under a lease.
+    async fn lease_read(&self, spec: ReadSpec, span: &Span) -> KvResult<Option<ReadSpec>> {
         let Some(term) = self.lease_term() else {
             return Ok(None);
         };
         let mut spec = spec;
-        let (now, oldest) = self.tracker().oldest(|| {
-            self.clock().update(spec.read_ts)?;
-            Ok::<_, KvError>(self.clock().now())
-        });
+        let (now, oldest) = self.tracker().oldest(
+            || {
+                self.clock().update(spec.read_ts)?;
+                Ok::<_, KvError>(self.clock().now())
+            },
+            span,
+        );
         let now = now?;
         if spec.may_bump {
             // The leaseholder's clock is above every write it acknowledged.
@@ -246,7 +254,7 @@ impl Replica {
             spec.uncertainty_limit = spec.uncertainty_limit.map(|l| l.min(now));
         }
         if oldest.is_some_and(|o| o <= spec.read_ts) {
-            self.tracker().wait_below(spec.read_ts).await;
+            self.tracker().wait_below(spec.read_ts, span).await;
         }
         // Still the leaseholder in the same term, with no proposal of unknown outcome?
         Ok((self.lease_term() == Some(term)).then_some(spec))

@@ -367,9 +367,10 @@ impl Replica {
     /// Stamps `command` with this node's clock and proposes it. A command that may write is
     /// tracked until it applied, so that lease reads wait for it (see [`crate::lease`]).
     async fn propose_raw(&self, command: Command) -> KvResult<CommandResult> {
-        let tracked = command
-            .needs_lease()
-            .then(|| self.tracker.register(|| self.clock.now()));
+        let tracked = command.needs_lease().then(|| {
+            self.tracker
+                .register(|| self.clock.now(), command.footprint())
+        });
         let stamp = tracked
             .as_ref()
             .map_or_else(|| self.clock.now(), |t| t.ts());
