@@ -69,7 +69,7 @@ mod state_machine;
 #[cfg(test)]
 mod storage_suite;
 mod store;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod txn;
 

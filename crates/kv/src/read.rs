@@ -442,26 +442,11 @@ pub(crate) fn scan_to_pb(r: ScanResult, served: Served) -> pb::ScanResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{KvConfig, KvMetrics, NodeId};
-    use hlc::Clock;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
-    use storage::FjallEngine;
 
     async fn single_node(dir: &std::path::Path) -> (Arc<crate::Store>, Arc<Replica>) {
-        let engine = Arc::new(FjallEngine::open(dir).expect("open the test store"));
-        let store = crate::Store::start(
-            NodeId(1),
-            "127.0.0.1:1".into(),
-            engine,
-            Arc::new(Clock::system()),
-            KvConfig::default(),
-            None,
-            KvMetrics::unregistered(),
-        )
-        .await
-        .expect("start");
-        store.bootstrap().await.expect("bootstrap");
+        let store = crate::testing::must_start_single_node(dir).await;
         let node = store
             .replica(crate::RangeId::FIRST)
             .expect("the first range");

@@ -12,8 +12,8 @@ use crate::log_store::LogStore;
 use crate::network::{Connections, NetworkFactory};
 use crate::rangefeed::{self, RangefeedEvent};
 use crate::read::{ReadOp, ReadSpec, ReadValue};
-use crate::state_machine::{Applied, AppliedFeed, StateMachine};
-use crate::store::StoreSettings;
+use crate::state_machine::{AppliedFeed, StateMachine};
+use crate::store::{StoreContext, StoreSettings};
 use crate::txn::{CommitOutcome, TxnBuffer, outcome_from_response};
 use crate::{KvConfig, KvError, KvMetrics, KvResult, NodeId, RangeId};
 use hlc::{Clock, Timestamp};
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use storage::{Engine, FjallEngine, MvccVersion, ScanResult, Span};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 /// Voters a range keeps; further nodes join as learners.
 const VOTERS_MAX: usize = 5;
@@ -102,20 +102,22 @@ impl Replica {
     /// Opens `range_id`'s replica on node `id` over the store's `engine` (its Raft log goes in
     /// the store's log database, under keys prefixed by the range id) and starts its
     /// background work: the closed-timestamp and lease ticker, the GC queue, log truncation.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn open(
         range_id: RangeId,
         span: Span,
-        id: NodeId,
-        advertise_addr: String,
-        engine: Arc<FjallEngine>,
-        clock: Arc<Clock>,
-        conns: Arc<Connections>,
-        config: KvConfig,
-        metrics: KvMetrics,
-        settings: Arc<StoreSettings>,
-        events: broadcast::Sender<Arc<Applied>>,
+        ctx: StoreContext,
     ) -> KvResult<Arc<Self>> {
+        let StoreContext {
+            id,
+            advertise_addr,
+            engine,
+            clock,
+            conns,
+            config,
+            metrics,
+            settings,
+            events,
+        } = ctx;
         let log_store = LogStore::open(engine.clone(), metrics.clone(), range_id)?;
         let truncation_log = log_store.clone();
         let feed = Arc::new(AppliedFeed::with_events(events));

@@ -55,25 +55,32 @@ impl StoreSettings {
     }
 }
 
-/// A node's store and the KV API it serves.
-pub struct Store {
-    id: NodeId,
-    engine: Arc<FjallEngine>,
-    clock: Arc<Clock>,
-    conns: Arc<Connections>,
-    config: KvConfig,
-    metrics: KvMetrics,
-    settings: Arc<StoreSettings>,
+/// What a store shares with each of its replicas (cheap to clone: handles).
+#[derive(Clone)]
+pub(crate) struct StoreContext {
+    pub id: NodeId,
+    pub advertise_addr: String,
+    pub engine: Arc<FjallEngine>,
+    pub clock: Arc<Clock>,
+    pub conns: Arc<Connections>,
+    pub config: KvConfig,
+    pub metrics: KvMetrics,
+    pub settings: Arc<StoreSettings>,
     /// What every replica applies, in each replica's log order (see
     /// [`Store::subscribe_applied`]).
-    events: broadcast::Sender<Arc<Applied>>,
+    pub events: broadcast::Sender<Arc<Applied>>,
+}
+
+/// A node's store and the KV API it serves.
+pub struct Store {
+    ctx: StoreContext,
     replicas: RwLock<BTreeMap<RangeId, Arc<Replica>>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("id", &self.id)
+            .field("id", &self.ctx.id)
             .finish_non_exhaustive()
     }
 }
@@ -90,68 +97,56 @@ impl Store {
         tls: Option<ClientTlsConfig>,
         metrics: KvMetrics,
     ) -> KvResult<Arc<Self>> {
-        let conns = Arc::new(Connections::new(tls));
-        let settings = Arc::new(StoreSettings::new(&config));
-        let events = broadcast::channel(config.rangefeed_buffer_entries.max(16)).0;
-        let first = Replica::open(
-            RangeId::FIRST,
-            Span::all(),
+        let ctx = StoreContext {
             id,
             advertise_addr,
-            engine.clone(),
-            clock.clone(),
-            conns.clone(),
-            config.clone(),
-            metrics.clone(),
-            settings.clone(),
-            events.clone(),
-        )
-        .await?;
-        Ok(Arc::new(Store {
-            id,
+            conns: Arc::new(Connections::new(tls)),
+            settings: Arc::new(StoreSettings::new(&config)),
+            events: broadcast::channel(config.rangefeed_buffer_entries.max(16)).0,
             engine,
             clock,
-            conns,
             config,
             metrics,
-            settings,
-            events,
+        };
+        let first = Replica::open(RangeId::FIRST, Span::all(), ctx.clone()).await?;
+        Ok(Arc::new(Store {
+            ctx,
             replicas: RwLock::new(BTreeMap::from([(RangeId::FIRST, first)])),
         }))
     }
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
-        self.id
+        self.ctx.id
     }
 
     /// The node's clock.
     pub fn clock(&self) -> &Arc<Clock> {
-        &self.clock
+        &self.ctx.clock
     }
 
     /// A fresh timestamp from this node's clock (a gateway read timestamp).
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.ctx.clock.now()
     }
 
     /// The node's storage engine.
     pub fn engine(&self) -> &Arc<FjallEngine> {
-        &self.engine
+        &self.ctx.engine
     }
 
     /// The node's KV settings.
     pub fn config(&self) -> &KvConfig {
-        &self.config
+        &self.ctx.config
     }
 
     /// The node's KV metrics.
     pub fn metrics(&self) -> &KvMetrics {
-        &self.metrics
+        &self.ctx.metrics
     }
 
     pub(crate) fn settings(&self) -> &StoreSettings {
-        &self.settings
+        &self.ctx.settings
     }
 
     fn read_replicas(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<RangeId, Arc<Replica>>> {
@@ -282,7 +277,7 @@ impl Store {
     pub fn begin(self: &Arc<Self>) -> KvResult<Txn> {
         Ok(Txn::new(
             self.clone(),
-            ReadSpec::present(self.clock.now(), self.clock.max_offset()),
+            ReadSpec::present(self.ctx.clock.now(), self.ctx.clock.max_offset()),
         ))
     }
 
@@ -445,7 +440,7 @@ impl Store {
     /// checkpoint, as must one that receives [`Applied::Reset`] (a replica installed a
     /// snapshot).
     pub fn subscribe_applied(&self) -> broadcast::Receiver<Arc<Applied>> {
-        self.events.subscribe()
+        self.ctx.events.subscribe()
     }
 
     /// Waits until every member of every range has applied everything at or below `ts`: see
@@ -470,7 +465,7 @@ impl Store {
 
     /// The largest encoded command this node proposes or forwards (`kv.raft.command.max_size`).
     pub fn command_bytes_max(&self) -> usize {
-        self.settings.command_bytes_max()
+        self.ctx.settings.command_bytes_max()
     }
 
     /// Sets `kv.raft.command.max_size` on this node, clamped to
@@ -480,7 +475,8 @@ impl Store {
         let bytes = usize::try_from(bytes)
             .unwrap_or(usize::MAX)
             .clamp(COMMAND_BYTES_FLOOR, COMMAND_BYTES_CEILING);
-        self.settings
+        self.ctx
+            .settings
             .command_bytes_max
             .store(bytes, Ordering::Relaxed);
         bytes
@@ -489,12 +485,12 @@ impl Store {
     /// Sets what the GC queues collect and how often (the SQL layer pushes `gc.ttl`, its
     /// per-virtual-cluster overrides and `kv.gc.interval` here); a change wakes the queues.
     pub fn set_gc_policy(&self, policy: GcPolicy) {
-        self.settings.gc_policy.set(policy);
+        self.ctx.settings.gc_policy.set(policy);
     }
 
     /// What the GC queues collect and how often.
     pub fn gc_policy(&self) -> GcPolicy {
-        self.settings.gc_policy.get()
+        self.ctx.settings.gc_policy.get()
     }
 
     /// One run of every replica's GC queue (on the replicas this node leads).
@@ -526,20 +522,20 @@ impl Store {
     /// A channel to another node of the cluster, with the node's TLS identity (for the
     /// cluster's internal services).
     pub fn channel(&self, addr: &str) -> KvResult<tonic::transport::Channel> {
-        self.conns.channel(addr)
+        self.ctx.conns.channel(addr)
     }
 
     /// Fault injection for tests: while set, this node sends and accepts no RPC (Raft or KV),
     /// as if a network partition cut it off; requests served in-process still run.
     #[doc(hidden)]
     pub fn set_isolated(&self, isolated: bool) {
-        self.conns.set_isolated(isolated);
+        self.ctx.conns.set_isolated(isolated);
     }
 
     /// Whether [`Store::set_isolated`] cut this node off.
     #[doc(hidden)]
     pub fn is_isolated(&self) -> bool {
-        self.conns.is_isolated()
+        self.ctx.conns.is_isolated()
     }
 
     /// Stops every replica's Raft group.
