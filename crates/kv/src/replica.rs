@@ -994,16 +994,6 @@ impl Replica {
             .collect()
     }
 
-    /// Fault injection for tests: makes this node start an election now.
-    #[doc(hidden)]
-    pub async fn campaign(&self) -> KvResult<()> {
-        self.raft
-            .trigger()
-            .elect()
-            .await
-            .map_err(|e| KvError::Raft(e.to_string()))
-    }
-
     /// Stops the Raft group.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
