@@ -3,7 +3,7 @@
 //! the lag, cut over, then validate.
 
 use crate::footprint::Footprint;
-use crate::launcher::SmallDisk;
+use crate::launcher::{Cluster, Node, SmallDisk};
 use crate::monitor::{LagSampler, http_addrs, ingested_bytes, replicated_time, retained_time};
 use crate::pair::{
     Pair, REPL_PASSWORD, ReplStatus, VC, current_assignments, fingerprint, jobs, poll, repl_status,
@@ -71,6 +71,9 @@ pub enum Fault {
     DiskFull,
     /// Every CREATE mistake, and a cutover before retained_time.
     BadInput,
+    /// No replication: one 3-node cluster whose node 3 is stopped while the workload loads,
+    /// then restarted; it catches up by a Raft snapshot (the log was truncated meanwhile).
+    FollowerSnapshot,
 }
 
 /// Where to cut over.
@@ -340,6 +343,36 @@ pub fn registry() -> Vec<Spec> {
             )
         },
         Spec {
+            fault: Fault::FollowerSnapshot,
+            nodes: (3, 0),
+            workload: Workload::Kv {
+                rows: 40_000,
+                block_bytes: 1024,
+            },
+            expected_errors: NODE_DOWN,
+            timeout: SECS(600),
+            ..base(
+                "kv/follower-snapshot/40mb",
+                "a node stopped while 40 MB are loaded catches up by a Raft snapshot; its store matches",
+                Nightly,
+            )
+        },
+        Spec {
+            fault: Fault::FollowerSnapshot,
+            nodes: (3, 0),
+            workload: Workload::Kv {
+                rows: 524_288,
+                block_bytes: 4096,
+            },
+            expected_errors: NODE_DOWN,
+            timeout: SECS(3600),
+            ..base(
+                "kv/follower-snapshot/2gib",
+                "a node stopped while 2 GiB are loaded catches up by a Raft snapshot; prints its peak RSS (run with --release)",
+                Bench,
+            )
+        },
+        Spec {
             workload: Workload::Kv {
                 rows: 262_144,
                 block_bytes: 4096,
@@ -451,6 +484,9 @@ pub async fn run(spec: &Spec, ctx: &Ctx<'_>) -> Result<Figures> {
     let mut env = Vec::new();
     if spec.broken.is_some() {
         env.push(("ROACH_TESTING_SKIP_ONE_EVENT".to_string(), "1".to_string()));
+    }
+    if spec.fault == Fault::FollowerSnapshot {
+        return follower_snapshot(spec, ctx, &log).await;
     }
     // Declared before the pair, so that it is unmounted after the pair's processes are gone.
     let small_disk = match spec.fault {
@@ -963,7 +999,14 @@ async fn validate_data(
 
 /// Liveness and log validations, then the figures.
 async fn finish(pair: &mut Pair, spec: &Spec, figures: Figures) -> Result<Figures> {
-    for cluster in [&mut pair.primary, &mut pair.standby] {
+    check_clusters(&mut [&mut pair.primary, &mut pair.standby], spec).await?;
+    Ok(figures)
+}
+
+/// Every node the scenario wants alive is, and no node logged an ERROR line the scenario
+/// does not expect.
+async fn check_clusters(clusters: &mut [&mut Cluster], spec: &Spec) -> Result<()> {
+    for cluster in clusters.iter_mut() {
         for node in &mut cluster.nodes {
             if node.expect_alive && (!node.running() || !node.ready().await) {
                 bail!(
@@ -975,7 +1018,7 @@ async fn finish(pair: &mut Pair, spec: &Spec, figures: Figures) -> Result<Figure
         }
     }
     let mut unexpected = Vec::new();
-    for cluster in [&pair.primary, &pair.standby] {
+    for cluster in clusters.iter() {
         for node in &cluster.nodes {
             let text = std::fs::read_to_string(node.log_path()).unwrap_or_default();
             for line in text.lines().filter(|l| l.contains(" ERROR ")) {
@@ -993,6 +1036,110 @@ async fn finish(pair: &mut Pair, spec: &Spec, figures: Figures) -> Result<Figure
     if !unexpected.is_empty() {
         bail!("unexpected ERROR log lines:\n{}", unexpected.join("\n"));
     }
+    Ok(())
+}
+
+/// The value of the unlabelled metric `name` in a Prometheus text page.
+fn plain_metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `/_status/vars` of `node`.
+async fn vars(node: &Node) -> Result<String> {
+    match node.http_get("/_status/vars").await? {
+        (200, body) => Ok(body),
+        (code, _) => bail!("/_status/vars of node {} answered {code}", node.id),
+    }
+}
+
+/// issue 15, "Benchmarks": the peak RSS of a follower receiving a snapshot of a large store.
+/// Node 3 of a 3-node cluster is stopped (SIGKILL) while the workload loads (nodes 1 and 2
+/// keep a quorum; their logs are truncated by `kv.raft_log.truncation_max_bytes`, 16 MiB),
+/// then restarted: the log no longer reaches back to what it has, so the leader sends a
+/// snapshot. Waits until node 3 installed one and applied everything the leader had applied
+/// at the restart; checks its store against the leader's; prints node 3's peak RSS (VmHWM of
+/// the restarted process, so the snapshot's cost and nothing before it), the snapshot's size
+/// and the catch-up time.
+async fn follower_snapshot(spec: &Spec, ctx: &Ctx<'_>, log: &Log) -> Result<Figures> {
+    let mut figures = Figures::default();
+    log.say("starting a 3-node cluster");
+    let mut cluster =
+        Cluster::start(ctx.bin, ctx.dir, "kv", spec.nodes.0, spec.profiles.0, &[]).await?;
+    let follower = cluster.nodes.len() - 1;
+    cluster.nodes[follower].kill9();
+    log.say(format!(
+        "node {} stopped; workload init {} into {VC}",
+        cluster.nodes[follower].id,
+        spec.workload.name()
+    ));
+    let loading = Instant::now();
+    spec.workload.init(ctx.bin, &cluster.url(0, VC))?;
+    let load_s = loading.elapsed().as_secs_f64();
+    let mut truncations = 0.0;
+    let mut leader = None;
+    for (i, node) in cluster.nodes.iter().enumerate().take(follower) {
+        let page = vars(node).await?;
+        truncations += plain_metric(&page, "raft_log_truncations_total").unwrap_or(0.0);
+        if plain_metric(&page, "raft_is_leader") == Some(1.0) {
+            leader = Some(i);
+        }
+    }
+    let leader = leader.ok_or_else(|| anyhow!("neither running node leads"))?;
+    let leader_store = crate::footprint::store_bytes(&cluster.nodes[leader].store)?;
+    log.say(format!(
+        "loaded in {load_s:.1}s; leader's store {:.1} MB; {truncations} log truncations",
+        leader_store as f64 / 1e6
+    ));
+    figures.add("load_s", load_s, "s");
+    figures.add("leader_store_mb", leader_store as f64 / 1e6, "MB");
+    if truncations < 1.0 {
+        bail!(
+            "the log was never truncated: the follower would catch up from the log, not a snapshot"
+        );
+    }
+    let target = plain_metric(&vars(&cluster.nodes[leader]).await?, "raft_applied_index")
+        .ok_or_else(|| anyhow!("no raft_applied_index on the leader"))?;
+    let restarted = Instant::now();
+    cluster.nodes[follower].restart().await?;
+    let node = &cluster.nodes[follower];
+    let page = poll(
+        "the restarted node to install a snapshot and catch up",
+        spec.timeout,
+        || async {
+            let page = vars(node).await.ok()?;
+            let installed = plain_metric(&page, "raft_snapshots_installed_total")?;
+            let applied = plain_metric(&page, "raft_applied_index")?;
+            (installed >= 1.0 && applied >= target).then_some(page)
+        },
+    )
+    .await?;
+    let catch_up_s = restarted.elapsed().as_secs_f64();
+    let received = plain_metric(&page, "raft_snapshot_received_bytes_total").unwrap_or(0.0);
+    let f = Footprint::of(node).context("the restarted node's footprint")?;
+    let ratio = f.store_bytes as f64 / leader_store.max(1) as f64;
+    log.say(format!(
+        "node {} caught up in {catch_up_s:.1}s: snapshot {:.1} MB received, store {:.1} MB ({ratio:.2}x the leader's), peak RSS {} MiB",
+        node.id,
+        received / 1e6,
+        f.store_bytes as f64 / 1e6,
+        f.peak_rss_bytes >> 20
+    ));
+    figures.add("catch_up_s", catch_up_s, "s");
+    figures.add("snapshot_received_mb", received / 1e6, "MB");
+    figures.add("follower_store_to_leader", ratio, "x");
+    figures.add(
+        "follower_peak_rss_mib",
+        f.peak_rss_bytes as f64 / f64::from(1 << 20),
+        "MiB",
+    );
+    // The snapshot carries every live version; the leader's store also holds what
+    // compactions have not yet dropped. Half of it is far more than a log replay of the
+    // last 16 MiB could give, and catches a snapshot that lost data.
+    if ratio < 0.5 {
+        bail!("the follower's store is {ratio:.2}x the leader's after its snapshot");
+    }
+    check_clusters(&mut [&mut cluster], spec).await?;
     Ok(figures)
 }
 
