@@ -164,20 +164,14 @@ impl Command {
     /// The keys applying the command may write (see [`crate::lease::ProposalTracker`]):
     /// spans, or `None` for any key.
     pub(crate) fn footprint(&self) -> crate::lease::Footprint {
-        let key = |k: &[u8]| storage::Span::new(k.to_vec(), [k, &[0u8][..]].concat());
+        use storage::Span;
         match self {
-            Command::Txn { writes, .. } => Some(writes.iter().map(|(k, _)| key(k)).collect()),
-            Command::Ingest { versions, .. } | Command::FencedIngest { versions, .. } => {
-                let first = versions.iter().map(|v| &v.0).min();
-                let last = versions.iter().map(|v| &v.0).max();
-                Some(match (first, last) {
-                    (Some(first), Some(last)) => vec![storage::Span::new(
-                        first.clone(),
-                        [&last[..], &[0u8][..]].concat(),
-                    )],
-                    _ => Vec::new(),
-                })
-            }
+            Command::Txn { writes, .. } => Some(writes.iter().map(|(k, _)| Span::key(k)).collect()),
+            Command::Ingest { versions, .. } | Command::FencedIngest { versions, .. } => Some(
+                Span::covering(versions.iter().map(|v| v.0.as_slice()))
+                    .into_iter()
+                    .collect(),
+            ),
             Command::RevertSpan { span, .. } => Some(vec![storage::Span {
                 start: span.0.clone(),
                 end: span.1.clone(),

@@ -171,13 +171,6 @@ impl GcThresholds {
     }
 }
 
-/// The span holding the single key `key`.
-pub(crate) fn key_span(key: &[u8]) -> Span {
-    let mut end = key.to_vec();
-    end.push(0);
-    Span::new(key.to_vec(), end)
-}
-
 /// What a GC entry does when it applies, decided from the replica's state.
 pub(crate) struct GcStep {
     /// Where this step removes versions: the GC span from the resume key on.

@@ -16,9 +16,10 @@
 //! later holder has a commit timestamp above the lease's expiration. A holder serves a read at
 //! `read_ts` locally once (see [`crate::Replica`]): its clock is forwarded to `read_ts` (so its
 //! later proposals are stamped above it), its own proposals stamped at or below `read_ts` that
-//! may write into the keys it reads have applied ([`ProposalTracker`]), it has applied an entry of its current Raft term (so every
-//! entry of earlier terms is applied or gone), and its clock is below the expiration minus the
-//! maximum clock offset (so no other node can hold a lease yet, whatever its clock says).
+//! may write into the keys it reads have applied ([`ProposalTracker`]), it has applied an
+//! entry of its current Raft term (so every entry of earlier terms is applied or gone), and
+//! its clock is below the expiration minus the maximum clock offset (so no other node can
+//! hold a lease yet, whatever its clock says).
 
 use hlc::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -298,7 +299,7 @@ mod tests {
     // waits once.
     #[tokio::test]
     async fn reads_wait_only_for_proposals_on_their_keys() {
-        let key = |k: &[u8]| Span::new(k.to_vec(), [k, &[0][..]].concat());
+        let key = Span::key;
         let tracker = ProposalTracker::default();
         let on_a = tracker.register(|| Timestamp::new(5, 0), Some(vec![key(b"a")]));
         let at = Timestamp::new(7, 0);

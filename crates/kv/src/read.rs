@@ -142,8 +142,24 @@ impl Served {
 /// What a read asks for: a key, or a span with a row limit.
 #[derive(Debug, Clone)]
 pub(crate) enum ReadOp {
-    Get(Vec<u8>),
+    /// The span of one key ([`ReadOp::get`]); the key is its start. Kept as a span because
+    /// routing, the uncertainty check and the GC threshold check all look at one.
+    Get(Span),
     Scan(Span, usize),
+}
+
+impl ReadOp {
+    /// A point read of `key`.
+    pub(crate) fn get(key: &[u8]) -> Self {
+        ReadOp::Get(Span::key(key))
+    }
+
+    /// The keys the read looks at.
+    fn span(&self) -> &Span {
+        match self {
+            ReadOp::Get(span) | ReadOp::Scan(span, _) => span,
+        }
+    }
 }
 
 /// What a read returns.
@@ -180,11 +196,7 @@ impl Replica {
         spec: ReadSpec,
         forwarded: bool,
     ) -> KvResult<(ReadValue, Served)> {
-        let span = match &op {
-            ReadOp::Get(key) => crate::gc::key_span(key),
-            ReadOp::Scan(span, _) => span.clone(),
-        };
-        match self.route_read(spec, forwarded, &span).await? {
+        match self.route_read(spec, forwarded, op.span()).await? {
             Route::Local(spec, path) => {
                 self.metrics().reads.with_label_values(&[path]).inc();
                 self.read_local(op, spec).await
@@ -305,10 +317,9 @@ impl Replica {
             uncertainty_limit: spec.uncertainty_limit,
         };
         let value = match op {
-            ReadOp::Get(key) => {
-                let span = crate::gc::key_span(&key);
+            ReadOp::Get(span) => {
                 self.check_uncertainty(self.engine(), &span, spec)?;
-                let value = self.engine().get(&key, spec.read_ts)?;
+                let value = self.engine().get(&span.start, spec.read_ts)?;
                 // After the read: a GC that raced it has raised the threshold by now.
                 self.check_gc_threshold(&span, spec.read_ts)?;
                 ReadValue::Get(value)
@@ -348,11 +359,11 @@ impl Replica {
         let mut client = self.kv_client(addr)?;
         let err = |s| crate::service::error_from_status(addr, s);
         match op {
-            ReadOp::Get(key) => {
+            ReadOp::Get(span) => {
                 let r = client
                     .get(pb::GetRequest {
                         range_id: self.range_id().0,
-                        key: key.clone(),
+                        key: span.start.clone(),
                         read_ts: Some(ts_to_pb(spec.read_ts)),
                         options: Some(spec.to_pb(true)),
                     })
@@ -463,7 +474,7 @@ mod tests {
         key: &[u8],
         spec: ReadSpec,
     ) -> KvResult<(Option<Vec<u8>>, Served)> {
-        match node.read(ReadOp::Get(key.to_vec()), spec, false).await? {
+        match node.read(ReadOp::get(key), spec, false).await? {
             (ReadValue::Get(v), served) => Ok((v, served)),
             (other, _) => panic!("get answered {other:?}"),
         }

@@ -669,7 +669,7 @@ impl Replica {
     /// leaseholder, or once this replica closed `read_ts` (see [`crate::read`]).
     pub async fn get(&self, key: &[u8], read_ts: Timestamp) -> KvResult<Option<Vec<u8>>> {
         match self
-            .read(ReadOp::Get(key.to_vec()), ReadSpec::fixed(read_ts), false)
+            .read(ReadOp::get(key), ReadSpec::fixed(read_ts), false)
             .await?
         {
             (ReadValue::Get(v), _) => Ok(v),

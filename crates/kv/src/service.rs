@@ -235,7 +235,7 @@ impl pb::kv_server::Kv for KvService {
         let replica = replica_of(node, req.range_id)?;
         let (spec, forwarded) = ReadSpec::from_pb(req.read_ts, req.options);
         match replica
-            .read(ReadOp::Get(req.key), spec, forwarded)
+            .read(ReadOp::get(&req.key), spec, forwarded)
             .await
             .map_err(status)?
         {

@@ -267,11 +267,7 @@ impl StateMachine {
         read_keys: &[Vec<u8>],
         read_spans: &[WireSpan],
     ) -> Result<Option<Vec<u8>>, storage::StorageError> {
-        let key_spans = read_keys.iter().map(|k| {
-            let mut end = k.clone();
-            end.push(0);
-            Span::new(k.clone(), end)
-        });
+        let key_spans = read_keys.iter().map(|k| Span::key(k));
         let spans = read_spans.iter().map(|(s, e)| Span {
             start: s.clone(),
             end: e.clone(),

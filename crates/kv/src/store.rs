@@ -345,15 +345,10 @@ impl Store {
 
     /// The replica holding every key of `versions`.
     fn replica_for_versions(&self, versions: &[MvccVersion]) -> KvResult<Arc<Replica>> {
-        let (Some(first), Some(last)) = (
-            versions.iter().map(|v| &v.key).min(),
-            versions.iter().map(|v| &v.key).max(),
-        ) else {
-            return Ok(self.system_replica());
-        };
-        let mut end = last.clone();
-        end.push(0);
-        self.replica_for_span(&Span::new(first.clone(), end))
+        match Span::covering(versions.iter().map(|v| v.key.as_slice())) {
+            Some(span) => self.replica_for_span(&span),
+            None => Ok(self.system_replica()),
+        }
     }
 
     /// Writes replicated versions with their original timestamps: see [`Replica::ingest`].

@@ -211,7 +211,7 @@ impl Txn {
         let (value, served) = self
             .store
             .replica_for_key(key)?
-            .read(ReadOp::Get(key.to_vec()), self.buf.spec(), false)
+            .read(ReadOp::get(key), self.buf.spec(), false)
             .await?;
         self.buf.served(&served);
         match value {

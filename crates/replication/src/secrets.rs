@@ -68,13 +68,7 @@ pub fn remove(txn: &mut kv::Txn, job_id: u64) {
 /// Removes every version of job `job_id`'s secret from storage (on every replica), after
 /// the transaction that ended the job committed: no MVCC history of it is left to read.
 pub async fn purge(node: &Arc<Store>, job_id: u64) -> KvResult<()> {
-    let k = key(job_id);
-    let mut end = k.clone();
-    end.push(0);
-    let mut span = Span {
-        start: k,
-        end: Some(end),
-    };
+    let mut span = Span::key(&key(job_id));
     while let Some(resume) = node
         .revert_span(span.clone(), Timestamp::ZERO, PURGE_BATCH)
         .await?

@@ -40,6 +40,19 @@ impl Span {
         }
     }
 
+    /// The span holding exactly `key` (`[key, key\0)`).
+    pub fn key(key: &[u8]) -> Self {
+        Span::new(key, [key, &[0u8][..]].concat())
+    }
+
+    /// The smallest span holding every key of `keys`; `None` when there is none.
+    pub fn covering<'a>(keys: impl IntoIterator<Item = &'a [u8]>) -> Option<Self> {
+        let mut keys = keys.into_iter();
+        let first = keys.next()?;
+        let (low, high) = keys.fold((first, first), |(lo, hi), k| (lo.min(k), hi.max(k)));
+        Some(Span::new(low, [high, &[0u8][..]].concat()))
+    }
+
     /// The same span starting at `start` instead (to resume a paginated operation).
     pub fn with_start(&self, start: impl Into<Vec<u8>>) -> Self {
         Span {
@@ -129,5 +142,20 @@ mod tests {
         let s = Span::prefix(b"a\xff");
         assert!(s.contains(b"a\xff\xff\xff"));
         assert!(!s.contains(b"b"));
+    }
+
+    // Goal: a key's span holds that key and nothing else (not its extensions), and a covering
+    // span holds every key given, from the smallest to the largest, in any order.
+    #[test]
+    fn key_and_covering_spans() {
+        let k = Span::key(b"b");
+        assert!(k.contains(b"b"));
+        assert!(!k.contains(b"b\x00"));
+        assert!(!k.contains(b"a\xff"));
+        let keys: [&[u8]; 3] = [b"m", b"c", b"x"];
+        let c = Span::covering(keys).expect("keys");
+        assert_eq!(c, Span::new("c", b"x\x00".to_vec()));
+        assert!(keys.iter().all(|key| c.contains(key)));
+        assert_eq!(Span::covering(std::iter::empty()), None);
     }
 }
