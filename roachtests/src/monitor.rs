@@ -18,18 +18,25 @@ pub fn metric(page: &str, metric: &str, vc: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The value of the unlabelled metric `name` in a Prometheus text page.
+pub fn plain_metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// The `/_status/vars` pages of the nodes that answer.
 async fn pages(http_addrs: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for addr in http_addrs {
-        if let Ok(page) = get_vars(addr).await {
+        if let Ok(page) = vars(addr).await {
             out.push(page);
         }
     }
     out
 }
 
-async fn get_vars(addr: &str) -> anyhow::Result<String> {
+/// The `/_status/vars` page of the node whose HTTP address is `addr`.
+pub async fn vars(addr: &str) -> anyhow::Result<String> {
     match crate::launcher::http_get(addr, "/_status/vars").await? {
         (200, body) => Ok(body),
         (code, _) => Err(anyhow::anyhow!("/_status/vars at {addr} answered {code}")),
@@ -154,5 +161,16 @@ mod tests {
         assert_eq!(percentile(&v, 0.5), 50.0);
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    // kv/follower-snapshot reads the KV metrics, which carry no labels. Goal: the value of
+    // exactly the named metric, not of a longer name that starts with it, nor of a labelled
+    // series; `None` when it is absent. Method: a page with all three.
+    #[test]
+    fn plain_metric_reads_the_named_unlabelled_series() {
+        let page = "# TYPE raft_log_bytes gauge\nraft_log_bytes_total 7\nraft_log_bytes{x=\"1\"} 9\nraft_log_bytes 42\n";
+        assert_eq!(plain_metric(page, "raft_log_bytes"), Some(42.0));
+        assert_eq!(plain_metric(page, "raft_log_bytes_total"), Some(7.0));
+        assert_eq!(plain_metric(page, "raft_applied_index"), None);
     }
 }

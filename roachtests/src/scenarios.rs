@@ -3,8 +3,10 @@
 //! the lag, cut over, then validate.
 
 use crate::footprint::Footprint;
-use crate::launcher::{Cluster, Node, SmallDisk};
-use crate::monitor::{LagSampler, http_addrs, ingested_bytes, replicated_time, retained_time};
+use crate::launcher::{Cluster, SmallDisk};
+use crate::monitor::{
+    LagSampler, http_addrs, ingested_bytes, plain_metric, replicated_time, retained_time, vars,
+};
 use crate::pair::{
     Pair, REPL_PASSWORD, ReplStatus, VC, current_assignments, fingerprint, jobs, poll, repl_status,
     wait_replicating_past,
@@ -1039,20 +1041,6 @@ async fn check_clusters(clusters: &mut [&mut Cluster], spec: &Spec) -> Result<()
     Ok(())
 }
 
-/// The value of the unlabelled metric `name` in a Prometheus text page.
-fn plain_metric(page: &str, name: &str) -> Option<f64> {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
-
-/// `/_status/vars` of `node`.
-async fn vars(node: &Node) -> Result<String> {
-    match node.http_get("/_status/vars").await? {
-        (200, body) => Ok(body),
-        (code, _) => bail!("/_status/vars of node {} answered {code}", node.id),
-    }
-}
-
 /// issue 15, "Benchmarks": the peak RSS of a follower receiving a snapshot of a large store.
 /// Node 3 of a 3-node cluster is stopped (SIGKILL) while the workload loads (nodes 1 and 2
 /// keep a quorum; their logs are truncated by `kv.raft_log.truncation_max_bytes`, 16 MiB),
@@ -1079,7 +1067,7 @@ async fn follower_snapshot(spec: &Spec, ctx: &Ctx<'_>, log: &Log) -> Result<Figu
     let mut truncations = 0.0;
     let mut leader = None;
     for (i, node) in cluster.nodes.iter().enumerate().take(follower) {
-        let page = vars(node).await?;
+        let page = vars(&node.http_addr).await?;
         truncations += plain_metric(&page, "raft_log_truncations_total").unwrap_or(0.0);
         if plain_metric(&page, "raft_is_leader") == Some(1.0) {
             leader = Some(i);
@@ -1098,8 +1086,11 @@ async fn follower_snapshot(spec: &Spec, ctx: &Ctx<'_>, log: &Log) -> Result<Figu
             "the log was never truncated: the follower would catch up from the log, not a snapshot"
         );
     }
-    let target = plain_metric(&vars(&cluster.nodes[leader]).await?, "raft_applied_index")
-        .ok_or_else(|| anyhow!("no raft_applied_index on the leader"))?;
+    let target = plain_metric(
+        &vars(&cluster.nodes[leader].http_addr).await?,
+        "raft_applied_index",
+    )
+    .ok_or_else(|| anyhow!("no raft_applied_index on the leader"))?;
     let restarted = Instant::now();
     cluster.nodes[follower].restart().await?;
     let node = &cluster.nodes[follower];
@@ -1107,7 +1098,7 @@ async fn follower_snapshot(spec: &Spec, ctx: &Ctx<'_>, log: &Log) -> Result<Figu
         "the restarted node to install a snapshot and catch up",
         spec.timeout,
         || async {
-            let page = vars(node).await.ok()?;
+            let page = vars(&node.http_addr).await.ok()?;
             let installed = plain_metric(&page, "raft_snapshots_installed_total")?;
             let applied = plain_metric(&page, "raft_applied_index")?;
             (installed >= 1.0 && applied >= target).then_some(page)
